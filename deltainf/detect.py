@@ -1,0 +1,107 @@
+"""Detectors: Δ-Influence (and its ablations) plus the naive EK-FAC baseline, as a registry.
+
+Every detector returns a :class:`Detection` (flags, a per-point score, parameters) and knows
+nothing of how it is shown. Registered detectors take the :class:`~deltainf.pipeline.Pipeline`
+and pull what they need from it (score matrices, the model), so each is computed lazily.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+DETECTORS: dict[str, Callable] = {}
+
+
+def register(name: str):
+    def deco(fn):
+        DETECTORS[name] = fn
+        return fn
+    return deco
+
+
+@dataclass
+class Detection:
+    """Which training points a detector flags, and why."""
+
+    name: str
+    flagged: np.ndarray  # bool (N,)
+    score: np.ndarray    # float (N,): higher = more suspicious
+    params: dict = field(default_factory=dict)
+
+    @property
+    def indices(self) -> np.ndarray:
+        return np.flatnonzero(self.flagged)
+
+
+def delta_matrix(scores: np.ndarray) -> np.ndarray:
+    """Δ[t, i] = score(copy t, train i) − score(original, train i) for a (T+1, N) score matrix."""
+    return scores[1:] - scores[0:1]
+
+
+def drop_counts(delta: np.ndarray, tau: float) -> np.ndarray:
+    """#{t : Δ[t, i] < τ} for every training point i."""
+    return (delta < tau).sum(axis=0)
+
+
+def delta_flags(delta: np.ndarray, tau: float, k: int) -> np.ndarray:
+    """Influence collapse: flag i when at least T − k of its Δ fall below τ."""
+    return drop_counts(delta, tau) >= delta.shape[0] - k
+
+
+def detection_metrics(flagged: np.ndarray, is_poison: np.ndarray) -> dict:
+    """TPR, precision and number flagged against the ground truth (fractions in [0, 1])."""
+    flagged = np.asarray(flagged, bool)
+    hits = int((flagged & is_poison).sum())
+    n_flagged = int(flagged.sum())
+    n_poison = int(is_poison.sum())
+    return {
+        "tpr": hits / n_poison if n_poison else 0.0,
+        "precision": hits / n_flagged if n_flagged else 0.0,
+        "n_flagged": n_flagged,
+    }
+
+
+def score_scale(scores: np.ndarray) -> float:
+    """A robust unit for raw influence scores: the median |score| on the original query.
+
+    Raw EK-FAC scores depend on the model and the data (they can be 1e5); τ shown in this unit
+    means the same thing everywhere.
+    """
+    s = float(np.median(np.abs(scores[0]))) if scores.size else 0.0
+    return s if s > 0 else 1.0
+
+
+def _delta_detector(pipe, mode: str, name: str) -> Detection:
+    cfg = pipe.config
+    delta = delta_matrix(pipe.scores(mode))
+    counts = drop_counts(delta, cfg.tau)
+    flagged = counts >= delta.shape[0] - cfg.k
+    return Detection(name, flagged, counts.astype(float), {"tau": cfg.tau, "k": cfg.k, "T": delta.shape[0], "mode": mode})
+
+
+@register("delta_influence")
+def delta_influence(pipe) -> Detection:
+    """Δ-Influence with full transformations (new image and random label)."""
+    return _delta_detector(pipe, "full", "delta_influence")
+
+
+@register("delta_label_only")
+def delta_label_only(pipe) -> Detection:
+    """Ablation: random labels on the unchanged image."""
+    return _delta_detector(pipe, "label-only", "delta_label_only")
+
+
+@register("delta_image_only")
+def delta_image_only(pipe) -> Detection:
+    """Ablation: transformed images keeping the predicted label."""
+    return _delta_detector(pipe, "image-only", "delta_image_only")
+
+
+@register("ekfac")
+def ekfac(pipe) -> Detection:
+    """Naive EK-FAC: flag every training point whose influence on the original query exceeds a threshold."""
+    original = pipe.scores(pipe.config.mode)[0]
+    thr = pipe.config.ekfac_threshold
+    return Detection("ekfac", original > thr, original.astype(float), {"threshold": thr})

@@ -1,0 +1,127 @@
+"""EK-FAC influence through kronfluence, staged so nothing stale or half-written is ever served.
+
+kronfluence skips a stage whose output folder exists, even when its inputs changed. So every
+factors/scores run here is named by the content hash of everything that determines it, is
+computed under a temporary name, and only renamed into place once complete.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import TensorDataset
+
+ANALYSIS = "deltainf"
+
+
+def _task():
+    from kronfluence.task import Task
+
+    class ClassificationTask(Task):
+        """Train loss: summed cross-entropy. Measurement: −margin of the query's label."""
+
+        def compute_train_loss(self, batch, model, sample: bool = False):
+            x, y = batch
+            logits = model(x)
+            if sample:  # true Fisher: labels sampled from the model's own predictions
+                with torch.no_grad():
+                    y = torch.multinomial(F.softmax(logits.detach().float(), -1), 1).flatten()
+            return F.cross_entropy(logits, y, reduction="sum")
+
+        def compute_measurement(self, batch, model):
+            x, y = batch
+            return -margin(model(x), y).sum()
+
+    return ClassificationTask()
+
+
+def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """logit[y] − logsumexp(other logits), per row."""
+    rows = torch.arange(len(y), device=logits.device)
+    others = logits.clone()
+    others[rows, y] = -torch.inf
+    return logits[rows, y] - others.logsumexp(-1)
+
+
+def _dataset(x: torch.Tensor, y: torch.Tensor) -> TensorDataset:
+    xf = x.float().div(255) if x.dtype == torch.uint8 else x.float()
+    return TensorDataset(xf, y.long())
+
+
+def _analyzer(model: nn.Module, root: Path, device: torch.device):
+    from kronfluence.analyzer import Analyzer, prepare_model
+
+    logging.getLogger("kronfluence").setLevel(logging.WARNING)
+    import copy
+
+    prepared = prepare_model(copy.deepcopy(model).to(device).eval(), _task())
+    return Analyzer(analysis_name=ANALYSIS, model=prepared, task=_task(), cpu=device.type == "cpu",
+                    disable_tqdm=True, output_dir=str(root), log_level=logging.WARNING)
+
+
+def factors_dir(root: Path, key: str) -> Path:
+    return Path(root) / ANALYSIS / f"factors_{key}"
+
+
+def factors_ready(root: Path, key: str) -> bool:
+    """Complete factors exist for ``key`` (only fully written runs are ever renamed into place)."""
+    d = factors_dir(root, key)
+    return d.is_dir() and any(d.glob("lambda_matrix*.safetensors"))
+
+
+def fit_factors(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, root: Path, key: str,
+                device: torch.device, batch_size: int = 256) -> Path:
+    """Fit EK-FAC factors of ``model`` on the training set once; stored at ``factors_dir(root, key)``."""
+    from kronfluence.arguments import FactorArguments
+
+    final = factors_dir(root, key)
+    if factors_ready(root, key):
+        return final
+    staging = f"{key}.partial-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    analyzer = _analyzer(model, root, device)
+    try:
+        analyzer.fit_all_factors(factors_name=staging, dataset=_dataset(x_train, y_train),
+                                 per_device_batch_size=batch_size, factor_args=FactorArguments(strategy="ekfac"),
+                                 overwrite_output_dir=True)
+        tmp = factors_dir(root, staging)
+        if factors_ready(root, key):  # another process finished first
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            if final.exists():  # a damaged leftover that never completed
+                shutil.rmtree(final, ignore_errors=True)
+            os.replace(tmp, final)
+    finally:
+        shutil.rmtree(factors_dir(root, staging), ignore_errors=True)
+    return final
+
+
+def pairwise_scores(model: nn.Module, x_query: torch.Tensor, y_query: torch.Tensor, x_train: torch.Tensor,
+                    y_train: torch.Tensor, root: Path, factors_key: str, device: torch.device,
+                    damping: float | None = None, train_batch_size: int = 512) -> np.ndarray:
+    """Influence of every training point on every query, shape (Q, N), in ONE pass over the training set.
+
+    All queries go in one query batch, so T+1 queries cost about as much as one.
+    """
+    from kronfluence.arguments import ScoreArguments
+
+    if not factors_ready(root, factors_key):
+        raise RuntimeError(f"EK-FAC factors {factors_key} are missing; fit them first")
+    analyzer = _analyzer(model, root, device)
+    name = f"run-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        analyzer.compute_pairwise_scores(
+            scores_name=name, factors_name=factors_key, query_dataset=_dataset(x_query, y_query),
+            train_dataset=_dataset(x_train, y_train), per_device_query_batch_size=len(y_query),
+            per_device_train_batch_size=train_batch_size, score_args=ScoreArguments(damping_factor=damping),
+            overwrite_output_dir=True)
+        scores = analyzer.load_pairwise_scores(name)["all_modules"]
+        return scores.float().cpu().numpy()
+    finally:
+        shutil.rmtree(analyzer.scores_output_dir(name), ignore_errors=True)

@@ -1,0 +1,309 @@
+"""The Δ-Influence pipeline: config → data (+poison) → model → factors → queries → scores → Δ →
+detectors → unlearning → metrics.
+
+Each arrow is a stage computed on first use, cached on disk by the content hash of everything
+that determines it, and shared by the CLI and the app.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from functools import cached_property
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import influence
+from .attacks import ATTACKS, Poisoned
+from .cache import Entry, Store, array_fingerprint, content_key
+from .checkpoints import arrays_to_model, load_weights_into, state_to_arrays
+from .config import Config
+from .data import ImageData, load_dataset
+from .detect import DETECTORS, Detection, delta_matrix, detection_metrics
+from .device import resolve_device
+from .errors import ConfigError
+from .models import build_model, channel_stats
+from .progress import ProgressFn, silent
+from .train import DEFAULT_EPOCHS, DEFAULT_LR, accuracy, poison_success, predict_logits, train_model
+from .transforms import Queries, make_queries
+from .unlearn import UNLEARNERS
+
+
+class Pipeline:
+    """One experiment. Stages are computed lazily and cached; ``timings`` records each stage's seconds
+    (the time to load it when it came from the cache)."""
+
+    def __init__(self, config: Config, progress: ProgressFn = silent, store: Store | None = None,
+                 weights: bytes | None = None):
+        self.config = config
+        self.progress = progress
+        self.device = resolve_device(config.device)
+        self.store = store if store is not None else Store(config.cache_path)
+        self.timings: dict[str, float] = {}
+        self.cached: dict[str, bool] = {}
+        self._weights = weights
+        self._scores: dict[str, np.ndarray] = {}
+        self._detections: dict[str, Detection] = {}
+
+    # ----------------------------------------------------------------- data and attack
+    @cached_property
+    def data(self) -> ImageData:
+        c = self.config
+        return load_dataset(c.dataset, c.data_root, c.seed, n_train=c.n_train, n_test=c.n_test,
+                            image_size=c.image_size, default_root=self.store.root / "data")
+
+    @cached_property
+    def poisoned(self) -> Poisoned:
+        return ATTACKS[self.config.attack](self.config, self.data)
+
+    @cached_property
+    def is_poison(self) -> np.ndarray:
+        """Ground truth: True for every poisoned training point."""
+        return self.poisoned.is_poison
+
+    @cached_property
+    def epochs(self) -> int:
+        return self.config.epochs or DEFAULT_EPOCHS[self.config.model]
+
+    @cached_property
+    def lr(self) -> float:
+        return self.config.lr or DEFAULT_LR[self.config.model]
+
+    @property
+    def augment(self) -> bool:
+        """Shift/flip augmentation for natural images; none for the built-in digits."""
+        return self.config.dataset != "digits"
+
+    def resolved_config(self) -> dict:
+        """Every option with the dataset's defaults and seeded draws filled in."""
+        p = self.poisoned
+        d = self.config.to_dict()
+        d.update(victim=p.victim, target=p.target, poison_count=int(len(p.poison_idx)), epochs=self.epochs,
+                 lr=self.lr, trigger_size=int(p.trigger_mask.any(0).sum()), test_index=self.test_index,
+                 cache_dir=str(self.store.root), device=str(self.device))
+        return d
+
+    # ----------------------------------------------------------------- model
+    def _recipe(self) -> dict:
+        c = self.config
+        return {"model": c.model, "epochs": self.epochs, "lr": self.lr, "batch_size": c.batch_size,
+                "weight_decay": c.weight_decay, "label_smoothing": c.label_smoothing, "seed": c.seed,
+                "augment": self.augment}
+
+    @cached_property
+    def train_key(self) -> str:
+        p = self.poisoned
+        data_fp = array_fingerprint(p.data.x_train, p.data.y_train, p.data.x_test, p.data.y_test, p.x_trigger_test)
+        if self._weights is not None:
+            return content_key("model", "upload", array_fingerprint(np.frombuffer(self._weights, np.uint8)), data_fp)
+        return content_key("model", self._recipe(), data_fp)
+
+    def new_model(self) -> nn.Module:
+        """An untrained network of the configured architecture (seeded initialisation)."""
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed)
+            return build_model(self.config.model, self.data.num_classes, *channel_stats(self.data.x_train))
+
+    def train_on(self, keep: np.ndarray, stage: str = "train", init: nn.Module | None = None) -> nn.Module:
+        """Train with the experiment's recipe on the training points ``keep`` (indices)."""
+        p = self.poisoned
+        keep_t = torch.as_tensor(keep, dtype=torch.long)
+        model = init if init is not None else self.new_model()
+        r = self._recipe()
+        return train_model(model, p.data.x_train[keep_t], p.data.y_train[keep_t], epochs=r["epochs"], lr=r["lr"],
+                           batch_size=r["batch_size"], weight_decay=r["weight_decay"],
+                           label_smoothing=r["label_smoothing"], seed=r["seed"], device=self.device,
+                           augment=r["augment"], optimizer="adam" if r["model"] == "cnn" else "sgd",
+                           progress=self.progress, stage=stage)
+
+    def evaluate(self, model: nn.Module) -> dict:
+        """Clean test accuracy, poison success, and the query image's predicted label."""
+        p = self.poisoned
+        return {"clean_acc": accuracy(model, p.data.x_test, p.data.y_test, self.device),
+                "poison_success": poison_success(model, p.x_trigger_test, p.target, self.device),
+                "query_pred": int(predict_logits(model, self.query_image[None], self.device).argmax(1)[0])
+                if len(p.x_trigger_test) else -1}
+
+    def _cached_model(self, key: str, stage: str, make) -> tuple[nn.Module, dict]:
+        """Load model ``key`` from the store, or build it with ``make()`` under a lock and store it."""
+        with self._timed(stage):
+            entry = self.store.get(key)
+            if entry is None:
+                with self.store.lock(key):
+                    entry = self.store.get(key)  # someone else may have finished meanwhile
+                    if entry is None:
+                        start = time.perf_counter()
+                        model = make()
+                        meta = {"compute_s": time.perf_counter() - start}
+                        self.store.put(key, state_to_arrays(model), meta)
+                        self.cached[stage] = False
+                        return model.eval(), meta
+            self.cached[stage] = True
+            return arrays_to_model(self.new_model(), entry.arrays), entry.meta
+
+    @cached_property
+    def _trained(self) -> tuple[nn.Module, dict]:
+        def make():
+            if self._weights is not None:
+                return load_weights_into(self.new_model(), self._weights)
+            return self.train_on(np.arange(len(self.poisoned.data.y_train)), stage="train")
+
+        return self._cached_model(self.train_key, "train_s", make)
+
+    @property
+    def model(self) -> nn.Module:
+        """The model trained on the poisoned data (or the user's uploaded weights)."""
+        return self._trained[0]
+
+    @cached_property
+    def model_metrics(self) -> dict:
+        """Clean accuracy and poison success of the trained model."""
+        return self._metrics_for(self.train_key, self.model)
+
+    def _metrics_for(self, key: str, model: nn.Module) -> dict:
+        mkey = content_key("metrics", key, self.test_index)
+        entry = self.store.get(mkey)
+        if entry is not None:
+            return entry.meta
+        metrics = self.evaluate(model)
+        self.store.put(mkey, {}, metrics)
+        return metrics
+
+    # ----------------------------------------------------------------- the query
+    @cached_property
+    def _trigger_preds(self) -> np.ndarray:
+        key = content_key("trigger-preds", self.train_key)
+        entry = self.store.get(key)
+        if entry is None:
+            preds = predict_logits(self.model, self.poisoned.x_trigger_test, self.device).argmax(1).numpy()
+            self.store.put(key, {"preds": preds}, {})
+            return preds
+        return entry.arrays["preds"]
+
+    @cached_property
+    def test_index(self) -> int:
+        """Index into the triggered test set of the known poisoned test image.
+
+        The configured one, else the first (in a seeded order) that the model sends to the target.
+        """
+        n = len(self.poisoned.x_trigger_test)
+        if n == 0:
+            raise ConfigError("the victim class has no test images, so there is no poisoned test image to query")
+        if self.config.test_index is not None:
+            if self.config.test_index >= n:
+                raise ConfigError(f"--test-index {self.config.test_index} is out of range: "
+                                  f"there are {n} triggered test images (0..{n - 1})")
+            return self.config.test_index
+        hits = np.flatnonzero(self._trigger_preds == self.poisoned.target)
+        order = np.random.default_rng([self.config.seed, 19]).permutation(hits if len(hits) else np.arange(n))
+        return int(order[0])
+
+    @property
+    def poisoned_test_candidates(self) -> np.ndarray:
+        """Indices of triggered test images the model sends to the target class."""
+        return np.flatnonzero(self._trigger_preds == self.poisoned.target)
+
+    @property
+    def query_image(self) -> torch.Tensor:
+        return self.poisoned.x_trigger_test[self.test_index]
+
+    @property
+    def query_label(self) -> int:
+        """y: the (wrong) label the model predicts for the poisoned test image."""
+        return int(self._trigger_preds[self.test_index])
+
+    def queries(self, mode: str | None = None) -> Queries:
+        """The original query plus its T transformed copies, for ``mode`` (default: the configured one)."""
+        c, mode = self.config, mode or self.config.mode
+        args = (self.query_image, self.query_label, self.data.num_classes, c.transforms, mode, c.seed + self.test_index)
+        # Cached so a warm run never needs torchvision (whose import alone costs ~3 s).
+        key = content_key("queries", array_fingerprint(args[0]), *args[1:])
+        entry = self.store.get(key)
+        if entry is not None:
+            return Queries(torch.from_numpy(entry.arrays["images"]), torch.from_numpy(entry.arrays["labels"]),
+                           entry.meta["names"])
+        q = make_queries(*args)
+        self.store.put(key, {"images": q.images.numpy(), "labels": q.labels.numpy()}, {"names": q.names})
+        return q
+
+    # ----------------------------------------------------------------- influence
+    @cached_property
+    def factors_key(self) -> str:
+        # The model key already hashes the training data it was fitted on.
+        return content_key("factors", self.train_key)
+
+    def factors(self):
+        """Fit (or find) EK-FAC factors for the model on its training set."""
+        root = self.store.kron_root
+        with self._timed("factors_s"):
+            self.cached["factors_s"] = influence.factors_ready(root, self.factors_key)
+            if not self.cached["factors_s"]:
+                self.progress("factors", 0, 1)
+                with self.store.lock(self.factors_key):
+                    p = self.poisoned.data
+                    influence.fit_factors(self.model, p.x_train, p.y_train, root, self.factors_key, self.device)
+                self.progress("factors", 1, 1)
+        return influence.factors_dir(root, self.factors_key)
+
+    def scores(self, mode: str | None = None) -> np.ndarray:
+        """EK-FAC influence, shape (T+1, N): row 0 the original query, rows 1..T its copies."""
+        mode = mode or self.config.mode
+        if mode in self._scores:
+            return self._scores[mode]
+        q = self.queries(mode)
+        key = content_key("scores", self.factors_key, array_fingerprint(q.images, q.labels), self.config.damping)
+        start = time.perf_counter()
+        entry = self.store.get(key)
+        self.cached["scores_s"] = entry is not None
+        if entry is None:
+            self.factors()
+            start = time.perf_counter()
+            with self.store.lock(key):
+                entry = self.store.get(key)
+                if entry is None:
+                    self.progress("scores", 0, 1)
+                    p = self.poisoned.data
+                    s = influence.pairwise_scores(self.model, q.images, q.labels, p.x_train, p.y_train,
+                                                  self.store.kron_root, self.factors_key, self.device,
+                                                  damping=self.config.damping).astype(np.float32)
+                    self.store.put(key, {"scores": s}, {"mode": mode})
+                    entry = Entry({"scores": s}, {"mode": mode})
+                    self.progress("scores", 1, 1)
+        self.timings["scores_s"] = self.timings.get("scores_s", 0.0) + time.perf_counter() - start
+        self._scores[mode] = entry.arrays["scores"]
+        return self._scores[mode]
+
+    def delta(self, mode: str | None = None) -> np.ndarray:
+        """Δ (T, N): each copy's score minus the original's."""
+        return delta_matrix(self.scores(mode))
+
+    # ----------------------------------------------------------------- detection and unlearning
+    def detect(self, name: str) -> Detection:
+        """Run detector ``name`` (see :data:`deltainf.detect.DETECTORS`)."""
+        if name not in self._detections:
+            det = DETECTORS[name](self)
+            self._detections[name] = det
+        return self._detections[name]
+
+    def detection_report(self, name: str) -> dict:
+        det = self.detect(name)
+        return {**detection_metrics(det.flagged, self.is_poison), **det.params}
+
+    def unlearn(self, method: str, flagged: np.ndarray) -> tuple[nn.Module, dict]:
+        """Remove the ``flagged`` training points with unlearning ``method``; returns (model, metrics)."""
+        flagged = np.asarray(flagged, bool)
+        key = content_key("unlearn", method, self.train_key, array_fingerprint(np.flatnonzero(flagged)))
+        start = time.perf_counter()
+        model, _ = self._cached_model(key, "unlearn_s", lambda: UNLEARNERS[method](self, flagged))
+        metrics = {**self._metrics_for(key, model), "n_removed": int(flagged.sum()),
+                   "seconds": time.perf_counter() - start}
+        return model, metrics
+
+    @contextmanager
+    def _timed(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start

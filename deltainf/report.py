@@ -1,0 +1,102 @@
+"""Turn a pipeline's results into the JSON report, the CLI summary and the flagged-set CSV."""
+from __future__ import annotations
+
+import csv
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .detect import delta_matrix, drop_counts
+
+
+def _clean(x):
+    """NaN → None so the JSON stays standard."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, np.generic):
+        return _clean(x.item())
+    return x
+
+
+def unlearn_detector(pipe) -> str:
+    """Whose flags are unlearned: Δ-Influence when it ran, else the first detector."""
+    names = pipe.config.detectors
+    return "delta_influence" if "delta_influence" in names else names[0]
+
+
+def run_report(pipe) -> dict:
+    """Run every configured stage of ``pipe`` and collect the figures (schema in README)."""
+    p = pipe.poisoned
+    model_metrics = pipe.model_metrics
+    detectors = {}
+    start = time.perf_counter()
+    for name in pipe.config.detectors:
+        detectors[name] = pipe.detection_report(name)
+    detect_s = time.perf_counter() - start - pipe.timings.get("scores_s", 0.0) - pipe.timings.get("factors_s", 0.0)
+    unlearn = {}
+    if pipe.config.unlearn:
+        det_name = unlearn_detector(pipe)
+        flagged = pipe.detect(det_name).flagged
+        for method in pipe.config.unlearn:
+            _, metrics = pipe.unlearn(method, flagged)
+            unlearn[method] = {"detector": det_name, **metrics}
+    t = pipe.timings
+    return _clean({
+        "config": pipe.resolved_config(),
+        "data": {"n_train": int(len(p.data.y_train)), "n_test": int(len(p.data.y_test)), "n_poison": int(len(p.poison_idx)),
+                 "victim": p.victim, "target": p.target, "test_index": pipe.test_index,
+                 "query_label": pipe.query_label, "classes": p.data.classes},
+        "model": {"clean_acc": model_metrics["clean_acc"], "poison_success": model_metrics["poison_success"]},
+        "detectors": detectors,
+        "unlearn": unlearn,
+        "timings": {"train_s": t.get("train_s", 0.0), "factors_s": t.get("factors_s", 0.0),
+                    "scores_s": t.get("scores_s", 0.0), "detect_s": max(detect_s, 0.0),
+                    "unlearn_s": t.get("unlearn_s", 0.0)},
+        "cached": dict(pipe.cached),
+    })
+
+
+def _fmt(x, spec=".3f"):
+    return "n/a" if x is None else format(x, spec)
+
+
+def summary_lines(report: dict) -> list[str]:
+    """A short human summary of a run report."""
+    d, m, t, c = report["data"], report["model"], report["timings"], report["config"]
+    lines = [
+        f"Δ-Influence on {c['dataset']}: {d['n_train']} training / {d['n_test']} test images, "
+        f"{c['attack']} with {d['n_poison']} poisons, class {d['victim']} → {d['target']}",
+        f"model   clean accuracy {_fmt(m['clean_acc'])}  poison success {_fmt(m['poison_success'])}   "
+        f"[train {t['train_s']:.1f} s]",
+        f"query   triggered test image #{d['test_index']}, predicted {d['query_label']}; "
+        f"T = {c['transforms']} ({c['mode']})   [factors {t['factors_s']:.1f} s, scores {t['scores_s']:.1f} s]",
+        f"{'detector':<18}{'TPR':>6}{'precision':>11}{'flagged':>9}",
+    ]
+    for name, r in report["detectors"].items():
+        extra = f"   τ = {r['tau']:g}, k = {r['k']}" if "tau" in r else ""
+        lines.append(f"{name:<18}{_fmt(r['tpr'], '.2f'):>6}{_fmt(r['precision'], '.2f'):>11}{r['n_flagged']:>9}{extra}")
+    for method, r in report["unlearn"].items():
+        lines.append(f"unlearn {method} ({r['detector']} flags, {r['n_removed']} removed): clean accuracy "
+                     f"{_fmt(r['clean_acc'])}, poison success {_fmt(r['poison_success'])}   [{r['seconds']:.1f} s]")
+    return lines
+
+
+def write_flagged_csv(pipe, detector: str, path: Path) -> None:
+    """Flagged training indices with their drop count #{t: Δ < τ}, mean Δ, label and ground truth."""
+    det = pipe.detect(detector)
+    mode = det.params.get("mode", pipe.config.mode)
+    delta = delta_matrix(pipe.scores(mode))
+    counts = drop_counts(delta, pipe.config.tau)
+    labels = pipe.poisoned.data.y_train.numpy()
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["index", "label", "count", "T", "mean_delta", "is_poison"])
+        for i in det.indices:
+            w.writerow([int(i), int(labels[i]), int(counts[i]), delta.shape[0], f"{delta[:, i].mean():.6g}",
+                        int(pipe.is_poison[i])])

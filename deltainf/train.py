@@ -1,0 +1,91 @@
+"""Seeded training and evaluation."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .progress import ProgressFn, silent
+
+DEFAULT_EPOCHS = {"cnn": 12, "resnet18": 30}
+DEFAULT_LR = {"cnn": 2e-3, "resnet18": 0.05}
+
+
+def to_float(x_uint8: torch.Tensor, device=None) -> torch.Tensor:
+    """uint8 pixels → float in [0, 1]."""
+    return x_uint8.to(device).float().div_(255)
+
+
+def random_shift_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 2) -> torch.Tensor:
+    """Per-sample random translation (±pad px, reflect) and horizontal flip — standard CIFAR augmentation."""
+    n, _, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
+    rows = (dy[:, None] + torch.arange(h, device=x.device)[None])  # (n, h)
+    cols = (dx[:, None] + torch.arange(w, device=x.device)[None])  # (n, w)
+    out = padded[torch.arange(n, device=x.device)[:, None, None, None], torch.arange(x.shape[1], device=x.device)[None, :, None, None],
+                 rows[:, None, :, None], cols[:, None, None, :]]
+    flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
+    return torch.where(flip[:, None, None, None], out.flip(-1), out)
+
+
+def train_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float, batch_size: int,
+                weight_decay: float, label_smoothing: float, seed: int, device: torch.device, augment: bool,
+                optimizer: str = "adam", progress: ProgressFn = silent, stage: str = "train") -> nn.Module:
+    """Train ``model`` on uint8 images ``x`` with labels ``y``; every random choice comes from ``seed``.
+
+    Adam (small CNN) or SGD with Nesterov momentum (ResNet), cosine learning-rate decay over
+    ``epochs`` full passes of shuffled mini-batches.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    model.to(device).train()
+    if optimizer == "adam":
+        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    else:
+        opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
+    steps_per_epoch = (len(y) + batch_size - 1) // batch_size
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.15)
+    xf = to_float(x, device)
+    yd = y.to(device)
+    progress(stage, 0, epochs)
+    for epoch in range(epochs):
+        order = torch.randperm(len(y), generator=gen).to(device)
+        for start in range(0, len(y), batch_size):
+            idx = order[start:start + batch_size]
+            xb = xf[idx]
+            if augment:
+                xb = random_shift_flip(xb, gen)
+            loss = F.cross_entropy(model(xb), yd[idx], label_smoothing=label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+        progress(stage, epoch + 1, epochs)
+    return model.eval()
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, x: torch.Tensor, device: torch.device, batch_size: int = 512) -> torch.Tensor:
+    """Logits for uint8 (or [0, 1] float) images, on the CPU."""
+    model.to(device).eval()
+    out = []
+    for start in range(0, len(x), batch_size):
+        xb = x[start:start + batch_size]
+        xb = to_float(xb, device) if xb.dtype == torch.uint8 else xb.to(device)
+        out.append(model(xb).float().cpu())
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device) -> float:
+    """Fraction of ``x`` predicted as ``y``."""
+    if len(y) == 0:
+        return float("nan")
+    return float((predict_logits(model, x, device).argmax(1) == y).float().mean())
+
+
+def poison_success(model: nn.Module, x_triggered: torch.Tensor, target: int, device: torch.device) -> float:
+    """Fraction of triggered victim-class test images predicted as the target class."""
+    if len(x_triggered) == 0:
+        return float("nan")
+    return float((predict_logits(model, x_triggered, device).argmax(1) == target).float().mean())
