@@ -35,7 +35,7 @@ class Pipeline:
     (the time to load it when it came from the cache)."""
 
     def __init__(self, config: Config, progress: ProgressFn = silent, store: Store | None = None,
-                 weights: bytes | None = None):
+                 weights: bytes | None = None, query_image: torch.Tensor | None = None):
         self.config = config
         self.progress = progress
         self.device = resolve_device(config.device)
@@ -43,6 +43,7 @@ class Pipeline:
         self.timings: dict[str, float] = {}
         self.cached: dict[str, bool] = {}
         self._weights = weights
+        self._query_override = query_image  # a user's own uint8 (3, H, W) test image
         self._scores: dict[str, np.ndarray] = {}
         self._detections: dict[str, Detection] = {}
 
@@ -162,7 +163,7 @@ class Pipeline:
         return self._metrics_for(self.train_key, self.model)
 
     def _metrics_for(self, key: str, model: nn.Module) -> dict:
-        mkey = content_key("metrics", key, self.test_index)
+        mkey = content_key("metrics", key, array_fingerprint(self.query_image))
         entry = self.store.get(mkey)
         if entry is not None:
             return entry.meta
@@ -206,17 +207,23 @@ class Pipeline:
 
     @property
     def query_image(self) -> torch.Tensor:
+        """The known poisoned test image (uint8 3×H×W): a triggered test image, or the user's own."""
+        if self._query_override is not None:
+            return self._query_override
         return self.poisoned.x_trigger_test[self.test_index]
 
-    @property
+    @cached_property
     def query_label(self) -> int:
         """y: the (wrong) label the model predicts for the poisoned test image."""
+        if self._query_override is not None:
+            return int(predict_logits(self.model, self._query_override[None], self.device).argmax(1)[0])
         return int(self._trigger_preds[self.test_index])
 
     def queries(self, mode: str | None = None) -> Queries:
         """The original query plus its T transformed copies, for ``mode`` (default: the configured one)."""
         c, mode = self.config, mode or self.config.mode
-        args = (self.query_image, self.query_label, self.data.num_classes, c.transforms, mode, c.seed + self.test_index)
+        offset = self.test_index if self._query_override is None else 0
+        args = (self.query_image, self.query_label, self.data.num_classes, c.transforms, mode, c.seed + offset)
         # Cached so a warm run never needs torchvision (whose import alone costs ~3 s).
         key = content_key("queries", array_fingerprint(args[0]), *args[1:])
         entry = self.store.get(key)
