@@ -1,8 +1,9 @@
 """One validated configuration for a whole Δ-Influence experiment.
 
 Every option the CLI and the app expose is a field here, checked in ``__post_init__`` so a bad
-value fails at construction with one readable line. Each pipeline stage hashes only the fields
-it depends on (``STAGE_FIELDS``), so changing τ never retrains a model.
+value fails at construction with one readable line. Pipeline stages are keyed by the content
+they are computed from (data, weights, queries), never by this object as a whole, so changing τ
+never retrains a model.
 """
 from __future__ import annotations
 
@@ -20,17 +21,6 @@ MODES = ("full", "label-only", "image-only")
 DEVICES = ("auto", "cpu", "cuda")
 TRIGGER_PATTERNS = ("checker", "white", "random")
 CORNERS = ("bottom-right", "bottom-left", "top-right", "top-left")
-
-#: Fields each cached stage depends on. A stage's key also includes the keys of the stages it reads.
-STAGE_FIELDS = {
-    "data": ("dataset", "data_root", "n_train", "n_test", "image_size", "seed"),
-    "attack": ("attack", "victim", "target", "poison_count", "trigger_size", "trigger_pattern",
-               "trigger_corner", "seed"),
-    "train": ("model", "epochs", "lr", "batch_size", "weight_decay", "label_smoothing", "seed"),
-    "factors": ("damping",),
-    "queries": ("test_index", "transforms", "mode", "seed"),
-}
-
 
 def default_cache_dir() -> Path:
     """``$DELTAINF_CACHE_DIR``, else the user's cache directory (XDG) ``/deltainf``."""
@@ -118,10 +108,6 @@ class Config:
     def replace(self, **changes) -> "Config":
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
-
-    def stage_dict(self, stage: str) -> dict:
-        """The fields ``stage`` depends on, as a plain dict (for content hashing)."""
-        return {name: getattr(self, name) for name in STAGE_FIELDS[stage]}
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)

@@ -142,12 +142,13 @@ def load_imagefolder(root: Path, image_size: int) -> ImageData:
     """Read ``root/train/<class>/*`` and ``root/test/<class>/*`` (Imagenette's layout)."""
     if not root.is_dir():
         raise DataError(f"data root {root} does not exist; pass --data-root PATH holding train/<class>/ and test/<class>/")
+    for split in ("train", "test"):
+        if not (root / split).is_dir():
+            alt = " (Imagenette names it 'val': rename or link it to 'test')" if split == "test" and (root / "val").is_dir() else ""
+            raise DataError(f"{root} has no {split}/ folder{alt}; expected {root}/{split}/<class>/<image files>")
     splits = {}
     for split in ("train", "test"):
         d = root / split
-        if not d.is_dir():
-            alt = " (Imagenette names it 'val': rename or link it to 'test')" if split == "test" and (root / "val").is_dir() else ""
-            raise DataError(f"{root} has no {split}/ folder{alt}; expected {root}/{split}/<class>/<image files>")
         class_dirs = sorted(p for p in d.iterdir() if p.is_dir())
         if not class_dirs:
             raise DataError(f"{d} has no class folders; expected {d}/<class>/<image files>")

@@ -73,8 +73,15 @@ class Pipeline:
 
     @property
     def augment(self) -> bool:
-        """Shift/flip augmentation for natural images; none for the built-in digits."""
-        return self.config.dataset != "digits"
+        """Shift/flip augmentation for the ResNet; the small CNN trains without, so poisons implant on small data."""
+        return self.config.model == "resnet18"
+
+    def validate(self) -> None:
+        """Fail early, before any training, on options that only the data can check."""
+        n = len(self.poisoned.x_trigger_test)
+        if self.config.test_index is not None and self.config.test_index >= n:
+            raise ConfigError(f"--test-index {self.config.test_index} is out of range: "
+                              f"there are {n} triggered test images (0..{n - 1})")
 
     def resolved_config(self) -> dict:
         """Every option with the dataset's defaults and seeded draws filled in."""

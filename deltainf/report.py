@@ -32,6 +32,7 @@ def unlearn_detector(pipe) -> str:
 
 def run_report(pipe) -> dict:
     """Run every configured stage of ``pipe`` and collect the figures (schema in README)."""
+    pipe.validate()
     p = pipe.poisoned
     model_metrics = pipe.model_metrics
     detectors = {}

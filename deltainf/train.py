@@ -17,15 +17,14 @@ def to_float(x_uint8: torch.Tensor, device=None) -> torch.Tensor:
 
 
 def random_shift_flip(x: torch.Tensor, generator: torch.Generator, pad: int = 2) -> torch.Tensor:
-    """Per-sample random translation (±pad px, reflect) and horizontal flip — standard CIFAR augmentation."""
+    """Per-sample random translation (±pad px, reflect padding) and horizontal flip (CIFAR-style augmentation)."""
     n, _, h, w = x.shape
     padded = F.pad(x, (pad, pad, pad, pad), mode="reflect")
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator).to(x.device)
-    rows = (dy[:, None] + torch.arange(h, device=x.device)[None])  # (n, h)
-    cols = (dx[:, None] + torch.arange(w, device=x.device)[None])  # (n, w)
-    out = padded[torch.arange(n, device=x.device)[:, None, None, None], torch.arange(x.shape[1], device=x.device)[None, :, None, None],
-                 rows[:, None, :, None], cols[:, None, None, :]]
+    offsets = torch.randint(0, 2 * pad + 1, (n, 2), generator=generator)
+    out = torch.empty_like(x)
+    for dy, dx in offsets.unique(dim=0).tolist():  # at most (2·pad+1)² slices, not one per sample
+        rows = ((offsets[:, 0] == dy) & (offsets[:, 1] == dx)).nonzero().flatten().to(x.device)
+        out[rows] = padded[rows, :, dy:dy + h, dx:dx + w]
     flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
     return torch.where(flip[:, None, None, None], out.flip(-1), out)
 

@@ -1,0 +1,49 @@
+"""EK-FAC scoring: one batched pass equals one query at a time; staged factor folders."""
+import numpy as np
+import torch
+
+from deltainf import influence
+
+
+def test_batched_scores_equal_one_query_at_a_time(demo):
+    demo.factors()
+    q = demo.queries()
+    p = demo.poisoned.data
+    idx = [0, 3, 7]
+    args = (p.x_train[:300], p.y_train[:300], demo.store.kron_root, demo.factors_key, demo.device)
+    batched = influence.pairwise_scores(demo.model, q.images[idx], q.labels[idx], *args)
+    single = np.concatenate([influence.pairwise_scores(demo.model, q.images[[i]], q.labels[[i]], *args) for i in idx])
+    assert batched.shape == (3, 300)
+    np.testing.assert_allclose(batched, single, rtol=2e-3, atol=1e-3 * np.abs(single).max())
+    # and the full pipeline's cached matrix matches a fresh batched computation
+    np.testing.assert_allclose(demo.scores()[idx, :300], batched, rtol=2e-3, atol=1e-3 * np.abs(batched).max())
+
+
+def test_scores_follow_the_queries_never_stale(demo):
+    q = demo.queries()
+    p = demo.poisoned.data
+    args = (p.x_train[:100], p.y_train[:100], demo.store.kron_root, demo.factors_key, demo.device)
+    a = influence.pairwise_scores(demo.model, q.images[[1]], q.labels[[1]], *args)
+    b = influence.pairwise_scores(demo.model, q.images[[2]], q.labels[[2]], *args)
+    assert not np.allclose(a, b)
+    leftovers = list((demo.store.kron_root / influence.ANALYSIS).glob("*partial*"))
+    assert leftovers == []  # staging folders never stay behind
+
+
+def test_margin_measurement():
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 3.0]])
+    m = influence.margin(logits, torch.tensor([0, 2]))
+    expected = torch.tensor([2.0 - np.log(2.0), 3.0 - np.log(1.0 + np.e)], dtype=torch.float32)
+    torch.testing.assert_close(m, expected)
+
+
+def test_incomplete_factor_folder_is_not_trusted(demo, tmp_path):
+    key = "factors-test-incomplete"
+    d = influence.factors_dir(tmp_path, key)
+    d.mkdir(parents=True)
+    (d / "covariance_factors.safetensors").write_bytes(b"half written")
+    assert not influence.factors_ready(tmp_path, key)
+    p = demo.poisoned.data
+    influence.fit_factors(demo.model, p.x_train[:200], p.y_train[:200], tmp_path, key, demo.device)
+    assert influence.factors_ready(tmp_path, key)
+    assert not (d / "covariance_factors.safetensors").read_bytes().startswith(b"half")
