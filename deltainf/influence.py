@@ -77,8 +77,12 @@ def factors_ready(root: Path, key: str) -> bool:
 
 
 def fit_factors(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, root: Path, key: str,
-                device: torch.device, batch_size: int = 256) -> Path:
-    """Fit EK-FAC factors of ``model`` on the training set once; stored at ``factors_dir(root, key)``."""
+                device: torch.device, batch_size: int = 256, seed: int = 0) -> Path:
+    """Fit EK-FAC factors of ``model`` on the training set once; stored at ``factors_dir(root, key)``.
+
+    The true Fisher samples labels from the model; ``seed`` fixes those draws so the same inputs
+    always give the same factors (and so the same flagged set).
+    """
     from kronfluence.arguments import FactorArguments
 
     final = factors_dir(root, key)
@@ -86,10 +90,13 @@ def fit_factors(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, 
         return final
     staging = f"{key}.partial-{os.getpid()}-{uuid.uuid4().hex[:6]}"
     analyzer = _analyzer(model, root, device)
+    devices = [device] if device.type == "cuda" else []
     try:
-        analyzer.fit_all_factors(factors_name=staging, dataset=_dataset(x_train, y_train),
-                                 per_device_batch_size=batch_size, factor_args=FactorArguments(strategy="ekfac"),
-                                 overwrite_output_dir=True)
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            analyzer.fit_all_factors(factors_name=staging, dataset=_dataset(x_train, y_train),
+                                     per_device_batch_size=batch_size, factor_args=FactorArguments(strategy="ekfac"),
+                                     overwrite_output_dir=True)
         tmp = factors_dir(root, staging)
         if factors_ready(root, key):  # another process finished first
             shutil.rmtree(tmp, ignore_errors=True)

@@ -256,7 +256,8 @@ class Pipeline:
                 self.progress("factors", 0, 1)
                 with self.store.lock(self.factors_key):
                     p = self.poisoned.data
-                    influence.fit_factors(self.model, p.x_train, p.y_train, root, self.factors_key, self.device)
+                    influence.fit_factors(self.model, p.x_train, p.y_train, root, self.factors_key, self.device,
+                                          seed=self.config.seed)
                 self.progress("factors", 1, 1)
         return influence.factors_dir(root, self.factors_key)
 

@@ -19,8 +19,6 @@ from .detect import delta_matrix, detection_metrics, drop_counts, score_scale
 #: A colour-blind-safe pair (Okabe–Ito vermillion and blue): poisons vs clean training points.
 POISON = "#D55E00"
 CLEAN = "#0072B2"
-#: Diverging scale for Δ (purple = drop, orange = rise), readable with the common colour-vision deficiencies.
-DELTA_SCALE = "PuOr"
 FONT = dict(family="Source Sans Pro, sans-serif", size=13)
 
 
@@ -50,30 +48,6 @@ def thumbnails(images, target: int = 96) -> list[np.ndarray]:
         return []
     s = thumb_scale(images.shape[-1], target)
     return [upscale(im, s) for im in images]
-
-
-def mosaic(images, ncols: int, target: int = 64, borders: list[str] | None = None, border: int = 3,
-           gap: int = 4) -> np.ndarray:
-    """Images (N, 3, H, W) tiled in a grid on white, each optionally framed in a hex colour."""
-    n = len(images)
-    s = thumb_scale(images.shape[-1], target)
-    h, w = images.shape[-2] * s, images.shape[-1] * s
-    cell_h, cell_w = h + 2 * border, w + 2 * border
-    nrows = max(1, -(-n // ncols))
-    ncols = max(1, min(ncols, n))
-    out = np.full((nrows * (cell_h + gap) - gap, ncols * (cell_w + gap) - gap, 3), 255, np.uint8)
-    for i in range(n):
-        r, c = divmod(i, ncols)
-        y, x = r * (cell_h + gap), c * (cell_w + gap)
-        if borders is not None and borders[i]:
-            out[y:y + cell_h, x:x + cell_w] = hex_rgb(borders[i])
-        out[y + border:y + border + h, x + border:x + border + w] = upscale(images[i], s)
-    return out
-
-
-def hex_rgb(colour: str) -> tuple[int, int, int]:
-    c = colour.lstrip("#")
-    return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)
 
 
 def png_data_uri(hwc: np.ndarray) -> str:
@@ -154,19 +128,40 @@ def query_captions(queries, classes: list[str]) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- influence
+def symlog(x):
+    """sign(x)·log10(1 + |x|): keeps 0 at 0, spreads ±1 and compresses ±1e4 (Δ/scale spans both)."""
+    return np.sign(x) * np.log10(1.0 + np.abs(x))
+
+
+def symlog_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
+    """Tick positions (in symlog units) and labels (in Δ/scale units) for the range [lo, hi]."""
+    step = 1 if hi - lo <= 6 else 2  # every decade, or every other one on a wide range
+    values = [0.0] + [s * 10.0 ** e for e in range(0, 9, step) for s in (-1, 1)]
+    values = sorted(v for v in values if lo - 1e-9 <= symlog(v) <= hi + 1e-9)
+    return [float(symlog(v)) for v in values], [_short(v) for v in values]
+
+
+def _short(v: float) -> str:
+    a = abs(v)
+    s = f"{a / 1e6:g}M" if a >= 1e6 else f"{a / 1e3:g}k" if a >= 1e3 else f"{a:g}"
+    return ("−" if v < 0 else "") + s
+
+
 @dataclass
 class DeltaView:
     """Everything the Influence page draws, precomputed once per score matrix.
 
     ``rel`` is Δ in units of ``scale`` (the median |score| on the original query), so a τ slider
-    over [−2, 2] means the same thing whatever the raw magnitude of the scores.
+    over [−2, 2] means the same thing whatever the raw magnitude of the scores; ``srel`` is its
+    symmetric log, because poisons' Δ can be 1e4 scales away while clean points sit within ±1.
     """
 
     delta: np.ndarray       # (T, N) raw Δ
     rel: np.ndarray         # (T, N) Δ / scale
+    srel: np.ndarray        # (T, N) symlog(Δ / scale)
     scale: float
     is_poison: np.ndarray   # (N,) bool
-    edges: np.ndarray       # shared bin edges for Δ/scale histograms
+    edges: np.ndarray       # shared bin edges (symlog units) for the Δ histograms
     names: list[str]        # transform captions, T of them
     labels: np.ndarray      # training labels (N,)
 
@@ -175,13 +170,14 @@ class DeltaView:
         return self.delta.shape[0]
 
     @classmethod
-    def build(cls, scores: np.ndarray, is_poison: np.ndarray, names: list[str], labels, bins: int = 60) -> "DeltaView":
+    def build(cls, scores: np.ndarray, is_poison: np.ndarray, names: list[str], labels, bins: int = 80) -> "DeltaView":
         scale = score_scale(scores)
         delta = delta_matrix(scores)
         rel = delta / scale
-        lo, hi = np.percentile(rel, [0.5, 99.5]) if rel.size else (-1.0, 1.0)
-        lo, hi = min(float(lo), -2.0), max(float(hi), 2.0)  # always cover the τ slider's range
-        return cls(delta, rel, scale, np.asarray(is_poison, bool), np.linspace(lo, hi, bins + 1), list(names),
+        srel = symlog(rel)
+        lo = min(float(srel.min()) if srel.size else 0.0, float(symlog(-2.0)))
+        hi = max(float(srel.max()) if srel.size else 0.0, float(symlog(2.0)))
+        return cls(delta, rel, srel, scale, np.asarray(is_poison, bool), np.linspace(lo, hi, bins + 1), list(names),
                    np.asarray(labels))
 
     def counts(self, tau: float) -> np.ndarray:
@@ -196,14 +192,22 @@ class DeltaView:
         return {**detection_metrics(flagged, self.is_poison), "n_poison": int(self.is_poison.sum())}
 
 
-def _layout(fig: go.Figure, title: str, xtitle: str, ytitle: str, height: int = 320) -> go.Figure:
-    fig.update_layout(title=dict(text=title, x=0.01, xanchor="left", font=dict(size=15)), height=height,
-                      margin=dict(l=60, r=20, t=48, b=50), font=FONT, plot_bgcolor="white",
-                      legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0),
-                      bargap=0.02)
+def _layout(fig: go.Figure, title: str, xtitle: str, ytitle: str, height: int = 320,
+            subtitle: str | None = None) -> go.Figure:
+    t = dict(text=title, x=0.01, xanchor="left", font=dict(size=15))
+    if subtitle:
+        t["subtitle"] = dict(text=subtitle, font=dict(size=12, color="#555"))
+    fig.update_layout(title=t, height=height, margin=dict(l=60, r=20, t=70 if subtitle else 48, b=50), font=FONT,
+                      plot_bgcolor="white", bargap=0.02,
+                      legend=dict(orientation="h", yanchor="bottom", y=1.0, xanchor="right", x=1.0))
     fig.update_xaxes(title_text=xtitle, showgrid=True, gridcolor="#eee", zeroline=False, linecolor="#999")
     fig.update_yaxes(title_text=ytitle, showgrid=True, gridcolor="#eee", zeroline=False, linecolor="#999")
     return fig
+
+
+def _inside_legend(fig: go.Figure) -> None:
+    fig.update_layout(legend=dict(orientation="v", yanchor="top", y=0.98, xanchor="right", x=0.99,
+                                  bgcolor="rgba(255,255,255,0.8)", bordercolor="#ccc", borderwidth=1))
 
 
 def _group_hist(values: np.ndarray, is_poison: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -220,20 +224,27 @@ def fmt_tau(tau_rel: float, tau_raw: float) -> str:
 
 
 def delta_histogram(view: DeltaView, t: int, tau: float) -> go.Figure:
-    """Δ/scale for transform ``t`` (0-based row of Δ): poisons vs clean, as shares of each group."""
-    hp, hc = _group_hist(view.rel[t], view.is_poison, view.edges)
+    """Δ/scale for transform ``t`` (0-based row of Δ): poisons vs clean, as shares of each group, symlog x."""
+    hp, hc = _group_hist(view.srel[t], view.is_poison, view.edges)
     centres = (view.edges[:-1] + view.edges[1:]) / 2
     width = float(view.edges[1] - view.edges[0])
     fig = go.Figure()
+    hover = "Δ/scale ≈ %{customdata}<br>%{y:.1f} % of "
+    custom = [_short(round(float(np.sign(c) * (10 ** abs(c) - 1)), 2)) for c in centres]
     fig.add_bar(x=centres, y=hc, width=width, name=f"clean ({int((~view.is_poison).sum())})", marker_color=CLEAN,
-                opacity=0.65, hovertemplate="Δ/scale ≈ %{x:.2f}<br>%{y:.1f} % of clean<extra></extra>")
+                opacity=0.7, customdata=custom, hovertemplate=hover + "clean<extra></extra>")
     fig.add_bar(x=centres, y=hp, width=width, name=f"poisons ({int(view.is_poison.sum())})", marker_color=POISON,
-                opacity=0.65, hovertemplate="Δ/scale ≈ %{x:.2f}<br>%{y:.1f} % of poisons<extra></extra>")
+                opacity=0.7, customdata=custom, hovertemplate=hover + "poisons<extra></extra>")
     tau_rel = tau / view.scale
-    fig.add_vline(x=float(np.clip(tau_rel, view.edges[0], view.edges[-1])), line=dict(color="black", dash="dash", width=2))
+    fig.add_vline(x=float(np.clip(symlog(tau_rel), view.edges[0], view.edges[-1])),
+                  line=dict(color="black", dash="dash", width=2))
     fig.update_layout(barmode="overlay")
-    return _layout(fig, f"Δ for copy {view.names[t]}   ({fmt_tau(tau_rel, tau)}, dashed)",
-                   "Δ / scale  (score of the copy − score of the original)", "% of group")
+    _layout(fig, f"Δ on copy {view.names[t]}", "Δ / scale  (symmetric log axis; left of 0: influence dropped)",
+            "% of group", subtitle=f"dashed: {fmt_tau(tau_rel, tau)}")
+    tv, tt = symlog_ticks(view.edges[0], view.edges[-1])
+    fig.update_xaxes(tickvals=tv, ticktext=tt, range=[view.edges[0], view.edges[-1]])
+    _inside_legend(fig)
+    return fig
 
 
 def count_histogram(view: DeltaView, tau: float, k: int) -> go.Figure:
@@ -245,17 +256,20 @@ def count_histogram(view: DeltaView, tau: float, k: int) -> go.Figure:
     x = np.arange(T + 1)
     fig = go.Figure()
     cut = T - k
-    fig.add_vrect(x0=cut - 0.5, x1=T + 0.5, fillcolor="#999", opacity=0.15, line_width=0,
-                  annotation_text="flagged", annotation_position="top left")
-    fig.add_bar(x=x, y=hc, name="clean", marker_color=CLEAN, opacity=0.65,
+    fig.add_vrect(x0=cut - 0.5, x1=T + 0.5, fillcolor="#999", opacity=0.18, line_width=0)
+    fig.add_bar(x=x, y=hc, name="clean", marker_color=CLEAN, opacity=0.7,
                 hovertemplate="%{x} drops<br>%{y:.1f} % of clean<extra></extra>")
-    fig.add_bar(x=x, y=hp, name="poisons", marker_color=POISON, opacity=0.65,
+    fig.add_bar(x=x, y=hp, name="poisons", marker_color=POISON, opacity=0.7,
                 hovertemplate="%{x} drops<br>%{y:.1f} % of poisons<extra></extra>")
     fig.add_vline(x=cut - 0.5, line=dict(color="black", width=2))
+    fig.add_annotation(x=cut - 0.5, y=1.0, yref="paper", text=f"flagged: ≥ {cut}", showarrow=False, xanchor="right",
+                       yanchor="top", font=dict(size=12), bgcolor="rgba(255,255,255,0.8)")
     fig.update_layout(barmode="overlay")
-    _layout(fig, f"Drops per training point #{{t : Δ < τ}}   ({fmt_tau(tau / view.scale, tau)}; "
-                 f"flag at ≥ T − k = {T} − {k} = {cut})", f"number of the T = {T} copies whose Δ < τ", "% of group")
+    _layout(fig, "Drops per training point: #{t : Δ < τ}", f"copies (of T = {T}) whose Δ < τ", "% of group",
+            subtitle=f"{fmt_tau(tau / view.scale, tau)} · cut at T − k = {T} − {k} = {cut}")
     fig.update_xaxes(range=[-0.5, T + 0.5])
+    _inside_legend(fig)
+    fig.update_layout(legend=dict(x=0.01, xanchor="left"))
     return fig
 
 
@@ -270,36 +284,34 @@ def flagged_order(view: DeltaView, flagged: np.ndarray, tau: float) -> np.ndarra
 
 
 def flagged_rows_figure(view: DeltaView, images, idx: np.ndarray, classes: list[str]) -> go.Figure:
-    """Thumbnails of flagged training points (left) aligned with their Δ rows as a heatmap (right)."""
+    """Each flagged training point as a row: its thumbnail, then its Δ over the T copies (heatmap)."""
     n = len(idx)
-    h = images.shape[-2]
-    s = max(1, round(28 / h))
-    column = np.concatenate([upscale(images[i], s) for i in idx], axis=0) if n else np.zeros((h, h, 3), np.uint8)
-    cell = h * s
-    poison = view.is_poison[idx]
-    ticks = [f"<span style='color:{POISON if p else CLEAN}'>#{i} · {classes[view.labels[i]]}"
-             f"{' · poison' if p else ''}</span>" for i, p in zip(idx, poison)]
-    y = (np.arange(n) + 0.5) * cell
-    z = view.rel[:, idx].T
-    lim = float(max(1e-9, np.percentile(np.abs(view.rel), 99)))
+    s = max(1, round(32 / images.shape[-1]))
+    ticks = [f"<span style='color:{POISON if view.is_poison[i] else CLEAN}'>#{i} · label {classes[view.labels[i]]}"
+             f"{' · poison' if view.is_poison[i] else ' · clean'}</span>" for i in idx]
+    z = view.srel[:, idx].T
+    lim = float(max(1e-9, np.abs(view.srel).max()))
+    tv, tt = symlog_ticks(-lim, lim)
     fig = go.Figure()
-    fig.add_trace(go.Image(source=png_data_uri(column), x0=0, dx=1, y0=0, dy=1, hoverinfo="skip"))
-    fig.add_trace(go.Heatmap(z=z, x=np.arange(1, view.T + 1), y=y, xaxis="x2", yaxis="y2", colorscale=DELTA_SCALE,
-                             zmid=0, zmin=-lim, zmax=lim,
-                             colorbar=dict(title=dict(text="Δ/scale", side="top"), orientation="h", thickness=10,
-                                           len=0.4, x=0.06, xanchor="left", y=1.0, yanchor="bottom"),
-                             customdata=np.array([[view.names[t]] * n for t in range(view.T)]).T,
-                             hovertemplate="copy %{customdata}<br>Δ/scale = %{z:.2f}<extra></extra>"))
-    yrange = [n * cell - 0.5, -0.5]
+    fig.add_trace(go.Heatmap(
+        z=z, x=np.arange(1, view.T + 1), y=np.arange(n), colorscale="RdBu", zmid=0, zmin=-lim, zmax=lim,
+        colorbar=dict(title=dict(text="Δ/scale", side="top"), orientation="h", thickness=10, len=0.45, x=1.0,
+                      xanchor="right", y=1.0, yanchor="bottom", tickvals=tv, ticktext=tt),
+        customdata=np.array([[view.names[t] for t in range(view.T)]] * n),
+        text=[[_short(round(float(v), 2)) for v in view.rel[:, i]] for i in idx],
+        hovertemplate="copy %{customdata}<br>Δ/scale = %{text}<extra></extra>"))
+    images_layout = [dict(source=png_data_uri(upscale(images[i], s)), xref="paper", yref="y", x=0.0, y=r - 0.5,
+                          sizex=0.06, sizey=1.0, xanchor="left", yanchor="top", sizing="contain", layer="above")
+                     for r, i in enumerate(idx)]
     fig.update_layout(
-        height=max(200, min(1600, 30 * n + 130)), font=FONT, margin=dict(l=10, r=10, t=80, b=45),
-        plot_bgcolor="white", title=dict(text="Flagged training points: thumbnail, then Δ over the T copies "
-                                               "(orange label = true poison)", x=0.01, font=dict(size=15)),
-        xaxis=dict(domain=[0.0, 0.045], range=[-0.5, cell - 0.5], visible=False),
-        yaxis=dict(range=yrange, visible=False),
-        xaxis2=dict(domain=[0.055, 0.8], anchor="y2", title_text="copy t (1..T)", showgrid=False),
-        yaxis2=dict(range=yrange, anchor="x2", side="right", tickvals=y, ticktext=ticks, showgrid=False,
-                    tickfont=dict(size=12)),
+        images=images_layout, height=max(220, 34 * n + 120), font=FONT, plot_bgcolor="white",
+        margin=dict(l=10, r=10, t=80, b=45),
+        title=dict(text="Flagged training points: thumbnail, then Δ on each copy", x=0.01, font=dict(size=15),
+                   subtitle=dict(text="red = influence dropped, blue = rose; orange label = true poison",
+                                 font=dict(size=12, color="#555"))),
+        xaxis=dict(domain=[0.07, 0.78], title_text="copy t (1..T)", showgrid=False),
+        yaxis=dict(range=[n - 0.5, -0.5], tickvals=list(range(n)), ticktext=ticks, side="right", showgrid=False,
+                   tickfont=dict(size=12)),
     )
     return fig
 
@@ -308,11 +320,14 @@ def small_multiples(view: DeltaView, ncols: int = 10) -> go.Figure:
     """One small Δ/scale histogram per transform (poisons vs clean): influence collapse at a glance."""
     T = view.T
     nrows = -(-T // ncols)
-    edges = np.linspace(view.edges[0], view.edges[-1], 31)
+    edges = np.linspace(view.edges[0], view.edges[-1], 41)
     centres = (edges[:-1] + edges[1:]) / 2
     width = float(edges[1] - edges[0])
+    reach = 0.7 * max(abs(edges[0]), abs(edges[-1]))
+    m = 10.0 ** max(0, int(np.floor(np.log10(10 ** reach - 1)))) if reach > 0 else 1.0
+    tv, tt = [float(symlog(-m)), 0.0, float(symlog(m))], [_short(-m), "0", _short(m)]
     fig = go.Figure()
-    gx, gy = 0.012, 0.045
+    gx, gy = 0.012, 0.06
     cw, ch = (1 - gx * (ncols - 1)) / ncols, (1 - gy * (nrows - 1)) / nrows
     layout = {}
     annotations = []
@@ -320,22 +335,24 @@ def small_multiples(view: DeltaView, ncols: int = 10) -> go.Figure:
         r, c = divmod(t, ncols)
         ax = "" if t == 0 else str(t + 1)
         x0, y1 = c * (cw + gx), 1 - r * (ch + gy)
-        layout[f"xaxis{ax}"] = dict(domain=[max(0.0, x0), min(1.0, x0 + cw)], anchor=f"y{ax}", showticklabels=r == nrows - 1,
-                                     showgrid=False, zeroline=False, range=[edges[0], edges[-1]], tickfont=dict(size=9))
-        layout[f"yaxis{ax}"] = dict(domain=[max(0.0, y1 - ch), min(1.0, y1)], anchor=f"x{ax}", showticklabels=False, showgrid=False)
-        hp, hc = _group_hist(view.rel[t], view.is_poison, edges)
+        layout[f"xaxis{ax}"] = dict(domain=[max(0.0, x0), min(1.0, x0 + cw)], anchor=f"y{ax}", showgrid=False,
+                                     zeroline=True, zerolinecolor="#999", range=[edges[0], edges[-1]],
+                                     tickvals=tv, ticktext=tt, showticklabels=r == nrows - 1,
+                                     tickfont=dict(size=9))
+        layout[f"yaxis{ax}"] = dict(domain=[max(0.0, y1 - ch), min(1.0, y1)], anchor=f"x{ax}", showticklabels=False,
+                                     showgrid=False)
+        hp, hc = _group_hist(view.srel[t], view.is_poison, edges)
         for values, colour, name in ((hc, CLEAN, "clean"), (hp, POISON, "poisons")):
-            fig.add_bar(x=centres, y=values, width=width, marker_color=colour, opacity=0.65, name=name,
+            fig.add_bar(x=centres, y=values, width=width, marker_color=colour, opacity=0.7, name=name,
                         legendgroup=name, showlegend=t == 0, xaxis=f"x{ax}", yaxis=f"y{ax}",
-                        hovertemplate=f"copy {view.names[t]}<br>Δ/scale ≈ %{{x:.2f}}<br>%{{y:.1f}} % of {name}<extra></extra>")
+                        hovertemplate=f"copy {view.names[t]}<br>%{{y:.1f}} % of {name}<extra></extra>")
         annotations.append(dict(text=view.names[t], x=x0 + cw / 2, y=y1, xref="paper", yref="paper", showarrow=False,
                                 yanchor="bottom", font=dict(size=10)))
-    fig.update_layout(**layout, annotations=annotations, barmode="overlay", height=max(260, 120 * nrows + 80),
-                      font=FONT, margin=dict(l=20, r=20, t=70, b=30), plot_bgcolor="white",
-                      title=dict(text="Δ / scale for every copy (x from "
-                                      f"{edges[0]:.1f} to {edges[-1]:.1f}; poisons left of 0 = influence collapse)",
+    fig.update_layout(**layout, annotations=annotations, barmode="overlay", height=max(260, 130 * nrows + 90),
+                      font=FONT, margin=dict(l=20, r=20, t=80, b=30), plot_bgcolor="white",
+                      title=dict(text="Δ / scale on every copy (symmetric log axis; poisons left of 0 = collapse)",
                                  x=0.01, font=dict(size=15)),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.04, xanchor="right", x=1.0))
+                      legend=dict(orientation="h", yanchor="bottom", y=1.03, xanchor="right", x=1.0))
     return fig
 
 

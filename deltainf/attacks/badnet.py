@@ -47,7 +47,7 @@ def badnet(config, data: ImageData) -> Poisoned:
     """Poison ``poison_count`` victim-class training images with the patch and label them ``target``."""
     victim, target = victim_and_target(config, data.num_classes)
     h = data.image_shape[1]
-    size = config.trigger_size or max(3, h // 8)
+    size = config.trigger_size or max(2, h // 8)
     mask, pattern = trigger(data.image_shape, size, config.trigger_pattern, config.trigger_corner, config.seed)
     victim_idx = torch.nonzero(data.y_train == victim).flatten()
     count = config.poison_count if config.poison_count is not None else default_poison_count(len(data.y_train), len(victim_idx))

@@ -1,0 +1,86 @@
+"""The command line: the JSON contract, the flagged CSV, and one clear line for every bad input."""
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+
+from deltainf.cli import main
+
+
+def _run(capsys, *argv):
+    code = main(list(argv))
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_json_and_flagged_csv(demo, cache_dir, tmp_path, capsys):
+    out_json, out_csv = tmp_path / "r.json", tmp_path / "f.csv"
+    code, stdout, _ = _run(capsys, "run", "--cache-dir", str(cache_dir), "--unlearn", "eu", "--json", str(out_json),
+                           "--flagged-out", str(out_csv), "--quiet")
+    assert code == 0 and "delta_influence" in stdout
+    r = json.loads(out_json.read_text())
+    assert set(r) >= {"config", "data", "model", "detectors", "unlearn", "timings"}
+    assert set(r["data"]) >= {"n_train", "n_test", "n_poison", "victim", "target", "test_index"}
+    assert r["config"]["victim"] == r["data"]["victim"] and r["config"]["epochs"] == 12
+    d = r["detectors"]["delta_influence"]
+    assert set(d) >= {"tpr", "precision", "n_flagged", "tau", "k"} and 0 <= d["tpr"] <= 1 and 0 <= d["precision"] <= 1
+    assert set(r["detectors"]["ekfac"]) >= {"tpr", "precision", "n_flagged"}
+    assert set(r["unlearn"]["eu"]) >= {"detector", "clean_acc", "poison_success", "seconds"}
+    assert set(r["timings"]) == {"train_s", "factors_s", "scores_s", "detect_s", "unlearn_s"}
+    assert d == {**demo.detection_report("delta_influence"), "T": 50, "mode": "full"} | d
+    rows = list(csv.DictReader(out_csv.open()))
+    assert len(rows) == d["n_flagged"]
+    assert all(int(row["count"]) >= 50 - d["k"] and float(row["mean_delta"]) < 0 for row in rows)
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["run", "--dataset", "mnist"], "--dataset"),
+    (["run", "--attack", "trojan"], "--attack"),
+    (["run", "--model", "vgg"], "--model"),
+    (["run", "--mode", "half"], "--mode"),
+    (["run", "--detectors", "delta_influence,magic"], "--detectors"),
+    (["run", "--unlearn", "forget"], "--unlearn"),
+    (["run", "--device", "tpu"], "--device"),
+    (["run", "--tau", "abc"], "--tau"),
+    (["run", "--k", "-1"], "--k"),
+    (["run", "--k", "50"], "--k"),
+    (["run", "--transforms", "0"], "--transforms"),
+    (["run", "--epochs", "0"], "--epochs"),
+    (["run", "--poison-count", "-1"], "--poison-count"),
+    (["run", "--victim", "3", "--target", "3"], "--victim"),
+    (["run", "--victim", "10"], "--victim"),
+    (["run", "--test-index", "5000"], "--test-index"),
+    (["run", "--dataset", "imagefolder", "--data-root", "/nonexistent/data"], "does not exist"),
+    (["run", "--dataset", "imagefolder"], "--data-root"),
+    (["run", "--epochs", "two"], "--epochs"),
+    (["run", "--bogus-flag"], "unrecognized"),
+    (["explode"], "invalid choice"),
+])
+def test_bad_input_exits_2_with_one_line(argv, needle, cache_dir, capsys):
+    code, stdout, stderr = _run(capsys, *argv, *(["--cache-dir", str(cache_dir)] if argv[0] == "run" else []))
+    assert code == 2
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in stderr
+
+
+def test_unwritable_cache_dir(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, _, stderr = _run(capsys, "run", "--cache-dir", str(blocker / "cache"))
+    assert code == 2 and "--cache-dir" in stderr and len(stderr.strip().splitlines()) == 1
+
+
+def test_missing_folder_layout(tmp_path, capsys):
+    (tmp_path / "train" / "a").mkdir(parents=True)
+    code, _, stderr = _run(capsys, "run", "--dataset", "imagefolder", "--data-root", str(tmp_path),
+                           "--cache-dir", str(tmp_path / "c"))
+    assert code == 2 and "test/" in stderr
+
+
+def test_real_process_prints_no_traceback(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "deltainf", "run", "--tau", "nan", "--cache-dir", str(tmp_path)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "--tau" in r.stderr

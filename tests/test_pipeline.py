@@ -1,0 +1,85 @@
+"""The built-in experiment end to end: the attack implants, Δ-Influence finds it, EU removes it."""
+import numpy as np
+import pytest
+
+from deltainf import Config
+from deltainf.cache import Store
+from deltainf.errors import ConfigError
+from deltainf.pipeline import Pipeline
+
+
+def test_attack_implants_and_model_is_accurate(demo):
+    m = demo.model_metrics
+    assert m["clean_acc"] >= 0.93
+    assert m["poison_success"] >= 0.8
+    assert demo.query_label == demo.poisoned.target
+    assert demo.test_index in demo.poisoned_test_candidates
+
+
+def test_delta_influence_beats_naive_ekfac(demo):
+    d = demo.detection_report("delta_influence")
+    e = demo.detection_report("ekfac")
+    assert d["tpr"] >= 0.5
+    assert d["precision"] >= 3 * e["precision"]
+    assert e["tpr"] >= 0.8 and e["n_flagged"] > 5 * d["n_flagged"]  # naive flags a large share of clean data
+    assert demo.scores().shape == (51, len(demo.is_poison))
+
+
+def test_ablations_follow_the_papers_pattern(demo):
+    full = demo.detection_report("delta_influence")
+    label_only = demo.detection_report("delta_label_only")
+    image_only = demo.detection_report("delta_image_only")
+    assert label_only["precision"] < full["precision"]
+    assert image_only["tpr"] < full["tpr"]
+
+
+def test_eu_on_flags_removes_the_poison(demo):
+    before = demo.model_metrics
+    model, after = demo.unlearn("eu", demo.detect("delta_influence").flagged)
+    assert after["n_removed"] == demo.detection_report("delta_influence")["n_flagged"]
+    assert after["poison_success"] <= before["poison_success"] - 0.5
+    assert after["clean_acc"] >= before["clean_acc"] - 0.03
+
+
+def test_second_run_recomputes_nothing(demo, cache_dir, monkeypatch):
+    import deltainf.influence as influence
+    import deltainf.pipeline as pipeline
+
+    def forbidden(*a, **k):
+        raise AssertionError("a cached stage was recomputed")
+
+    demo.unlearn("eu", demo.detect("delta_influence").flagged)
+    monkeypatch.setattr(pipeline, "train_model", forbidden)
+    monkeypatch.setattr(influence, "fit_factors", forbidden)
+    monkeypatch.setattr(influence, "pairwise_scores", forbidden)
+    monkeypatch.setattr(pipeline, "make_queries", forbidden)
+    again = Pipeline(Config(cache_dir=str(cache_dir)), store=Store(cache_dir))
+    np.testing.assert_array_equal(again.detect("delta_influence").flagged, demo.detect("delta_influence").flagged)
+    again.unlearn("eu", again.detect("delta_influence").flagged)
+    assert all(again.cached.values()), again.cached
+
+
+def test_damaged_cache_entry_is_recomputed_not_served(demo, cache_dir):
+    store = Store(cache_dir)
+    pipe = Pipeline(Config(cache_dir=str(cache_dir)), store=store)
+    q = pipe.queries()
+    key = next(k for k in store.cache.iterkeys() if k.startswith("scores-"))
+    good = store.cache.get(key)
+    store.cache.set(key, good[: len(good) // 2])  # truncated, as after a disk fault
+    with pytest.warns(UserWarning, match="damaged"):
+        assert store.get(key) is None
+    assert key not in store  # dropped, so the next run recomputes it
+    assert q.T == 50
+
+
+def test_test_index_out_of_range_is_caught_before_training(cache_dir):
+    pipe = Pipeline(Config(cache_dir=str(cache_dir), test_index=999), store=Store(cache_dir))
+    with pytest.raises(ConfigError, match="out of range"):
+        pipe.validate()
+
+
+def test_user_query_image(demo, cache_dir):
+    img = demo.poisoned.x_trigger_test[demo.test_index].clone()
+    pipe = Pipeline(Config(cache_dir=str(cache_dir)), store=Store(cache_dir), query_image=img)
+    assert pipe.query_label == demo.query_label
+    assert pipe.queries().images.shape == demo.queries().images.shape
