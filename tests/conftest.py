@@ -1,10 +1,15 @@
 """Shared fixtures: one built-in (digits) experiment computed once per test session."""
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from deltainf import Config
 from deltainf.cache import Store
+
+sys.path.insert(0, str(Path(__file__).parent))  # tests/cifar_folder.py for fixtures
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,32 @@
+"""Real natural images through the product's own ImageFolder path: a CIFAR-10 subset, small CNN, CPU."""
+import pytest
+
+from cifar_folder import NPZ, write_cifar_imagefolder
+from deltainf import Config
+from deltainf.cache import Store
+from deltainf.pipeline import Pipeline
+
+pytestmark = pytest.mark.skipif(not NPZ.exists(), reason=f"{NPZ} is absent")
+
+
+@pytest.fixture(scope="module")
+def cifar_pipe(tmp_path_factory):
+    root = write_cifar_imagefolder(tmp_path_factory.mktemp("cifar") / "data", per_class_train=200, per_class_test=50)
+    cache = tmp_path_factory.mktemp("cifar-cache")
+    cfg = Config(dataset="imagefolder", data_root=str(root), image_size=32, seed=0, cache_dir=str(cache))
+    return Pipeline(cfg, store=Store(cache))
+
+
+def test_layout_is_read_as_cifar(cifar_pipe):
+    d = cifar_pipe.data
+    assert d.classes[:3] == ["airplane", "automobile", "bird"] and d.num_classes == 10
+    assert d.x_train.shape == (2000, 3, 32, 32) and len(d.y_test) == 500
+
+
+def test_badnet_implants_and_delta_influence_finds_it(cifar_pipe):
+    assert cifar_pipe.model_metrics["poison_success"] >= 0.8
+    assert cifar_pipe.model_metrics["clean_acc"] >= 0.3  # 2,000 images, 12 epochs, no augmentation
+    d = cifar_pipe.detection_report("delta_influence")
+    e = cifar_pipe.detection_report("ekfac")
+    assert d["tpr"] >= 0.5
+    assert d["precision"] >= 2 * e["precision"]
