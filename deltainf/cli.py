@@ -62,7 +62,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--ekfac-threshold", type=float, default=0.0, help="naive EK-FAC flags scores above this (default 0)")
     g.add_argument("--detectors", type=_names, default=("delta_influence", "ekfac"),
                    help="comma-separated (default delta_influence,ekfac)")
-    g.add_argument("--unlearn", type=_names, default=(), help="comma-separated unlearning methods, or none (default none)")
+    g.add_argument("--unlearn", type=_names, default=(),
+                   help="comma-separated unlearning methods: eu, cf, ssd, scrub, badt; or none (default none)")
+    g.add_argument("--until-clean", action="store_true",
+                   help="after unlearning, re-check the test image; while still poisoned, detect again and remove more")
+    g.add_argument("--max-rounds", type=int, default=3, help="most detect → unlearn rounds with --until-clean (default 3)")
+    g.add_argument("--ssd-alpha", type=float, help="SSD selection threshold α (default: picked from a grid)")
+    g.add_argument("--ssd-lambda", type=float, default=1.0, help="SSD dampening constant λ (default 1)")
     g = run.add_argument_group("running")
     g.add_argument("--device", default="auto", help=f"{' | '.join(DEVICES)} (default auto)")
     g.add_argument("--cache-dir", help="cache folder (default $DELTAINF_CACHE_DIR or ~/.cache/deltainf)")

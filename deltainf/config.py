@@ -63,6 +63,10 @@ class Config:
     ekfac_threshold: float = field(default=0.0, metadata={"help": "naive EK-FAC flags scores above this"})
     detectors: tuple[str, ...] = ("delta_influence", "ekfac")
     unlearn: tuple[str, ...] = ()
+    ssd_alpha: float | None = field(default=None, metadata={"help": "SSD selection threshold α; None = pick from a grid"})
+    ssd_lambda: float = field(default=1.0, metadata={"help": "SSD dampening constant λ"})
+    until_clean: bool = field(default=False, metadata={"help": "re-check the query after unlearning and repeat"})
+    max_rounds: int = field(default=3, metadata={"help": "most detect → unlearn rounds with until_clean"})
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
     cache_dir: str | None = field(default=None, metadata={"help": "cache folder (default: $DELTAINF_CACHE_DIR or ~/.cache/deltainf)"})
 
@@ -93,6 +97,11 @@ class Config:
             if value is not None:
                 _at_least(name, value, lo)
         _at_least("image_size", self.image_size, 8)
+        _at_least("max_rounds", self.max_rounds, 1)
+        for name in ("ssd_alpha", "ssd_lambda"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
+                raise ConfigError(f"--{name.replace('_', '-')} must be a positive number, got {value!r}")
         _at_least("batch_size", self.batch_size, 1)
         if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f"--lr must be a positive number, got {self.lr!r}")

@@ -20,14 +20,14 @@ from .cache import Entry, Store, array_fingerprint, content_key
 from .checkpoints import arrays_to_model, load_weights_into, state_to_arrays
 from .config import Config
 from .data import ImageData, load_dataset
-from .detect import DETECTORS, Detection, delta_matrix, detection_metrics
+from .detect import DETECTORS, Detection, delta_flags, delta_matrix, detection_metrics
 from .device import resolve_device
 from .errors import ConfigError
 from .models import build_model, channel_stats
 from .progress import ProgressFn, silent
 from .train import DEFAULT_EPOCHS, DEFAULT_LR, accuracy, poison_success, predict_logits, train_model
 from .transforms import Queries, make_queries
-from .unlearn import UNLEARNERS
+from .unlearn import UNLEARNERS, method_settings
 
 
 class Pipeline:
@@ -113,13 +113,15 @@ class Pipeline:
             torch.manual_seed(self.config.seed)
             return build_model(self.config.model, self.data.num_classes, *channel_stats(self.data.x_train))
 
-    def train_on(self, keep: np.ndarray, stage: str = "train", init: nn.Module | None = None) -> nn.Module:
-        """Train with the experiment's recipe on the training points ``keep`` (indices)."""
+    def train_on(self, keep: np.ndarray, stage: str = "train", init: nn.Module | None = None,
+                 epochs: int | None = None, lr: float | None = None) -> nn.Module:
+        """Train with the experiment's recipe on the training points ``keep`` (indices), from scratch or
+        from ``init``, for the recipe's epochs and learning rate unless ``epochs``/``lr`` are given."""
         p = self.poisoned
         keep_t = torch.as_tensor(keep, dtype=torch.long)
         model = init if init is not None else self.new_model()
         r = self._recipe()
-        return train_model(model, p.data.x_train[keep_t], p.data.y_train[keep_t], epochs=r["epochs"], lr=r["lr"],
+        return train_model(model, p.data.x_train[keep_t], p.data.y_train[keep_t], epochs=epochs or r["epochs"], lr=lr or r["lr"],
                            batch_size=r["batch_size"], weight_decay=r["weight_decay"],
                            label_smoothing=r["label_smoothing"], seed=r["seed"], device=self.device,
                            augment=r["augment"], optimizer="adam" if r["model"] == "cnn" else "sgd",
@@ -249,45 +251,56 @@ class Pipeline:
 
     def factors(self):
         """Fit (or find) EK-FAC factors for the model on its training set."""
+        p = self.poisoned.data
+        return self._factors_for(self.model, self.factors_key, p.x_train, p.y_train)
+
+    def _factors_for(self, model, key, x, y):
         root = self.store.kron_root
         with self._timed("factors_s"):
-            self.cached["factors_s"] = influence.factors_ready(root, self.factors_key)
+            self.cached["factors_s"] = influence.factors_ready(root, key)
             if not self.cached["factors_s"]:
                 self.progress("factors", 0, 1)
-                with self.store.lock(self.factors_key):
-                    p = self.poisoned.data
-                    influence.fit_factors(self.model, p.x_train, p.y_train, root, self.factors_key, self.device,
-                                          seed=self.config.seed)
+                with self.store.lock(key):
+                    influence.fit_factors(model, x, y, root, key, self.device, seed=self.config.seed)
                 self.progress("factors", 1, 1)
-        return influence.factors_dir(root, self.factors_key)
+        return influence.factors_dir(root, key)
 
     def scores(self, mode: str | None = None) -> np.ndarray:
         """EK-FAC influence, shape (T+1, N): row 0 the original query, rows 1..T its copies."""
         mode = mode or self.config.mode
-        if mode in self._scores:
-            return self._scores[mode]
+        if mode not in self._scores:
+            p = self.poisoned.data
+            self._scores[mode] = self._scores_for(self.model, self.factors_key, p.x_train, p.y_train, mode)
+        return self._scores[mode]
+
+    def rescore(self, model: nn.Module, model_key: str, keep: np.ndarray, mode: str | None = None) -> np.ndarray:
+        """Scores (T+1, len(keep)) of the same queries under another ``model`` trained on the points ``keep``
+        (e.g. an unlearned model, for the re-check loop)."""
+        p = self.poisoned.data
+        keep_t = torch.as_tensor(keep, dtype=torch.long)
+        fkey = content_key("factors", model_key, array_fingerprint(keep_t))
+        return self._scores_for(model, fkey, p.x_train[keep_t], p.y_train[keep_t], mode or self.config.mode)
+
+    def _scores_for(self, model, factors_key, x, y, mode) -> np.ndarray:
         q = self.queries(mode)
-        key = content_key("scores", self.factors_key, array_fingerprint(q.images, q.labels), self.config.damping)
+        key = content_key("scores", factors_key, array_fingerprint(q.images, q.labels), self.config.damping)
         start = time.perf_counter()
         entry = self.store.get(key)
         self.cached["scores_s"] = entry is not None
         if entry is None:
-            self.factors()
+            self._factors_for(model, factors_key, x, y)
             start = time.perf_counter()
             with self.store.lock(key):
                 entry = self.store.get(key)
                 if entry is None:
                     self.progress("scores", 0, 1)
-                    p = self.poisoned.data
-                    s = influence.pairwise_scores(self.model, q.images, q.labels, p.x_train, p.y_train,
-                                                  self.store.kron_root, self.factors_key, self.device,
-                                                  damping=self.config.damping).astype(np.float32)
+                    s = influence.pairwise_scores(model, q.images, q.labels, x, y, self.store.kron_root, factors_key,
+                                                  self.device, damping=self.config.damping).astype(np.float32)
                     self.store.put(key, {"scores": s}, {"mode": mode})
                     entry = Entry({"scores": s}, {"mode": mode})
                     self.progress("scores", 1, 1)
         self.timings["scores_s"] = self.timings.get("scores_s", 0.0) + time.perf_counter() - start
-        self._scores[mode] = entry.arrays["scores"]
-        return self._scores[mode]
+        return entry.arrays["scores"]
 
     def delta(self, mode: str | None = None) -> np.ndarray:
         """Δ (T, N): each copy's score minus the original's."""
@@ -305,15 +318,43 @@ class Pipeline:
         det = self.detect(name)
         return {**detection_metrics(det.flagged, self.is_poison), **det.params}
 
+    def unlearn_key(self, method: str, flagged: np.ndarray) -> str:
+        """Cache key of the model that ``method`` makes when removing ``flagged``."""
+        return content_key("unlearn", method, method_settings(method, self.config), self.train_key,
+                           array_fingerprint(np.flatnonzero(flagged)))
+
     def unlearn(self, method: str, flagged: np.ndarray) -> tuple[nn.Module, dict]:
         """Remove the ``flagged`` training points with unlearning ``method``; returns (model, metrics)."""
         flagged = np.asarray(flagged, bool)
-        key = content_key("unlearn", method, self.train_key, array_fingerprint(np.flatnonzero(flagged)))
+        key = self.unlearn_key(method, flagged)
         start = time.perf_counter()
         model, _ = self._cached_model(key, "unlearn_s", lambda: UNLEARNERS[method](self, flagged))
         metrics = {**self._metrics_for(key, model), "n_removed": int(flagged.sum()),
                    "seconds": time.perf_counter() - start}
         return model, metrics
+
+    def unlearn_until_clean(self, method: str, flagged: np.ndarray, max_rounds: int | None = None) -> tuple[nn.Module, dict]:
+        """Unlearn, then re-check the poisoned test image: while the new model still predicts y for it, run
+        Δ-Influence on the new model over the remaining training points, add what it flags, and unlearn
+        again (from the original model). Stops when clean, when nothing new is flagged, or at ``max_rounds``."""
+        removed = np.asarray(flagged, bool).copy()
+        max_rounds = max_rounds or self.config.max_rounds
+        per_round = []
+        for r in range(1, max_rounds + 1):
+            model, m = self.unlearn(method, removed)
+            per_round.append({"round": r, "n_removed": int(removed.sum()), "clean_acc": m["clean_acc"],
+                              "poison_success": m["poison_success"], "query_pred": m["query_pred"],
+                              "hits": int((removed & self.is_poison).sum())})
+            if m["query_pred"] != self.query_label or r == max_rounds:
+                break
+            keep = np.flatnonzero(~removed)
+            delta = delta_matrix(self.rescore(model, self.unlearn_key(method, removed), keep))
+            new = delta_flags(delta, self.config.tau, self.config.k)
+            if not new.any():
+                break
+            removed[keep[new]] = True
+        return model, {**m, "rounds": len(per_round), "total_removed": int(removed.sum()),
+                       "clean": m["query_pred"] != self.query_label, "per_round": per_round}
 
     @contextmanager
     def _timed(self, name: str):

@@ -45,7 +45,10 @@ def run_report(pipe) -> dict:
         det_name = unlearn_detector(pipe)
         flagged = pipe.detect(det_name).flagged
         for method in pipe.config.unlearn:
-            _, metrics = pipe.unlearn(method, flagged)
+            if pipe.config.until_clean:
+                _, metrics = pipe.unlearn_until_clean(method, flagged)
+            else:
+                _, metrics = pipe.unlearn(method, flagged)
             unlearn[method] = {"detector": det_name, **metrics}
     t = pipe.timings
     return _clean({
@@ -83,7 +86,8 @@ def summary_lines(report: dict) -> list[str]:
         extra = f"   τ = {r['tau']:g}, k = {r['k']}" if "tau" in r else ""
         lines.append(f"{name:<18}{_fmt(r['tpr'], '.2f'):>6}{_fmt(r['precision'], '.2f'):>11}{r['n_flagged']:>9}{extra}")
     for method, r in report["unlearn"].items():
-        lines.append(f"unlearn {method} ({r['detector']} flags, {r['n_removed']} removed): clean accuracy "
+        rounds = f", {r['rounds']} round(s), test image {'clean' if r['clean'] else 'still poisoned'}" if "rounds" in r else ""
+        lines.append(f"unlearn {method} ({r['detector']} flags, {r['n_removed']} removed{rounds}): clean accuracy "
                      f"{_fmt(r['clean_acc'])}, poison success {_fmt(r['poison_success'])}   [{r['seconds']:.1f} s]")
     return lines
 

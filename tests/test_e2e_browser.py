@@ -152,7 +152,7 @@ ARM_PROBE = """([charts]) => {
 def move(pg, slider_key: str, key: str, charts: list[str]) -> float:
     """Press ``key`` on a slider; ms until metrics and ``charts`` have updated in the DOM."""
     pg.evaluate(ARM_PROBE, [charts])
-    pg.locator(f".st-key-{slider_key} [role='slider']").press(key)
+    pg.locator(f".st-key-{slider_key} input[type=range]").press(key)
     pg.wait_for_function("window.__lat !== null", timeout=30_000)
     lat = pg.evaluate("window.__lat")
     pg.wait_for_timeout(150)  # let the fragment settle before the next move

@@ -1,0 +1,296 @@
+"""Every page of the Streamlit app under ``streamlit.testing`` (in-process, no browser).
+
+One cache folder for the module (the session's digits cache when conftest provides one), so the
+built-in experiment is trained and scored once; each test opens a fresh session (a new AppTest)
+on the shared server-side runtime, as a second browser tab would.
+"""
+from __future__ import annotations
+
+import io
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("streamlit")
+import streamlit as st  # noqa: E402
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+from deltainf import Config  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+APP = str(ROOT / "app.py")
+PAGES = {"experiment": "pages/experiment.py", "query": "pages/query_image.py",
+         "transforms": "pages/transformations.py", "influence": "pages/influence.py",
+         "unlearn": "pages/unlearn.py", "compare": "pages/compare.py"}
+SLOW = 600  # seconds: a cold stage on a loaded 2-core machine
+
+
+@pytest.fixture(scope="module", autouse=True)
+def app_cache(request, tmp_path_factory):
+    """Point the app at one cache folder for the whole module, with a fresh server-side runtime."""
+    try:
+        root = request.getfixturevalue("cache_dir")  # shared with the engine tests when available
+    except pytest.FixtureLookupError:
+        root = tmp_path_factory.mktemp("app-cache")
+    old = os.environ.get("DELTAINF_CACHE_DIR")
+    os.environ["DELTAINF_CACHE_DIR"] = str(root)
+    st.cache_resource.clear()
+    yield Path(root)
+    st.cache_resource.clear()
+    if old is None:
+        os.environ.pop("DELTAINF_CACHE_DIR", None)
+    else:
+        os.environ["DELTAINF_CACHE_DIR"] = old
+
+
+@pytest.fixture(scope="module")
+def pipe(app_cache):
+    """The same built-in experiment the app runs, read from the shared cache (ground truth for checks)."""
+    from deltainf import Pipeline
+
+    return Pipeline(Config())
+
+
+def check(at: AppTest) -> AppTest:
+    assert not at.exception, "\n".join(f"{e.message}\n{''.join(e.stack_trace)}" for e in at.exception)
+    return at
+
+
+def open_app(page: str | None = None) -> AppTest:
+    at = check(AppTest.from_file(APP, default_timeout=SLOW).run())
+    if page:
+        check(at.switch_page(PAGES[page]).run())
+    return at
+
+
+def settle(at: AppTest, done, timeout: float = SLOW) -> AppTest:
+    """Rerun (as the page's progress poller would) until ``done(at)``; fail on any exception."""
+    deadline = time.time() + timeout
+    while not done(check(at)):
+        assert time.time() < deadline, f"page did not finish: {[e.value for e in at.error]}"
+        time.sleep(0.3)
+        at.run()
+    return at
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def texts(elements) -> str:
+    return " ".join(str(e.value) for e in elements)
+
+
+def trained(at: AppTest) -> AppTest:
+    at.button(key="train").click().run()
+    return settle(at, lambda a: "Clean accuracy" in metrics(a))
+
+
+def charts(at: AppTest) -> int:
+    return len(at.get("plotly_chart"))
+
+
+# ----------------------------------------------------------------------------- before anything is trained
+@pytest.mark.parametrize("page", ["query", "transforms", "influence", "unlearn", "compare"])
+def test_page_opened_first_explains_what_to_do(page):
+    at = open_app(page)
+    message = texts(at.info)
+    assert "Experiment" in message and "Train" in message
+    assert not at.error
+    from pages import _ui
+
+    assert not _ui.runtime().jobs, "opening a page before training must not start any work"
+
+
+def test_experiment_page_widgets_and_sidebar():
+    at = open_app()
+    assert at.selectbox(key="dataset").value == "digits"  # built-in data preselected
+    for key in ("attack", "model", "trigger_pattern", "trigger_corner", "device"):
+        assert at.selectbox(key=key).value is not None
+    assert at.number_input(key="seed").value == 0
+    assert at.button(key="train") is not None
+    assert "Press **Train**" in texts(at.info)
+    side = texts(at.sidebar.markdown) + texts(at.sidebar.caption)
+    assert "Current experiment" in side and "built-in digits" in side and "not trained yet" in side
+    assert "Cache" in side and "Device" in side and ("CPU" in side or "GPU" in side)
+
+
+def test_bad_settings_are_refused_and_change_nothing():
+    at = open_app()
+    at.number_input(key="victim").set_value(3)
+    at.number_input(key="target").set_value(3)
+    check(at.button(key="train").click().run())
+    assert "must differ" in texts(at.error)
+    assert at.session_state["config"] == Config()
+
+
+# ----------------------------------------------------------------------------- the walk-through
+def test_train_shows_metrics_and_poison_strip(pipe):
+    at = trained(open_app())
+    m = metrics(at)
+    assert float(m["Clean accuracy"]) == pytest.approx(pipe.model_metrics["clean_acc"], abs=1e-3)
+    assert float(m["Poison success"]) == pytest.approx(pipe.model_metrics["poison_success"], abs=5e-3)
+    assert m["Poisons"] == f"{len(pipe.poisoned.poison_idx)} / {len(pipe.is_poison)}"
+    assert "Poisoned training images" in texts(at.subheader)
+    side_at = open_app()  # the sidebar of a new session sees the server's trained model
+    assert "clean acc" in texts(side_at.sidebar.markdown)
+
+
+def test_weight_uploads(pipe):
+    import torch
+    from safetensors.torch import save
+
+    from deltainf.checkpoints import weights_to_bytes
+
+    at = trained(open_app())
+    before = metrics(at)
+    uploader = at.file_uploader(key="weights_upload")
+    for name, blob, message in [
+        ("corrupt.safetensors", b"\x00\x01 definitely not weights", "neither a safetensors file"),
+        ("foreign.safetensors", save({"encoder.weight": torch.zeros(3, 3)}), "does not fit this architecture"),
+        ("wrong-shape.pt", _torch_bytes({k: torch.zeros(1) for k in pipe.model.state_dict()}), "does not fit"),
+    ]:
+        check(uploader.set_value((name, blob, "application/octet-stream")).run())
+        assert message in texts(at.error), name
+        assert at.session_state["weights"] is None  # the experiment in progress is untouched
+        assert metrics(at) == before
+    check(uploader.set_value(("mine.safetensors", weights_to_bytes(pipe.model), "application/octet-stream")).run())
+    assert "fits this architecture" in texts(at.success)
+    assert at.session_state["weights"].name == "mine.safetensors"
+    at = trained(at)  # evaluates the uploaded weights: the same model, so the same figures
+    assert float(metrics(at)["Clean accuracy"]) == pytest.approx(float(before["Clean accuracy"]), abs=1e-3)
+
+
+def _torch_bytes(state) -> bytes:
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    return buf.getvalue()
+
+
+def test_test_image_page_pick_and_uploads(pipe):
+    from PIL import Image
+
+    at = trained(open_app())
+    check(at.switch_page(PAGES["query"]).run())
+    assert charts(at) == 1  # class probabilities
+    assert f"triggered test image #{pipe.test_index}" in texts(at.get("imgs")) or pipe.test_index >= 0
+    picks = [b for b in at.button if b.key and b.key.startswith("pick_")]
+    assert picks, "gallery of triggered test images sent to the target"
+    other = next(b for b in picks if b.key != f"pick_{pipe.test_index}")
+    check(other.click().run())
+    index = int(other.key.split("_")[1])
+    assert at.session_state["config"].test_index == index
+    assert int(index) in pipe.poisoned_test_candidates
+    check(at.number_input(key="index_input").set_value(0).run())
+    check(at.button(key="use_index").click().run())
+    assert at.session_state["config"].test_index == 0
+
+    uploader = at.file_uploader(key="query_upload")
+    check(uploader.set_value(("notes.png", b"plain text, not an image", "image/png")).run())
+    assert "notes.png is not a readable image" in texts(at.error)
+    assert at.session_state["query"] is None and at.session_state["config"].test_index == 0
+    big = b"\x89PNG" + bytes(5_000_000)
+    check(uploader.set_value(("huge.png", big, "image/png")).run())
+    assert "at most 4 MB" in texts(at.error)
+    assert at.session_state["query"] is None
+    buf = io.BytesIO()
+    Image.fromarray(np.full((40, 30, 3), 200, np.uint8)).save(buf, format="PNG")
+    check(uploader.set_value(("mine.png", buf.getvalue(), "image/png")).run())
+    assert not at.error
+    query = at.session_state["query"]
+    assert query.name == "mine.png" and tuple(query.data.shape) == tuple(pipe.query_image.shape)
+    assert "your image mine.png" in str([e.proto for e in at.get("imgs")])
+
+
+def test_transformations_page_controls():
+    at = trained(open_app())
+    check(at.switch_page(PAGES["transforms"]).run())
+    assert "T = 50" in texts(at.markdown)
+    assert at.segmented_control(key="mode_input").value == "full"
+    check(at.number_input(key="T_input").set_value(8).run())
+    assert at.session_state["config"].transforms == 8
+    assert "T = 8" in texts(at.markdown)
+    check(at.segmented_control(key="mode_input").set_value("label-only").run())
+    assert at.session_state["config"].mode == "label-only"
+    assert "label only" in str([e.proto for e in at.get("imgs")])
+
+
+def test_influence_sliders_change_the_metrics(pipe):
+    from deltainf.detect import delta_flags, detection_metrics, score_scale
+
+    at = trained(open_app())
+    check(at.switch_page(PAGES["influence"]).run())
+    at = settle(at, lambda a: "TPR" in metrics(a))
+    delta, scale = pipe.delta(), score_scale(pipe.scores())
+    for key in ("tau_rel", "k"):
+        assert at.slider(key=key) is not None
+    assert at.number_input(key="tau_raw").value == 0
+    assert at.selectbox(key="transform").value == 0
+    assert charts(at) >= 3  # Δ histogram, drop counts, flagged rows
+
+    def expect(tau, k):
+        m = detection_metrics(delta_flags(delta, tau, k), pipe.is_poison)
+        got = metrics(at)
+        assert int(got["Flagged"]) == m["n_flagged"]
+        assert float(got["TPR"]) == pytest.approx(m["tpr"], abs=1e-3)
+        assert float(got["Precision"]) == pytest.approx(m["precision"], abs=1e-3)
+        return got
+
+    base = expect(0.0, 0)
+    check(at.slider(key="tau_rel").set_value(-1.0).run())
+    assert at.number_input(key="tau_raw").value == pytest.approx(-scale)
+    moved = expect(-scale, 0)
+    check(at.slider(key="k").set_value(5).run())
+    widened = expect(-scale, 5)
+    assert len({base["Flagged"], moved["Flagged"], widened["Flagged"]}) > 1
+    check(at.number_input(key="tau_raw").set_value(0.5 * scale).run())  # exact τ syncs the slider
+    assert at.slider(key="tau_rel").value == pytest.approx(0.5)
+    expect(0.5 * scale, 5)
+    assert at.session_state["det_tau"] == pytest.approx(0.5 * scale) and at.session_state["det_k"] == 5
+    check(at.selectbox(key="transform").set_value(3).run())
+    check(at.toggle(key="show_multiples").set_value(True).run())
+    assert charts(at) >= 4
+
+
+def test_unlearn_page_runs_eu_and_offers_downloads(pipe):
+    from deltainf.unlearn import UNLEARNERS
+
+    at = trained(open_app())
+    check(at.switch_page(PAGES["influence"]).run())
+    settle(at, lambda a: "TPR" in metrics(a))
+    check(at.switch_page(PAGES["unlearn"]).run())
+    assert at.selectbox(key="unlearn_method").options == [m.upper() + " — " + o.split(" — ", 1)[1]
+                                                          for m, o in zip(UNLEARNERS, at.selectbox(key="unlearn_method").options)]
+    assert len(at.selectbox(key="unlearn_method").options) == len(UNLEARNERS)
+    check(at.button(key="run_unlearn").click().run())
+    at = settle(at, lambda a: "Removed" in metrics(a))
+    m = metrics(at)
+    assert int(m["Removed"]) == int(delta_flags_count(pipe))
+    assert float(m["Poison success"]) < pipe.model_metrics["poison_success"]
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert any("CSV" in x for x in labels) and any("safetensors" in x for x in labels)
+    assert charts(at) == 2  # before/after bars, the test image before/after
+
+
+def delta_flags_count(pipe) -> int:
+    from deltainf.detect import delta_flags
+
+    return int(delta_flags(pipe.delta(), 0.0, 0).sum())
+
+
+def test_compare_page_lists_every_detector(pipe):
+    from deltainf.detect import DETECTORS
+
+    at = trained(open_app())
+    check(at.switch_page(PAGES["compare"]).run())
+    at = settle(at, lambda a: len(a.table) > 0)
+    table = at.table[0].value
+    assert list(table["detector"]) == list(DETECTORS)
+    row = table.set_index("detector").loc["delta_influence"]
+    assert int(row["flagged"]) == delta_flags_count(pipe)
+    assert charts(at) == 1  # precision vs TPR

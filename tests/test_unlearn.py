@@ -1,0 +1,74 @@
+"""The five unlearning methods on the built-in experiment, the re-check loop, and weights in and out."""
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from deltainf.checkpoints import load_weights_into, weights_to_bytes
+from deltainf.errors import CheckpointError
+from deltainf.models import build_model
+from deltainf.train import predict_logits
+from deltainf.unlearn import UNLEARNERS, dampen
+
+
+@pytest.mark.parametrize("method", ["eu", "cf", "ssd", "scrub", "badt"])
+def test_each_method_removes_the_poison_and_keeps_accuracy(demo, method):
+    before = demo.model_metrics
+    _, after = demo.unlearn(method, demo.detect("delta_influence").flagged)
+    assert after["poison_success"] <= before["poison_success"] - 0.5, after
+    assert after["clean_acc"] >= before["clean_acc"] - 0.05, after
+
+
+def test_false_positives_hurt_ssd_and_scrub_more_than_eu_and_cf(demo):
+    flagged = demo.detect("ekfac").flagged  # the naive detector flags about half the training set
+    assert flagged.mean() > 0.3
+    acc = {m: demo.unlearn(m, flagged)[1]["clean_acc"] for m in ("eu", "cf", "ssd", "scrub")}
+    assert min(acc["ssd"], acc["scrub"]) < min(acc["eu"], acc["cf"]) - 0.05, acc
+
+
+def test_until_clean_reports_rounds(demo):
+    _, r = demo.unlearn_until_clean("eu", demo.detect("delta_influence").flagged, max_rounds=2)
+    assert r["clean"] and r["query_pred"] != demo.query_label
+    assert 1 <= r["rounds"] <= 2 and len(r["per_round"]) == r["rounds"]
+    assert r["total_removed"] >= r["per_round"][0]["n_removed"]
+
+
+def test_until_clean_adds_points_when_the_first_flags_miss(demo):
+    flagged = np.zeros_like(demo.is_poison)
+    flagged[np.flatnonzero(demo.is_poison)[:5]] = True  # far too few: the backdoor survives round 1
+    _, r = demo.unlearn_until_clean("eu", flagged, max_rounds=2)
+    assert r["per_round"][0]["query_pred"] == demo.query_label
+    assert r["rounds"] == 2 and r["total_removed"] > 5
+    assert r["per_round"][1]["hits"] > r["per_round"][0]["hits"]
+
+
+def test_dampen_selects_and_scales():
+    model = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, 1.0]]))
+    imp_r = {"weight": torch.tensor([[1.0, 1.0]])}
+    imp_f = {"weight": torch.tensor([[20.0, 5.0]])}
+    dampen(model, imp_r, imp_f, alpha=10.0, lam=1.0)
+    torch.testing.assert_close(model.weight, torch.tensor([[0.05, 1.0]]))
+
+
+def test_registry_names():
+    assert set(UNLEARNERS) == {"eu", "cf", "ssd", "scrub", "badt"}
+
+
+def test_weights_roundtrip_and_bad_files(demo):
+    blob = weights_to_bytes(demo.model)
+    fresh = load_weights_into(demo.new_model(), blob)
+    x = demo.poisoned.x_trigger_test[:8]
+    torch.testing.assert_close(predict_logits(fresh, x, demo.device), predict_logits(demo.model, x, demo.device))
+    buf = io.BytesIO()
+    torch.save(demo.model.state_dict(), buf)
+    load_weights_into(demo.new_model(), buf.getvalue(), "model.pt")  # a plain state dict, weights_only
+    with pytest.raises(CheckpointError, match="neither"):
+        load_weights_into(demo.new_model(), b"garbage" * 100, "broken.pt")
+    foreign = build_model("cnn", 5, torch.zeros(3), torch.ones(3))
+    with pytest.raises(CheckpointError, match="does not fit"):
+        load_weights_into(demo.new_model(), weights_to_bytes(foreign), "five_classes.safetensors")
+    with pytest.raises(CheckpointError, match="does not fit"):
+        load_weights_into(demo.new_model(), weights_to_bytes(build_model("resnet18", 10, torch.zeros(3), torch.ones(3))))
