@@ -56,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--test-index", type=int, help="which triggered test image is the query (default: seeded pick)")
     g.add_argument("--transforms", type=int, default=50, metavar="T", help="transformed copies (default 50)")
     g.add_argument("--mode", default="full", help=f"{' | '.join(MODES)} (default full)")
-    g.add_argument("--tau", type=float, default=0.0, help="τ: a Δ below τ counts as a drop (default 0)")
-    g.add_argument("--k", type=int, default=0, help="flag when ≥ T − k copies drop (default 0)")
+    g.add_argument("--tau", type=float, help="τ: a Δ below τ counts as a drop (default: suggested from Δ)")
+    g.add_argument("--k", type=int, help="flag when ≥ T − k copies drop (default: suggested from Δ)")
     g.add_argument("--damping", type=float, help="EK-FAC damping (default: heuristic)")
     g.add_argument("--ekfac-threshold", type=float, default=0.0, help="naive EK-FAC flags scores above this (default 0)")
     g.add_argument("--detectors", type=_names, default=("delta_influence", "ekfac"),

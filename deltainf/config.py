@@ -57,8 +57,8 @@ class Config:
     test_index: int | None = field(default=None, metadata={"help": "which triggered test image is the query"})
     transforms: int = field(default=50, metadata={"help": "T, the number of transformed copies of the query"})
     mode: str = field(default="full", metadata={"help": "full, label-only or image-only transformations"})
-    tau: float = field(default=0.0, metadata={"help": "τ: a Δ below τ counts as a drop"})
-    k: int = field(default=0, metadata={"help": "k: flag a point when at least T - k copies drop"})
+    tau: float | None = field(default=None, metadata={"help": "τ: a Δ below τ counts as a drop; None = suggested from Δ"})
+    k: int | None = field(default=None, metadata={"help": "k: flag when at least T - k copies drop; None = suggested"})
     damping: float | None = field(default=None, metadata={"help": "EK-FAC damping; None = heuristic (0.1 × mean eigenvalue)"})
     ekfac_threshold: float = field(default=0.0, metadata={"help": "naive EK-FAC flags scores above this"})
     detectors: tuple[str, ...] = ("delta_influence", "ekfac")
@@ -86,10 +86,10 @@ class Config:
             _choice("detectors", name, tuple(DETECTORS))
         for name in self.unlearn:
             _choice("unlearn", name, tuple(UNLEARNERS))
-        if not isinstance(self.tau, (int, float)) or not math.isfinite(self.tau):
+        if self.tau is not None and (not isinstance(self.tau, (int, float)) or not math.isfinite(self.tau)):
             raise ConfigError(f"--tau must be a finite number, got {self.tau!r}")
         _at_least("transforms", self.transforms, 1)
-        if not 0 <= self.k < self.transforms:
+        if self.k is not None and not (isinstance(self.k, int) and 0 <= self.k < self.transforms):
             raise ConfigError(f"--k must be in 0..T-1 = 0..{self.transforms - 1} (T = --transforms), got {self.k}")
         for name, lo in (("epochs", 1), ("poison_count", 0), ("n_train", 10), ("n_test", 10),
                          ("trigger_size", 1), ("victim", 0), ("target", 0), ("test_index", 0)):

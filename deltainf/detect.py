@@ -73,12 +73,40 @@ def score_scale(scores: np.ndarray) -> float:
     return s if s > 0 else 1.0
 
 
+#: τ candidates for the suggestion, in units of :func:`score_scale`.
+TAU_GRID = (0.0, -0.1, -0.5, -1.0, -2.0)
+
+
+def suggest_tau_k(delta: np.ndarray, scale: float, tau: float | None = None, k: int | None = None,
+                  k_max: int = 3) -> tuple[float, int]:
+    """Suggest (τ, k) from Δ alone, without ground truth.
+
+    Influence collapse piles poisons up at count T while clean points spread below; the cut
+    T − k should sit in a valley of the per-point count histogram h. Over τ ∈ TAU_GRID × scale and
+    k ∈ 0..k_max, pick the cut that maximises mean(h[T−k..T]) / (h[T−k−1] + 1). A given τ or k is
+    kept and only the other is searched.
+    """
+    T = delta.shape[0]
+    taus = [tau] if tau is not None else [t * scale for t in TAU_GRID]
+    ks = [k] if k is not None else range(min(k_max, T - 1) + 1)
+    best, best_q = (taus[0], next(iter(ks))), -1.0
+    for t in taus:
+        h = np.bincount(drop_counts(delta, t), minlength=T + 1)
+        for kk in ks:
+            below = h[T - kk - 1] if T - kk - 1 >= 0 else 0
+            q = h[T - kk:].mean() / (below + 1)
+            if q > best_q:
+                best, best_q = (float(t), int(kk)), q
+    return best
+
+
 def _delta_detector(pipe, mode: str, name: str) -> Detection:
-    cfg = pipe.config
     delta = delta_matrix(pipe.scores(mode))
-    counts = drop_counts(delta, cfg.tau)
-    flagged = counts >= delta.shape[0] - cfg.k
-    return Detection(name, flagged, counts.astype(float), {"tau": cfg.tau, "k": cfg.k, "T": delta.shape[0], "mode": mode})
+    tau, k, suggested = pipe.tau_k(mode)
+    counts = drop_counts(delta, tau)
+    flagged = counts >= delta.shape[0] - k
+    return Detection(name, flagged, counts.astype(float),
+                     {"tau": tau, "k": k, "T": delta.shape[0], "mode": mode, "suggested": suggested})
 
 
 @register("delta_influence")

@@ -20,7 +20,8 @@ from .cache import Entry, Store, array_fingerprint, content_key
 from .checkpoints import arrays_to_model, load_weights_into, state_to_arrays
 from .config import Config
 from .data import ImageData, load_dataset
-from .detect import DETECTORS, Detection, delta_flags, delta_matrix, detection_metrics
+from .detect import (DETECTORS, Detection, delta_flags, delta_matrix, detection_metrics, score_scale,
+                     suggest_tau_k)
 from .device import resolve_device
 from .errors import ConfigError
 from .models import build_model, channel_stats
@@ -302,6 +303,15 @@ class Pipeline:
         self.timings["scores_s"] = self.timings.get("scores_s", 0.0) + time.perf_counter() - start
         return entry.arrays["scores"]
 
+    def tau_k(self, mode: str | None = None) -> tuple[float, int, bool]:
+        """(τ, k, suggested?): the configured values, with any that are unset suggested from Δ alone."""
+        c = self.config
+        if c.tau is not None and c.k is not None:
+            return c.tau, c.k, False
+        scores = self.scores(mode)
+        tau, k = suggest_tau_k(delta_matrix(scores), score_scale(scores), c.tau, c.k)
+        return tau, k, True
+
     def delta(self, mode: str | None = None) -> np.ndarray:
         """Δ (T, N): each copy's score minus the original's."""
         return delta_matrix(self.scores(mode))
@@ -349,7 +359,8 @@ class Pipeline:
                 break
             keep = np.flatnonzero(~removed)
             delta = delta_matrix(self.rescore(model, self.unlearn_key(method, removed), keep))
-            new = delta_flags(delta, self.config.tau, self.config.k)
+            tau, k, _ = self.tau_k()
+            new = delta_flags(delta, tau, k)
             if not new.any():
                 break
             removed[keep[new]] = True

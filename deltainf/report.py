@@ -83,7 +83,7 @@ def summary_lines(report: dict) -> list[str]:
         f"{'detector':<18}{'TPR':>6}{'precision':>11}{'flagged':>9}",
     ]
     for name, r in report["detectors"].items():
-        extra = f"   τ = {r['tau']:g}, k = {r['k']}" if "tau" in r else ""
+        extra = f"   τ = {r['tau']:.4g}, k = {r['k']}{' (suggested)' if r.get('suggested') else ''}" if "tau" in r else ""
         lines.append(f"{name:<18}{_fmt(r['tpr'], '.2f'):>6}{_fmt(r['precision'], '.2f'):>11}{r['n_flagged']:>9}{extra}")
     for method, r in report["unlearn"].items():
         rounds = f", {r['rounds']} round(s), test image {'clean' if r['clean'] else 'still poisoned'}" if "rounds" in r else ""
@@ -97,7 +97,7 @@ def write_flagged_csv(pipe, detector: str, path: Path) -> None:
     det = pipe.detect(detector)
     mode = det.params.get("mode", pipe.config.mode)
     delta = delta_matrix(pipe.scores(mode))
-    counts = drop_counts(delta, pipe.config.tau)
+    counts = drop_counts(delta, det.params.get("tau", 0.0))
     labels = pipe.poisoned.data.y_train.numpy()
     with open(path, "w", newline="") as f:
         w = csv.writer(f)

@@ -1,6 +1,6 @@
 import numpy as np
 
-from deltainf.detect import delta_flags, delta_matrix, detection_metrics, drop_counts, score_scale
+from deltainf.detect import delta_flags, delta_matrix, detection_metrics, drop_counts, score_scale, suggest_tau_k
 
 
 def test_delta_is_copy_minus_original():
@@ -30,3 +30,30 @@ def test_score_scale_is_robust_unit():
     s = np.array([[1e5, -1e5, 3e5], [0, 0, 0]])
     assert score_scale(s) == 1e5
     assert score_scale(np.zeros((2, 3))) == 1.0
+
+
+def test_suggestion_finds_the_valley_without_ground_truth():
+    rng = np.random.default_rng(0)
+    T, n_clean, n_poison = 20, 500, 20
+    clean = rng.normal(0.0, 1.0, size=(T, n_clean))  # Δ of either sign
+    poison = rng.normal(-5.0, 1.0, size=(T, n_poison))  # collapse: nearly always negative
+    poison[0, :5] = 1.0  # a few poisons miss one copy: k = 1 catches them
+    delta = np.concatenate([poison, clean], axis=1)
+    tau, k = suggest_tau_k(delta, scale=1.0)
+    flagged = delta_flags(delta, tau, k)
+    assert flagged[:n_poison].all() and flagged[n_poison:].sum() <= 5
+    assert suggest_tau_k(delta, 1.0, tau=0.0)[0] == 0.0 and suggest_tau_k(delta, 1.0, k=2)[1] == 2
+
+
+def test_demo_suggestion_reaches_most_of_the_best_grid_f1(demo):
+    from deltainf.detect import TAU_GRID
+
+    def f1(fl):
+        m = detection_metrics(fl, demo.is_poison)
+        return 0.0 if m["tpr"] + m["precision"] == 0 else 2 * m["tpr"] * m["precision"] / (m["tpr"] + m["precision"])
+
+    scores = demo.scores()
+    delta, scale = delta_matrix(scores), score_scale(scores)
+    best = max(f1(delta_flags(delta, t * scale, k)) for t in TAU_GRID for k in range(4))
+    tau, k = suggest_tau_k(delta, scale)
+    assert f1(delta_flags(delta, tau, k)) >= 0.8 * best
