@@ -59,6 +59,8 @@ class Config:
     mode: str = field(default="full", metadata={"help": "full, label-only or image-only transformations"})
     tau: float | None = field(default=None, metadata={"help": "τ: a Δ below τ counts as a drop; None = suggested from Δ"})
     k: int | None = field(default=None, metadata={"help": "k: flag when at least T - k copies drop; None = suggested"})
+    test_points: int = field(default=1, metadata={"help": "known poisoned test points; flags are intersected"})
+    counterfactual: bool = field(default=False, metadata={"help": "also retrain without detected / without missed poisons"})
     damping: float | None = field(default=None, metadata={"help": "EK-FAC damping; None = heuristic (0.1 × mean eigenvalue)"})
     ekfac_threshold: float = field(default=0.0, metadata={"help": "naive EK-FAC flags scores above this"})
     detectors: tuple[str, ...] = ("delta_influence", "ekfac")
@@ -98,6 +100,7 @@ class Config:
                 _at_least(name, value, lo)
         _at_least("image_size", self.image_size, 8)
         _at_least("max_rounds", self.max_rounds, 1)
+        _at_least("test_points", self.test_points, 1)
         for name in ("ssd_alpha", "ssd_lambda"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):

@@ -31,6 +31,9 @@ from .transforms import Queries, make_queries
 from .unlearn import UNLEARNERS, method_settings
 
 
+IMPLANT_THRESHOLD = 0.5
+
+
 class Pipeline:
     """One experiment. Stages are computed lazily and cached; ``timings`` records each stage's seconds
     (the time to load it when it came from the cache)."""
@@ -172,6 +175,12 @@ class Pipeline:
         """Clean accuracy and poison success of the trained model."""
         return self._metrics_for(self.train_key, self.model)
 
+    @property
+    def implanted(self) -> bool:
+        """Whether the attack took hold (poison success ≥ 0.5); detection numbers mean nothing otherwise."""
+        ps = self.model_metrics["poison_success"]
+        return bool(ps == ps and ps >= IMPLANT_THRESHOLD)
+
     def _metrics_for(self, key: str, model: nn.Module) -> dict:
         mkey = content_key("metrics", key, array_fingerprint(self.query_image))
         entry = self.store.get(mkey)
@@ -209,6 +218,29 @@ class Pipeline:
         hits = np.flatnonzero(self._trigger_preds == self.poisoned.target)
         order = np.random.default_rng([self.config.seed, 19]).permutation(hits if len(hits) else np.arange(n))
         return int(order[0])
+
+    @cached_property
+    def test_points(self) -> list[int]:
+        """The known poisoned test points (indices into the triggered test set): the query first, then
+        ``test_points − 1`` more that the model sends to the target, in a seeded order."""
+        n = self.config.test_points
+        if n == 1:
+            return [self.test_index]
+        others = [int(i) for i in np.random.default_rng([self.config.seed, 29]).permutation(self.poisoned_test_candidates)
+                  if i != self.test_index]
+        if n > len(others) + 1:
+            raise ConfigError(f"--test-points {n} is more than the {len(others) + 1} triggered test images "
+                              f"the model sends to the target; use at most {len(others) + 1}")
+        return [self.test_index] + others[:n - 1]
+
+    def sibling(self, test_index: int) -> "Pipeline":
+        """The same experiment queried with another triggered test image (shares data, model and cache)."""
+        other = Pipeline(self.config.replace(test_index=test_index, test_points=1), self.progress, self.store, self._weights)
+        for name in ("data", "poisoned", "is_poison", "epochs", "lr", "train_key", "_trained", "_trigger_preds"):
+            if name in self.__dict__:
+                other.__dict__[name] = self.__dict__[name]
+        other.timings = self.timings
+        return other
 
     @property
     def poisoned_test_candidates(self) -> np.ndarray:

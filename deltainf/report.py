@@ -37,11 +37,11 @@ def run_report(pipe) -> dict:
     model_metrics = pipe.model_metrics
     detectors = {}
     start = time.perf_counter()
-    for name in pipe.config.detectors:
+    for name in (pipe.config.detectors if pipe.implanted else ()):
         detectors[name] = pipe.detection_report(name)
     detect_s = time.perf_counter() - start - pipe.timings.get("scores_s", 0.0) - pipe.timings.get("factors_s", 0.0)
     unlearn = {}
-    if pipe.config.unlearn:
+    if pipe.config.unlearn and pipe.implanted:
         det_name = unlearn_detector(pipe)
         flagged = pipe.detect(det_name).flagged
         for method in pipe.config.unlearn:
@@ -50,15 +50,25 @@ def run_report(pipe) -> dict:
             else:
                 _, metrics = pipe.unlearn(method, flagged)
             unlearn[method] = {"detector": det_name, **metrics}
+    counterfactual = {}
+    if pipe.config.counterfactual and pipe.implanted:
+        det_name = unlearn_detector(pipe)
+        flagged = pipe.detect(det_name).flagged
+        for name, removed in (("without_detected", flagged & pipe.is_poison), ("without_missed", ~flagged & pipe.is_poison)):
+            _, metrics = pipe.unlearn("eu", removed)
+            counterfactual[name] = {"detector": det_name, "n_removed": metrics["n_removed"],
+                                    "clean_acc": metrics["clean_acc"], "poison_success": metrics["poison_success"]}
     t = pipe.timings
     return _clean({
         "config": pipe.resolved_config(),
         "data": {"n_train": int(len(p.data.y_train)), "n_test": int(len(p.data.y_test)), "n_poison": int(len(p.poison_idx)),
                  "victim": p.victim, "target": p.target, "test_index": pipe.test_index,
                  "query_label": pipe.query_label, "classes": p.data.classes},
-        "model": {"clean_acc": model_metrics["clean_acc"], "poison_success": model_metrics["poison_success"]},
+        "model": {"clean_acc": model_metrics["clean_acc"], "poison_success": model_metrics["poison_success"],
+                  "implanted": pipe.implanted},
         "detectors": detectors,
         "unlearn": unlearn,
+        **({"counterfactual": counterfactual} if counterfactual else {}),
         "timings": {"train_s": t.get("train_s", 0.0), "factors_s": t.get("factors_s", 0.0),
                     "scores_s": t.get("scores_s", 0.0), "detect_s": max(detect_s, 0.0),
                     "unlearn_s": t.get("unlearn_s", 0.0)},
@@ -80,11 +90,18 @@ def summary_lines(report: dict) -> list[str]:
         f"[train {t['train_s']:.1f} s]",
         f"query   triggered test image #{d['test_index']}, predicted {d['query_label']}; "
         f"T = {c['transforms']} ({c['mode']})   [factors {t['factors_s']:.1f} s, scores {t['scores_s']:.1f} s]",
-        f"{'detector':<18}{'TPR':>6}{'precision':>11}{'flagged':>9}",
     ]
+    if not m.get("implanted", True):
+        lines.append(f"the attack did not implant (poison success {_fmt(m['poison_success'])} < 0.5): detection would be "
+                     f"meaningless, so none ran; try more poisons (--poison-count) or epochs (--epochs)")
+        return lines
+    lines.append(f"{'detector':<18}{'TPR':>6}{'precision':>11}{'flagged':>9}")
     for name, r in report["detectors"].items():
         extra = f"   τ = {r['tau']:.4g}, k = {r['k']}{' (suggested)' if r.get('suggested') else ''}" if "tau" in r else ""
         lines.append(f"{name:<18}{_fmt(r['tpr'], '.2f'):>6}{_fmt(r['precision'], '.2f'):>11}{r['n_flagged']:>9}{extra}")
+    for name, r in report.get("counterfactual", {}).items():
+        lines.append(f"retrain {name.replace('_', ' ')} poisons ({r['n_removed']} removed): poison success "
+                     f"{_fmt(r['poison_success'])}, clean accuracy {_fmt(r['clean_acc'])}")
     for method, r in report["unlearn"].items():
         rounds = f", {r['rounds']} round(s), test image {'clean' if r['clean'] else 'still poisoned'}" if "rounds" in r else ""
         lines.append(f"unlearn {method} ({r['detector']} flags, {r['n_removed']} removed{rounds}): clean accuracy "

@@ -60,3 +60,4 @@ def default_poison_count(n_train: int, n_victim: int) -> int:
 
 
 from . import badnet  # noqa: E402,F401  (registers)
+from . import frequency, witches_brew  # noqa: E402,F401  (registers)

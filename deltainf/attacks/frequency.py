@@ -20,32 +20,99 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from scipy.fft import idctn
+import torch.nn.functional as F
+from scipy.fft import idct, idctn
+from torch import nn
 
 from ..data import ImageData
 from ..errors import ConfigError
+from ..cache import array_fingerprint, content_key
 from . import Poisoned, default_poison_count, register, victim_and_target
+from .witches_brew import cached_arrays, surrogate_model
 
 # Would-be config fields (``--trigger-amplitude``, ``--trigger-freq-radius``):
 AMPLITUDE = 16          # grey levels (16/255 ≈ 0.063): faint, but implants on the built-in digits
 FREQ_RADIUS = 3         # DCT frequencies (u, v) with 1 ≤ u + v ≤ FREQ_RADIUS carry the pattern
+OPT_STEPS = 200         # Adam steps optimising the pattern on the clean surrogate (0 = purely random)
+SURROGATE = "cnn"       # the attacker's model for the optimisation (a universal pattern transfers)
 OFFSET = 128            # trigger_pattern = OFFSET + additive pattern
 
 
-def smooth_pattern(shape: tuple[int, int, int], seed: int, amplitude: float = AMPLITUDE,
+def dct_basis(n: int) -> np.ndarray:
+    """Orthonormal inverse-DCT basis (n, n): column j is the j-th cosine (``scipy.fft.idct`` of e_j)."""
+    return idct(np.eye(n), axis=0, norm="ortho")
+
+
+def _band(h: int, w: int, radius: int) -> np.ndarray:
+    u, v = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+    return ((u + v) >= 1) & ((u + v) <= radius)
+
+
+def random_pattern(shape: tuple[int, int, int], seed: int, amplitude: float = AMPLITUDE,
                    radius: int = FREQ_RADIUS) -> np.ndarray:
-    """The additive trigger: int16 (C, H, W), max |value| = ``amplitude``, low DCT frequencies only."""
+    """A random smooth pattern, float (C, H, W): Gaussian coefficients on the low DCT band, inverse DCT,
+    scaled to max |value| = ``amplitude``."""
     c, h, w = shape
     if radius < 1 or radius > min(h, w) - 1:
         raise ConfigError(f"frequency radius {radius} does not fit {h}×{w} images")
-    rng = np.random.default_rng([seed, 23])
-    u, v = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
-    band = ((u + v) >= 1) & ((u + v) <= radius)
+    band = _band(h, w, radius)
     coeffs = np.zeros((c, h, w))
-    coeffs[:, band] = rng.standard_normal((c, int(band.sum())))
+    coeffs[:, band] = np.random.default_rng([seed, 23]).standard_normal((c, int(band.sum())))
     pattern = idctn(coeffs, axes=(1, 2), norm="ortho")
-    pattern *= amplitude / np.abs(pattern).max()
-    return np.round(pattern).astype(np.int16)
+    return pattern * (amplitude / np.abs(pattern).max())
+
+
+def optimise_pattern(model: nn.Module, x_victim: torch.Tensor, target: int, init: np.ndarray,
+                     amplitude: float = AMPLITUDE, radius: int = FREQ_RADIUS, steps: int = OPT_STEPS) -> np.ndarray:
+    """Zeng et al.'s smooth trigger: a universal perturbation restricted to the low DCT band that pushes
+    the (clean) ``model``'s predictions for ``x_victim`` (uint8) towards ``target``.
+
+    Only the band's DCT coefficients are free, so the pattern stays smooth by construction; it is
+    rescaled to max |value| = ``amplitude`` at every step.
+    """
+    c, h, w = init.shape
+    device = next(model.parameters()).device
+    bh = torch.tensor(dct_basis(h), dtype=torch.float32, device=device)
+    bw = torch.tensor(dct_basis(w), dtype=torch.float32, device=device)
+    band = torch.tensor(_band(h, w, radius), device=device)
+    coeffs = (bh.T @ torch.tensor(init, dtype=torch.float32, device=device) @ bw) * band  # DCT of init
+    coeffs = coeffs.requires_grad_(True)
+    x = x_victim.to(device).float() / 255
+    y = torch.full((len(x),), target, device=device)
+    opt = torch.optim.Adam([coeffs], lr=0.05)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+
+    def pattern():
+        p = bh @ (coeffs * band) @ bw.T
+        return p * (amplitude / p.abs().amax().clamp_min(1e-8))
+
+    for _ in range(steps):
+        loss = F.cross_entropy(model((x + pattern() / 255).clamp(0, 1)), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return pattern().cpu().double().numpy()
+
+
+def smooth_pattern(config, data: ImageData, victim: int, target: int) -> np.ndarray:
+    """The trigger for this experiment, int16 (C, H, W): the seeded random smooth pattern, optimised on
+    the attacker's clean surrogate (cached)."""
+    init = random_pattern(data.image_shape, config.seed)
+    if OPT_STEPS == 0:
+        return np.round(init).astype(np.int16)
+
+    def make():
+        model = surrogate_model(config, data, SURROGATE)
+        x_victim = data.x_train[data.y_train == victim]
+        return {"pattern": np.round(optimise_pattern(model, x_victim, target, init)).astype(np.int16)}
+
+    key = content_key("frequency-trigger", array_fingerprint(data.x_train, data.y_train), config.seed, victim, target,
+                      AMPLITUDE, FREQ_RADIUS, OPT_STEPS, SURROGATE, config.epochs, config.lr, config.batch_size,
+                      config.weight_decay, config.label_smoothing)
+    return cached_arrays(config, key, make)["pattern"]
 
 
 def add_pattern(x: torch.Tensor, pattern: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -70,7 +137,7 @@ def visualise_pattern(trigger_pattern: torch.Tensor) -> torch.Tensor:
 def frequency(config, data: ImageData) -> Poisoned:
     """Add the smooth trigger to ``poison_count`` victim-class training images and label them ``target``."""
     victim, target = victim_and_target(config, data.num_classes)
-    pattern = smooth_pattern(data.image_shape, config.seed)
+    pattern = smooth_pattern(config, data, victim, target)
     victim_idx = torch.nonzero(data.y_train == victim).flatten()
     count = config.poison_count if config.poison_count is not None else default_poison_count(len(data.y_train), len(victim_idx))
     if count > len(victim_idx):
