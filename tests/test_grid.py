@@ -1,0 +1,69 @@
+"""Several test points, the counterfactual, the not-implanted guard and the table command."""
+import json
+
+import numpy as np
+import pytest
+
+from deltainf import Config
+from deltainf.cache import Store
+from deltainf.cli import main
+from deltainf.errors import ConfigError
+from deltainf.pipeline import Pipeline
+from deltainf.table import aggregate, markdown
+
+
+def test_several_test_points_intersect(demo, cache_dir):
+    pipe = Pipeline(Config(cache_dir=str(cache_dir), test_points=2), store=Store(cache_dir))
+    assert pipe.test_points[0] == demo.test_index and len(set(pipe.test_points)) == 2
+    single = [demo.detect("delta_influence").flagged, demo.sibling(pipe.test_points[1]).detect("delta_influence").flagged]
+    np.testing.assert_array_equal(pipe.detect("delta_influence").flagged, single[0] & single[1])
+    boosted = pipe.detect("ekfac").flagged
+    assert boosted.sum() <= demo.detect("ekfac").flagged.sum()
+    with pytest.raises(ConfigError, match="--test-points"):
+        _ = Pipeline(Config(cache_dir=str(cache_dir), test_points=500), store=Store(cache_dir)).test_points
+
+
+def test_counterfactual_in_report(demo, cache_dir, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert main(["run", "--cache-dir", str(cache_dir), "--counterfactual", "--json", str(out), "--quiet"]) == 0
+    cf = json.loads(out.read_text())["counterfactual"]
+    flagged = demo.detect("delta_influence").flagged
+    assert cf["without_detected"]["n_removed"] == int((flagged & demo.is_poison).sum())
+    assert cf["without_missed"]["n_removed"] == int((~flagged & demo.is_poison).sum())
+    assert "retrain without detected poisons" in capsys.readouterr().out
+
+
+def test_attack_that_does_not_implant_says_so(cache_dir, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    code = main(["run", "--cache-dir", str(cache_dir), "--poison-count", "1", "--epochs", "2", "--json", str(out), "--quiet"])
+    assert code == 0
+    r = json.loads(out.read_text())
+    assert r["model"]["implanted"] is False and r["detectors"] == {}
+    assert "did not implant" in capsys.readouterr().out
+
+
+def test_table_aggregates_cells(cache_dir, tmp_path, capsys):
+    prefix = tmp_path / "out" / "table"
+    code = main(["table", "--cache-dir", str(cache_dir), "--seeds", "0", "--detectors", "delta_influence,ekfac",
+                 "--out", str(prefix), "--quiet"])
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "| digits | badnet | delta_influence | 1/1 |" in text
+    data = json.loads(prefix.with_suffix(".json").read_text())
+    assert {r["detector"] for r in data["cells"]} == {"delta_influence", "ekfac"}
+    assert prefix.with_suffix(".csv").read_text().startswith("dataset,attack,detector")
+
+
+def test_aggregate_mean_and_sd():
+    rows = [{"dataset": "d", "attack": "a", "detector": "x", "implanted": True, "tpr": t, "precision": 0.5,
+             "eu_poison_success": 0.0} for t in (0.2, 0.4)]
+    rows.append({"dataset": "d", "attack": "a", "detector": "x", "implanted": False})
+    (agg,) = aggregate(rows)
+    assert agg["implanted"] == 2 and agg["seeds"] == 3
+    assert agg["tpr_mean"] == pytest.approx(0.3) and agg["tpr_sd"] == pytest.approx(0.1)
+    assert "0.30 ± 0.10" in markdown([agg])
+
+
+def test_table_bad_names(capsys):
+    assert main(["table", "--attacks", "nope"]) == 2
+    assert "--attack" in capsys.readouterr().err
