@@ -60,20 +60,26 @@ def png_data_uri(hwc: np.ndarray) -> str:
 
 # ----------------------------------------------------------------------------- experiment
 def poison_strip(pipe, n: int = 8) -> dict:
-    """Poisoned training images beside clean training images of their true (victim) class.
+    """Poisoned training images beside clean training images of the class they really show.
 
-    Returns the two uint8 batches and their captions; poisons come from the seeded poison set.
+    Works for dirty-label attacks (BadNet: a victim-class image with the trigger, relabelled) and
+    clean-label ones (the label is kept, the image perturbed) alike: the true class is read from the
+    unpoisoned data. Returns the two uint8 batches, their captions and the true class.
     """
     p = pipe.poisoned
     idx = p.poison_idx.numpy()[:n]
-    y = p.data.y_train.numpy()
-    clean = np.flatnonzero((y == p.victim) & ~pipe.is_poison)[:n]
+    given = p.data.y_train.numpy()
+    true = pipe.data.y_train.numpy()  # the labels before poisoning
     classes = p.data.classes
+    shown = int(np.bincount(true[idx]).argmax()) if len(idx) else int(p.victim)
+    clean = np.flatnonzero((given == shown) & (true == shown) & ~pipe.is_poison)[:n]
     return {
         "poisons": p.data.x_train[idx],
-        "poison_captions": [f"#{i}: labelled {classes[p.target]}" for i in idx],
+        "poison_captions": [f"#{i}: {classes[true[i]]}, labelled {classes[given[i]]}" if true[i] != given[i]
+                            else f"#{i}: {classes[given[i]]} (perturbed)" for i in idx],
         "clean": p.data.x_train[clean],
-        "clean_captions": [f"#{i}: {classes[p.victim]}" for i in clean],
+        "clean_captions": [f"#{i}: {classes[shown]}" for i in clean],
+        "true_class": classes[shown],
     }
 
 
@@ -131,8 +137,8 @@ def symlog(x):
 
 def symlog_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
     """Tick positions (in symlog units) and labels (in Δ/scale units) for the range [lo, hi]."""
-    step = 1 if hi - lo <= 6 else 2  # every decade, or every other one on a wide range
-    values = [0.0] + [s * 10.0 ** e for e in range(0, 9, step) for s in (-1, 1)]
+    decades = range(0, 9) if hi - lo <= 6 else range(2, 9, 2)  # every decade, or 100, 10k, 1M on a wide range
+    values = [0.0] + [s * 10.0 ** e for e in decades for s in (-1, 1)]
     values = sorted(v for v in values if lo - 1e-9 <= symlog(v) <= hi + 1e-9)
     return [float(symlog(v)) for v in values], [_short(v) for v in values]
 
@@ -402,8 +408,12 @@ def detector_rows(pipe, names) -> list[dict]:
         r = pipe.detection_report(name)
         params = {k: v for k, v in r.items() if k not in ("tpr", "precision", "n_flagged")}
         rows.append({"detector": name, "TPR": float(r["tpr"]), "precision": float(r["precision"]),
-                     "flagged": int(r["n_flagged"]), "parameters": ", ".join(f"{k}={v}" for k, v in params.items())})
+                     "flagged": int(r["n_flagged"]), "parameters": ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())})
     return rows
+
+
+def _fmt(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def compare_figure(rows: list[dict]) -> go.Figure:

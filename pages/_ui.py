@@ -1,0 +1,432 @@
+"""Plumbing shared by the pages (not a page itself): session state, cached pipelines, background jobs,
+prerequisite messages and the sidebar.
+
+Heavy stages run in background threads ("jobs") owned by the server process, keyed by what they
+compute: a page that needs one starts it (or finds it already running, maybe started by another
+browser session), shows its progress in an ``st.status`` polled by a small fragment, and reruns
+when it finishes. Navigating away never cancels work, and a slider never waits for it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import threading
+import time
+import traceback
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import streamlit as st
+
+from deltainf import Config
+from deltainf.errors import DeltaInfError
+
+PAGE_FILES = {
+    "experiment": "pages/experiment.py",
+    "query": "pages/query_image.py",
+    "transforms": "pages/transformations.py",
+    "influence": "pages/influence.py",
+    "unlearn": "pages/unlearn.py",
+    "compare": "pages/compare.py",
+}
+#: Config fields that do not change the trained model (so changing them never asks to train again).
+QUERY_FIELDS = ("test_index", "transforms", "mode", "tau", "k", "damping", "ekfac_threshold", "detectors", "unlearn")
+STAGE_TEXT = {"train": "training the model", "factors": "fitting EK-FAC factors (one pass + eigendecomposition)",
+              "scores": "scoring the T + 1 queries against every training point"}
+MAX_PIPELINES = 4
+
+
+# ----------------------------------------------------------------------------- uploads and session state
+@dataclass(frozen=True)
+class Upload:
+    """A user's file, validated: raw bytes (weights) or a decoded uint8 image tensor (test image)."""
+
+    name: str
+    data: Any
+    digest: str
+
+
+def digest(blob: bytes) -> str:
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def init_state() -> None:
+    """Per-session defaults: the built-in experiment, no uploads, τ and k suggested by the engine."""
+    ss = st.session_state
+    if "config" not in ss:
+        ss.config = Config()
+        ss.weights = None       # Upload with bytes
+        ss.query = None         # Upload with a uint8 (3, H, W) tensor
+        ss.det_tau = ss.config.tau  # τ in raw score units as last set on the Influence page (None: suggest)
+        ss.det_scale = None     # the score scale det_tau was set against
+        ss.det_k = ss.config.k  # None: suggest
+
+
+def config() -> Config:
+    return st.session_state.config
+
+
+def set_config(cfg: Config) -> None:
+    """Make ``cfg`` the session's experiment; another model forgets the picked or uploaded test image."""
+    old = st.session_state.config
+    if train_fields(cfg) != train_fields(old):
+        if cfg.test_index == old.test_index:
+            cfg = cfg.replace(test_index=None)
+        st.session_state.query = None
+    st.session_state.config = cfg
+
+
+def train_fields(cfg: Config) -> dict:
+    d = dataclasses.asdict(cfg)
+    for name in QUERY_FIELDS:
+        d.pop(name, None)
+    return d
+
+
+def uploads() -> tuple[Upload | None, Upload | None]:
+    return st.session_state.get("weights"), st.session_state.get("query")
+
+
+# ----------------------------------------------------------------------------- pipelines and jobs
+class Job:
+    """One background computation with its progress, result or error."""
+
+    def __init__(self, key: tuple, label: str, fn: Callable, lock: threading.Lock):
+        self.key, self.label = key, label
+        self.stage, self.done, self.total = "waiting for other work on this experiment", 0, 0
+        self.result: Any = None
+        self.error: str | None = None
+        self.trace: str | None = None
+        self.started = time.time()
+        self.ended: float | None = None
+        self.finished = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(fn, lock), daemon=True, name=f"deltainf-{label}")
+        self._thread.start()
+
+    def progress(self, stage: str, done: int, total: int) -> None:
+        self.stage, self.done, self.total = stage, done, total
+
+    def _run(self, fn: Callable, lock: threading.Lock) -> None:
+        try:
+            with lock:  # one job at a time per pipeline object: their progress and caches stay apart
+                self.stage = "starting"
+                self.result = fn(self.progress)
+        except DeltaInfError as exc:
+            self.error = str(exc)
+        except Exception as exc:  # shown in the page, with the traceback in an expander
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.trace = traceback.format_exc()
+        finally:
+            self.ended = time.time()
+            self.finished.set()
+
+    @property
+    def ok(self) -> bool:
+        return self.finished.is_set() and self.error is None
+
+    @property
+    def fraction(self) -> float:
+        return min(1.0, self.done / self.total) if self.total else 0.0
+
+    def text(self) -> str:
+        stage = STAGE_TEXT.get(self.stage, self.stage)
+        if self.stage.startswith("unlearn"):
+            stage = f"{self.stage}: retraining / updating the model"
+        count = f" {self.done}/{self.total}" if self.total > 1 else ""
+        return f"{stage}{count} · {time.time() - self.started:.0f} s"
+
+
+class Runtime:
+    """Server-wide state: one Store per cache folder, recent pipelines, jobs and derived views."""
+
+    def __init__(self):
+        self.lock = threading.RLock()
+        self.stores: dict[str, Any] = {}
+        self.pipelines: OrderedDict[tuple, Any] = OrderedDict()
+        self.pipeline_locks: dict[tuple, threading.Lock] = {}
+        self.jobs: OrderedDict[tuple, Job] = OrderedDict()
+        self.views: OrderedDict[tuple, Any] = OrderedDict()
+
+    def store(self, root) -> Any:
+        from deltainf.cache import Store
+
+        with self.lock:
+            key = str(root)
+            if key not in self.stores:
+                self.stores[key] = Store(root)
+            return self.stores[key]
+
+    def pipeline(self, cfg: Config, weights: Upload | None, query: Upload | None) -> tuple[tuple, Any]:
+        from deltainf import Pipeline
+
+        key = (cfg, weights.digest if weights else None, query.digest if query else None)
+        with self.lock:
+            if key in self.pipelines:
+                self.pipelines.move_to_end(key)
+                return key, self.pipelines[key]
+            pipe = Pipeline(cfg, store=self.store(cfg.cache_path), weights=weights.data if weights else None,
+                            query_image=query.data if query else None)
+            self.pipelines[key] = pipe
+            self.pipeline_locks[key] = threading.Lock()
+            while len(self.pipelines) > MAX_PIPELINES:
+                old, _ = self.pipelines.popitem(last=False)
+                self.pipeline_locks.pop(old, None)
+            return key, pipe
+
+    def start(self, key: tuple, label: str, pkey: tuple, pipe, fn: Callable, restart_failed: bool = True) -> Job:
+        """The job ``key`` (started now if it is new, or if it failed before and ``restart_failed``)."""
+        with self.lock:
+            job = self.jobs.get(key)
+            if job is not None and not (restart_failed and job.finished.is_set() and job.error):
+                return job
+            lock = self.pipeline_locks.setdefault(pkey, threading.Lock())
+
+            def run(progress):
+                pipe.progress = progress
+                try:
+                    return fn(pipe)
+                finally:
+                    pipe.progress = _silent
+
+            job = self.jobs[key] = Job(key, label, run, lock)
+            while len(self.jobs) > 256:
+                self.jobs.popitem(last=False)
+            return job
+
+    def running(self) -> list[Job]:
+        with self.lock:
+            return [j for j in self.jobs.values() if not j.finished.is_set()]
+
+    def view(self, key: tuple, make: Callable) -> Any:
+        with self.lock:
+            if key not in self.views:
+                self.views[key] = make()
+                while len(self.views) > 16:
+                    self.views.popitem(last=False)
+            return self.views[key]
+
+
+def _silent(stage, done, total):
+    pass
+
+
+@st.cache_resource(show_spinner=False)
+def runtime() -> Runtime:
+    return Runtime()
+
+
+def pipeline(cfg: Config | None = None) -> tuple[tuple, Any]:
+    """(key, Pipeline) for ``cfg`` (default: the session's experiment) with the session's uploads."""
+    weights, query = uploads()
+    return runtime().pipeline(cfg or config(), weights, query)
+
+
+def train_key(cfg: Config | None = None) -> tuple:
+    cfg = cfg or config()
+    weights, _ = uploads()
+    return ("train", repr(sorted(train_fields(cfg).items())), weights.digest if weights else None,
+            str(cfg.cache_path))
+
+
+def train_job(pipe_key: tuple, pipe) -> Job:
+    """Train (or load) the model; then, in a second job, prepare what Influence will need.
+
+    EK-FAC factors depend on the model only, not on the test image, so they are fitted while the
+    user looks at the test image and its copies; the Influence page then only scores.
+    """
+    rt, tkey = runtime(), train_key(pipe.config)
+
+    def prefetch(p):
+        import torchvision.transforms.v2  # noqa: F401  (the copies need it; its import alone takes seconds)
+
+        p.factors()
+
+    def run(p):
+        metrics = p.model_metrics
+        _ = p.poisoned_test_candidates, p.test_index
+        rt.start(("prefetch",) + tkey[1:], "EK-FAC factors (ahead of Influence)", pipe_key, p, prefetch)
+        return {"metrics": metrics, "timings": dict(p.timings), "cached": dict(p.cached)}
+
+    return rt.start(tkey, "Train", pipe_key, pipe, run)
+
+
+def scores_key(pkey: tuple, mode: str) -> tuple:
+    return ("scores", pkey, mode)
+
+
+def scores_job(pkey: tuple, pipe) -> Job:
+    mode = pipe.config.mode
+
+    def run(p):
+        p.scores(mode)
+        return {"timings": dict(p.timings), "cached": dict(p.cached)}
+
+    return runtime().start(scores_key(pkey, mode), "EK-FAC influence", pkey, pipe, run)
+
+
+def delta_view(pkey: tuple, pipe):
+    """The Influence page's precomputed Δ view for this pipeline (built once, shared by sessions)."""
+    from deltainf import views
+
+    def make():
+        q = pipe.queries()
+        names = views.query_captions(q, pipe.data.classes)[1:]
+        return views.DeltaView.build(pipe.scores(), pipe.is_poison, names, pipe.poisoned.data.y_train.numpy())
+
+    return runtime().view(("delta", pkey, pipe.config.mode), make)
+
+
+# ----------------------------------------------------------------------------- τ and k, kept across pages
+def detector_params(view, pipe) -> tuple[float, int]:
+    """The τ (raw) and k last chosen on the Influence page (rescaled if the score scale changed), or the
+    engine's suggestion from Δ alone while none was chosen."""
+    ss = st.session_state
+    if ss.det_tau is None or ss.det_k is None:
+        tau, k, _ = pipe.tau_k(pipe.config.mode)
+        ss.det_tau = float(tau) if ss.det_tau is None else ss.det_tau
+        ss.det_k = int(k) if ss.det_k is None else ss.det_k
+    elif ss.det_scale is not None and ss.det_scale != view.scale:
+        ss.det_tau = ss.det_tau / ss.det_scale * view.scale
+    ss.det_scale = view.scale
+    ss.det_k = max(0, min(int(ss.det_k), view.T - 1))
+    return float(ss.det_tau), int(ss.det_k)
+
+
+def suggestion(pkey: tuple, pipe) -> tuple[float, int]:
+    """The engine's ground-truth-free (τ, k) for this experiment (cached)."""
+    from deltainf.detect import delta_matrix, score_scale, suggest_tau_k
+
+    def make():
+        scores = pipe.scores(pipe.config.mode)
+        return suggest_tau_k(delta_matrix(scores), score_scale(scores))
+
+    return runtime().view(("suggest", pkey, pipe.config.mode), make)
+
+
+# ----------------------------------------------------------------------------- showing jobs
+@st.fragment(run_every=0.5)
+def _poll(key: tuple) -> None:
+    job = runtime().jobs.get(key)
+    if job is None or job.finished.is_set():
+        st.rerun()
+    st.progress(job.fraction, text=job.text())
+
+
+def progress_panel(job: Job, what: str | None = None) -> None:
+    with st.status(what or f"{job.label}: running in the background…", expanded=True):
+        st.caption("You can switch pages meanwhile: the work goes on and the result is kept.")
+        _poll(job.key)
+
+
+def await_job(job: Job, wait: float = 0.6, what: str | None = None) -> Any:
+    """The job's result; else show its progress (or its error) and stop this script run."""
+    if not job.finished.wait(wait):
+        progress_panel(job, what)
+        st.stop()
+    if job.error:
+        st.error(f"{job.label} failed: {job.error}")
+        if job.trace:
+            with st.expander("Traceback"):
+                st.code(job.trace)
+        st.stop()
+    return job.result
+
+
+def page_link(name: str, label: str) -> None:
+    st.page_link(PAGE_FILES[name], label=label, icon=":material/arrow_forward:")
+
+
+def require_trained():
+    """(pipeline key, Pipeline) when this session's experiment has a trained model; else explain and stop."""
+    job = runtime().jobs.get(train_key())
+    if job is None:
+        st.info("There is no trained model for the current experiment yet. Open **Experiment** and press "
+                "**Train** first (it loads from the cache when this experiment was trained before).")
+        page_link("experiment", "Go to Experiment")
+        st.stop()
+    if not job.finished.is_set():
+        st.info("The model is still training; this page opens when it is done.")
+        progress_panel(job)
+        st.stop()
+    if job.error:
+        st.info(f"Training failed ({job.error}). Fix the experiment on the **Experiment** page and train again.")
+        page_link("experiment", "Go to Experiment")
+        st.stop()
+    return pipeline()
+
+
+def require_scores(pkey: tuple, pipe) -> Job:
+    job = runtime().jobs.get(scores_key(pkey, pipe.config.mode))
+    if job is None or not job.ok:
+        st.info("Influence scores are not computed yet for this test image. Open **Influence** first: it "
+                "computes them (or loads them from the cache) and lets you tune τ and k.")
+        page_link("influence", "Go to Influence")
+        st.stop()
+    return job
+
+
+# ----------------------------------------------------------------------------- sidebar
+def sidebar() -> None:
+    cfg = config()
+    weights, query = uploads()
+    with st.sidebar:
+        st.markdown("#### Current experiment")
+        data = {"digits": "built-in digits", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
+                "imagefolder": f"ImageFolder {cfg.data_root}"}.get(cfg.dataset, cfg.dataset)
+        lines = [f"**{data}** · {cfg.attack} · {cfg.model} · seed {cfg.seed}"]
+        tjob = runtime().jobs.get(train_key())
+        if tjob is not None and tjob.ok:
+            m = tjob.result["metrics"]
+            lines.append(f"clean acc {m['clean_acc']:.3f} · poison success {m['poison_success']:.2f}")
+        elif tjob is not None and not tjob.finished.is_set():
+            lines.append("training…")
+        else:
+            lines.append("not trained yet")
+        lines.append(f"weights: {'uploaded ' + weights.name if weights else 'trained here'}")
+        lines.append(f"test image: {'uploaded ' + query.name if query else ('#' + str(cfg.test_index) if cfg.test_index is not None else 'seeded pick')}")
+        tau, k = st.session_state.det_tau, st.session_state.det_k
+        lines.append(f"T = {cfg.transforms} ({cfg.mode}) · " + ("τ, k: suggested from Δ" if tau is None or k is None
+                                                              else f"τ = {tau:.4g} · k = {k}"))
+        st.markdown("  \n".join(lines))
+        running = runtime().running()
+        if running:
+            st.markdown("#### Running")
+            for job in running:
+                st.caption(f"{job.label}: {job.text()}")
+        st.markdown("#### Cache")
+        try:
+            s = runtime().store(cfg.cache_path).summary()
+            kinds = ", ".join(f"{v} {k}" for k, v in sorted(s["entries"].items())) or "empty"
+            st.caption(f"{kinds}; {s['factors']} EK-FAC factor set(s); {s['bytes'] / 1e6:.1f} MB in `{s['root']}`")
+        except DeltaInfError as exc:
+            st.caption(f"unavailable: {exc}")
+        st.markdown("#### Device")
+        st.caption(device_text(cfg.device))
+
+
+@st.cache_data(show_spinner=False)
+def device_text(name: str) -> str:
+    from deltainf.device import describe, resolve_device
+
+    try:
+        return describe(resolve_device(name))
+    except DeltaInfError as exc:
+        return str(exc)
+
+
+# ----------------------------------------------------------------------------- cached page data
+def experiment_facts(pkey: tuple, pipe) -> dict:
+    from deltainf import views
+
+    return runtime().view(("facts", pkey), lambda: views.experiment_facts(pipe))
+
+
+def poison_strip(pkey: tuple, pipe) -> dict:
+    from deltainf import views
+
+    def make():
+        s = views.poison_strip(pipe)
+        return {**s, "poisons": views.thumbnails(s["poisons"]), "clean": views.thumbnails(s["clean"])}
+
+    return runtime().view(("strip", pkey), make)

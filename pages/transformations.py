@@ -1,0 +1,60 @@
+"""Transformations: the T copies of the test image, each with one augmentation and a random label."""
+import dataclasses
+
+import streamlit as st
+
+from deltainf import views
+from deltainf.config import MODES
+from deltainf.errors import DeltaInfError
+from pages import _ui as ui
+
+st.title("Transformations")
+st.caption("Each copy of the test image gets one augmentation drawn at random (flip, colour jitter, affine, "
+           "elastic, blur, invert, channel switch) and a random label different from the predicted one. "
+           "Influence of a poison collapses on such copies; a clean point's does not.")
+
+pkey, pipe = ui.require_trained()
+cfg = ui.config()
+SEED_FIELD = "transform_seed" if "transform_seed" in {f.name for f in dataclasses.fields(cfg)} else None
+
+
+def change(**fields) -> None:
+    try:
+        new = ui.config().replace(**fields)
+        if new.k is not None and new.k >= new.transforms:
+            new = new.replace(k=new.transforms - 1)
+    except DeltaInfError as exc:
+        st.session_state.transform_error = str(exc)
+    else:
+        st.session_state.transform_error = None
+        ui.set_config(new)
+
+
+c1, c2, c3 = st.columns([1, 2, 1])
+c1.number_input("T (copies)", min_value=1, max_value=500, value=cfg.transforms, step=5, key="T_input",
+                on_change=lambda: change(transforms=int(st.session_state.T_input)),
+                help="The paper's code uses T = 50; smaller T needs a larger k.")
+c2.segmented_control("Mode", MODES, default=cfg.mode, key="mode_input", selection_mode="single",
+                     on_change=lambda: change(mode=st.session_state.mode_input or cfg.mode),
+                     help="full: new image and random label; label-only: random label on the unchanged image; "
+                          "image-only: transformed image keeping the predicted label (ablations).")
+if SEED_FIELD:
+    current = getattr(cfg, SEED_FIELD)
+    c3.number_input("Seed of the draws", min_value=0, value=cfg.seed if current is None else current, step=1,
+                    key="transform_seed_input",
+                    on_change=lambda: change(**{SEED_FIELD: int(st.session_state.transform_seed_input)}))
+else:
+    c3.number_input("Seed of the draws", value=cfg.seed, disabled=True, key="transform_seed_input",
+                    help="The draws follow the experiment's seed (set on the Experiment page); a separate "
+                         "seed for the transformations needs engine support.")
+if st.session_state.get("transform_error"):
+    st.error(st.session_state.transform_error)
+
+with st.spinner("Drawing the transformed copies…"):
+    q = pipe.queries()
+captions = views.query_captions(q, pipe.data.classes)
+thumbs = views.thumbnails(q.images, 80)
+st.markdown(f"**T = {q.T}** copies in mode **{cfg.mode}** of the test image (first, with its predicted label).")
+with st.container(key="transform_grid"):
+    st.image(thumbs, caption=captions, width=80)
+ui.page_link("influence", "Next: influence of every training point on each copy")
