@@ -153,3 +153,4 @@ def _ekfac_single(pipe) -> Detection:
     original = pipe.scores(pipe.config.mode)[0]
     thr = pipe.config.ekfac_threshold
     return Detection("ekfac", original > thr, original.astype(float), {"threshold": thr})
+from . import baselines  # noqa: E402,F401  (registers actclust, specsig, freqdef)

@@ -31,10 +31,11 @@ from . import Poisoned, default_poison_count, register, victim_and_target
 from .witches_brew import cached_arrays, surrogate_model
 
 # Would-be config fields (``--trigger-amplitude``, ``--trigger-freq-radius``):
-AMPLITUDE = 16          # grey levels (16/255 ≈ 0.063): faint, but implants on the built-in digits
+AMPLITUDE = 32          # grey levels (32/255 ≈ 0.125): faint smooth blotches; what it takes to implant on the digits
 FREQ_RADIUS = 3         # DCT frequencies (u, v) with 1 ≤ u + v ≤ FREQ_RADIUS carry the pattern
 OPT_STEPS = 200         # Adam steps optimising the pattern on the clean surrogate (0 = purely random)
 SURROGATE = "cnn"       # the attacker's model for the optimisation (a universal pattern transfers)
+ALGORITHM_VERSION = 2   # bump when the pattern generation changes (cached patterns are keyed by it)
 OFFSET = 128            # trigger_pattern = OFFSET + additive pattern
 
 
@@ -75,7 +76,8 @@ def optimise_pattern(model: nn.Module, x_victim: torch.Tensor, target: int, init
     bh = torch.tensor(dct_basis(h), dtype=torch.float32, device=device)
     bw = torch.tensor(dct_basis(w), dtype=torch.float32, device=device)
     band = torch.tensor(_band(h, w, radius), device=device)
-    coeffs = (bh.T @ torch.tensor(init, dtype=torch.float32, device=device) @ bw) * band  # DCT of init
+    init = torch.tensor(init / np.abs(init).max(), dtype=torch.float32, device=device)
+    coeffs = (bh.T @ init @ bw) * band  # the DCT of the initial pattern, at unit scale
     coeffs = coeffs.requires_grad_(True)
     x = x_victim.to(device).float() / 255
     y = torch.full((len(x),), target, device=device)
@@ -109,7 +111,7 @@ def smooth_pattern(config, data: ImageData, victim: int, target: int) -> np.ndar
         x_victim = data.x_train[data.y_train == victim]
         return {"pattern": np.round(optimise_pattern(model, x_victim, target, init)).astype(np.int16)}
 
-    key = content_key("frequency-trigger", array_fingerprint(data.x_train, data.y_train), config.seed, victim, target,
+    key = content_key("frequency-trigger", ALGORITHM_VERSION, array_fingerprint(data.x_train, data.y_train), config.seed, victim, target,
                       AMPLITUDE, FREQ_RADIUS, OPT_STEPS, SURROGATE, config.epochs, config.lr, config.batch_size,
                       config.weight_decay, config.label_smoothing)
     return cached_arrays(config, key, make)["pattern"]

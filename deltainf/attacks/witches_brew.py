@@ -1,21 +1,48 @@
 """Witches' Brew (Geiping et al., ICLR 2021): clean-label poisoning by gradient matching.
 
-(Attack added below; this module also holds the attacker's clean surrogate model and a small
-content-addressed cache, which the frequency trigger shares.)
+The attacker picks an adversarial class and one target test image of another class (both from
+the seed; the target is one the attacker's clean surrogate classifies correctly, so a flip is the
+attack's doing). ``poison_count`` training images OF THE ADVERSARIAL CLASS (labels unchanged) get
+perturbations δ with ‖δ‖∞ ≤ ε (``EPS`` = 16/255) chosen so that the training gradient on the
+poisons points the same way (cosine) as the gradient of the adversarial loss — the target image
+labelled with the adversarial class — on a surrogate model trained on the clean data with the
+pipeline's recipe. Training on the poisons then moves the model towards misclassifying the target.
+Optimisation as in the paper: signed Adam steps with step drops at 3/8, 5/8 and 7/8 of the
+budget, projection onto the ε-ball and the valid pixel range, ``RESTARTS`` random starts, the one
+with the lowest matching loss kept.
+
+Bookkeeping: ``victim`` is the target image's true class, ``target`` the adversarial class; the
+"triggered test set" is the single unmodified target image (``x_trigger_test`` of length 1), so
+poison success is 1.0 when the trained model sends it to the adversarial class. ``trigger_mask``
+is all False (nothing is written at test time) and ``trigger_pattern`` shows the first poison's
+perturbation offset-encoded (``pattern.int() - 128`` = δ in grey levels).
+
+The module also holds the attacker's clean surrogate and a small content-addressed cache, which
+the frequency trigger shares; the brewed poisons are cached, so every run of an experiment sees
+bit-identical data.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..cache import Store, array_fingerprint, content_key
 from ..checkpoints import arrays_to_model, state_to_arrays
 from ..data import ImageData
 from ..device import resolve_device
-from ..errors import CacheError
+from ..errors import CacheError, ConfigError
 from ..models import build_model, channel_stats
-from ..train import DEFAULT_EPOCHS, DEFAULT_LR, train_model
+from ..train import DEFAULT_EPOCHS, DEFAULT_LR, predict_logits, to_float, train_model
+from . import Poisoned, default_poison_count, register, victim_and_target
+
+# Would-be config fields (--eps, --brew-steps, --brew-restarts):
+EPS = 16 / 255       # L∞ budget of each perturbation, in [0, 1] pixel units
+STEPS = 240          # signed-Adam steps per restart (Geiping et al. use 240)
+RESTARTS = 2         # random restarts; the lowest matching loss wins
+STEP_SIZE = 0.25     # Adam learning rate as a fraction of EPS
+ALGORITHM_VERSION = 1  # bump when brewing changes (brewed poisons are cached by it)
 
 
 def attack_store(config) -> Store | None:
@@ -77,3 +104,109 @@ def surrogate_model(config, data: ImageData, model_name: str | None = None) -> n
 
     key = content_key("surrogate", recipe, array_fingerprint(data.x_train, data.y_train))
     return arrays_to_model(new(), cached_arrays(config, key, make)).to(device)
+
+
+def _flat_norm(grads) -> torch.Tensor:
+    return torch.sqrt(sum((g * g).sum() for g in grads))
+
+
+def brew(models: nn.Module | list[nn.Module], x_poison: torch.Tensor, y_poison: torch.Tensor, x_target: torch.Tensor,
+         adv_class: int, *, eps: float = EPS, steps: int = STEPS, restarts: int = RESTARTS,
+         seed: int = 0) -> tuple[torch.Tensor, float]:
+    """Gradient-matching perturbations for uint8 poisons. Returns (perturbed uint8 poisons, best loss).
+
+    Matching loss: 1 − cos(∇θ CE(poisons + δ, their labels), ∇θ CE(target, adversarial class)),
+    averaged over ``models`` (one surrogate, or an ensemble).
+    """
+    models = models if isinstance(models, (list, tuple)) else [models]
+    device = next(models[0].parameters()).device
+    x0 = to_float(x_poison, device)
+    y = y_poison.to(device)
+    xt = to_float(x_target[None], device)
+    yt = torch.tensor([adv_class], device=device)
+    setups = []
+    for model in models:
+        model.eval()
+        params = [p for p in model.parameters() if p.requires_grad]
+        target_grad = [g.detach() for g in torch.autograd.grad(F.cross_entropy(model(xt), yt), params)]
+        setups.append((model, params, target_grad, _flat_norm(target_grad)))
+
+    def matching_loss(delta):
+        total = 0.0
+        for model, params, target_grad, target_norm in setups:
+            grads = torch.autograd.grad(F.cross_entropy(model(x0 + delta), y), params, create_graph=True)
+            dot = sum((g * t).sum() for g, t in zip(grads, target_grad))
+            total = total + 1 - dot / (_flat_norm(grads) * target_norm + 1e-12)
+        return total / len(setups)
+
+    gen = torch.Generator().manual_seed(seed)
+    best_delta, best_loss = None, float("inf")
+    for _ in range(restarts):
+        delta = ((torch.rand(x0.shape, generator=gen) * 2 - 1) * eps).to(device)
+        delta = ((x0 + delta).clamp(0, 1) - x0).requires_grad_(True)
+        opt = torch.optim.Adam([delta], lr=STEP_SIZE * eps)
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, [steps * 3 // 8, steps * 5 // 8, steps * 7 // 8], 0.1)
+        for _ in range(steps):
+            loss = matching_loss(delta)
+            delta.grad = torch.autograd.grad(loss, delta)[0].sign()
+            opt.step()
+            sched.step()
+            with torch.no_grad():
+                delta.clamp_(-eps, eps)
+                delta.copy_((x0 + delta).clamp(0, 1) - x0)
+        final = float(matching_loss(delta).detach())
+        if final < best_loss:
+            best_loss, best_delta = final, delta.detach().clone()
+    poisoned = ((x0 + best_delta) * 255).round().clamp(0, 255).to(torch.int16).cpu()
+    # Rounding to grey levels keeps |δ| ≤ ε (x0 is on the grid); clamp anyway against float slop.
+    lo = x_poison.to(torch.int16) - int(eps * 255 + 1e-6)
+    hi = x_poison.to(torch.int16) + int(eps * 255 + 1e-6)
+    poisoned = torch.maximum(torch.minimum(poisoned, hi), lo).clamp(0, 255).to(torch.uint8)
+    return poisoned, best_loss
+
+
+@register("witches_brew")
+def witches_brew(config, data: ImageData) -> Poisoned:
+    """Clean-label gradient matching: ``poison_count`` adversarial-class images perturbed within ε so that
+    one target test image goes to the adversarial class."""
+    victim, adv = victim_and_target(config, data.num_classes)
+    adv_idx = torch.nonzero(data.y_train == adv).flatten()
+    count = config.poison_count if config.poison_count is not None else default_poison_count(len(data.y_train), len(adv_idx))
+    if count > len(adv_idx):
+        raise ConfigError(f"--poison-count {count} exceeds the {len(adv_idx)} training images of adversarial class {adv}")
+    candidates = torch.nonzero(data.y_test == victim).flatten()
+    if len(candidates) == 0:
+        raise ConfigError(f"class {victim} has no test images to pick the Witches' Brew target from")
+    rng = np.random.default_rng([config.seed, 31])
+    poison_idx = torch.from_numpy(np.sort(rng.choice(adv_idx.numpy(), size=count, replace=False))).long()
+    order = rng.permutation(candidates.numpy())
+    if count == 0:
+        x_train = data.x_train.clone()
+        target_idx = int(order[0])
+    else:
+        model = surrogate_model(config, data)
+        preds = predict_logits(model, data.x_test[order], resolve_device(config.device)).argmax(1).numpy()
+        correct = order[preds == victim]
+        target_idx = int(correct[0] if len(correct) else order[0])
+
+        def make():
+            for p in model.parameters():
+                p.requires_grad_(True)
+            with torch.random.fork_rng(devices=[]):
+                x, loss = brew(model, data.x_train[poison_idx], data.y_train[poison_idx], data.x_test[target_idx], adv,
+                               seed=int(rng.integers(2**31 - 1)))
+            return {"poisons": x.numpy(), "loss": np.array([loss])}
+
+        key = content_key("witches-brew", ALGORITHM_VERSION, array_fingerprint(data.x_train, data.y_train, data.x_test),
+                          config.seed, victim, adv, count, target_idx, EPS, STEPS, RESTARTS, STEP_SIZE,
+                          config.model, config.epochs, config.lr, config.batch_size, config.weight_decay,
+                          config.label_smoothing)
+        x_train = data.x_train.clone()
+        x_train[poison_idx] = torch.from_numpy(np.array(cached_arrays(config, key, make)["poisons"]))
+    poisoned = ImageData(data.name, data.classes, x_train, data.y_train.clone(), data.x_test, data.y_test)
+    h, w = data.image_shape[1:]
+    first = poison_idx[:1]
+    pattern = (x_train[first].to(torch.int16) - data.x_train[first].to(torch.int16) + 128).clamp(0, 255).to(torch.uint8)
+    pattern = pattern[0] if len(first) else torch.full(data.image_shape, 128, dtype=torch.uint8)
+    return Poisoned(poisoned, poison_idx, victim, adv, data.x_test[target_idx][None].clone(),
+                    torch.tensor([target_idx]), torch.zeros(h, w, dtype=torch.bool), pattern)
