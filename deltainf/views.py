@@ -408,8 +408,16 @@ def detector_rows(pipe, names) -> list[dict]:
         r = pipe.detection_report(name)
         params = {k: v for k, v in r.items() if k not in ("tpr", "precision", "n_flagged")}
         rows.append({"detector": name, "TPR": float(r["tpr"]), "precision": float(r["precision"]),
-                     "flagged": int(r["n_flagged"]), "parameters": ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())})
+                     "flagged": int(r["n_flagged"]),
+                     "parameters": ", ".join(f"{k}={_fmt(v)}" for k, v in params.items() if _short_param(v))})
     return rows
+
+
+def _short_param(v) -> bool:
+    """Scalars and short lists make the table; per-class breakdowns and other nested detail do not."""
+    if isinstance(v, (list, tuple)):
+        return len(v) <= 6 and all(isinstance(x, (int, float, str, bool)) for x in v)
+    return v is None or isinstance(v, (int, float, str, bool))
 
 
 def _fmt(v) -> str:

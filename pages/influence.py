@@ -59,8 +59,11 @@ def live() -> None:
               help="A Δ below τ counts as a drop. 0 is the paper code's default.")
     c2.number_input("exact τ (raw score units)", key="tau_raw", format="%.6g", step=view.scale * STEP,
                     on_change=_from_raw, help="Any value, e.g. the paper's τ ∈ {0, −1, −5, −10, −100}.")
-    c3.slider("k: copies allowed not to drop", 0, view.T - 1, key="k", on_change=_from_k,
-              help=f"Flag a point when at least T − k = {view.T} − k copies drop.")
+    if view.T > 1:
+        c3.slider("k: copies allowed not to drop", 0, view.T - 1, key="k", on_change=_from_k,
+                  help=f"Flag a point when at least T − k = {view.T} − k copies drop.")
+    else:
+        c3.caption("k = 0: with T = 1 the one copy must drop.")
     current = (tau, k) == tuple(suggested)
     st.button(("Using" if current else "Use") + f" the suggestion: τ = {suggested[0] / view.scale:+.2f} × scale, "
               f"k = {suggested[1]}", key="use_suggested", on_click=_use_suggestion, disabled=current,

@@ -36,8 +36,9 @@ with right:
     verdict = ("the trigger works: this is a poisoned test image" if pred == p.target
                else "not the target class: influence collapse may not apply to this image")
     with st.container(key="prediction"):
-        st.markdown(f"Predicted **{classes[pred]}** (p = {probs[pred]:.2f}); target class **{classes[p.target]}**; "
-                    f"true class **{classes[p.victim]}** — {verdict}.")
+        truth = "" if query else f"; true class **{classes[p.victim]}**"
+        st.markdown(f"Predicted **{classes[pred]}** (p = {probs[pred]:.2f}); target class **{classes[p.target]}**"
+                    f"{truth} — {verdict}.")
     st.plotly_chart(views.probability_figure(probs, classes, p.target), key="probabilities")
 
 cands = pipe.poisoned_test_candidates

@@ -43,6 +43,8 @@ if not Path(CHROMIUM).exists():
     pytest.skip(f"{CHROMIUM} not installed (Debian package 'chromium')", allow_module_level=True)
 sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
 
+PICKED: dict = {}  # the test image the walk-through picked (and so scored)
+
 #: page title in the navigation → selector that exists only once that page has fully rendered
 READY = {
     "Experiment": ".st-key-poison_strip img",
@@ -60,37 +62,52 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    port = _free_port()
-    cache = tmp_path_factory.mktemp("e2e-cache")  # cold: nothing computed yet
-    log_path = tmp_path_factory.mktemp("e2e-log") / "streamlit.log"
-    env = {**os.environ, "DELTAINF_CACHE_DIR": str(cache), "PYTHONUNBUFFERED": "1"}
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port", str(port),
-             "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
+class Server:
+    """``streamlit run app.py`` on a free port with its own cache folder; can be restarted on the same cache."""
+
+    def __init__(self, cache: Path, log_path: Path):
+        self.cache, self.log_path, self.proc, self.url = cache, log_path, None, None
+
+    def start(self) -> None:
+        port = _free_port()
+        env = {**os.environ, "DELTAINF_CACHE_DIR": str(self.cache), "PYTHONUNBUFFERED": "1"}
+        with open(self.log_path, "a") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
+                 str(port), "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{port}"
         deadline = time.time() + 90
         while True:
             try:
-                with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as r:
                     if r.read().strip() == b"ok":
-                        break
+                        return
             except OSError:
                 pass
-            if proc.poll() is not None or time.time() > deadline:
-                pytest.fail(f"streamlit did not come up:\n{log_path.read_text()[-3000:]}")
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.stop()
+                pytest.fail(f"streamlit did not come up:\n{self.log_path.read_text()[-3000:]}")
             time.sleep(0.25)
-        yield {"url": url, "log": log_path}
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = Server(tmp_path_factory.mktemp("e2e-cache"), tmp_path_factory.mktemp("e2e-log") / "streamlit.log")
+    srv.start()  # cold: nothing computed yet
+    try:
+        yield srv
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        srv.stop()
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +123,7 @@ def page(server, browser):
     ARTIFACTS.mkdir(exist_ok=True)
     pg = browser.new_page(viewport={"width": 1400, "height": 900})
     pg.set_default_timeout(60_000)
-    pg.goto(server["url"])
+    pg.goto(server.url)
     pg.wait_for_selector("[data-testid='stApp']")
     yield pg
     pg.close()
@@ -224,6 +241,7 @@ def walkthrough(pg):
     choice = pg.locator("[class*='st-key-pick_'] button:not([disabled])").first
     picked = choice.evaluate("b => b.closest('[class*=\"st-key-pick_\"]').className.match(/st-key-pick_(\\d+)/)[1]")
     choice.click()
+    PICKED["index"] = int(picked)
     pg.wait_for_selector(f"text=triggered test image #{picked}", timeout=SLOW)
     assert f"#{picked}" not in current
     pg.wait_for_selector(READY["Test image"])
@@ -334,3 +352,30 @@ def bad_uploads(pg):
     no_exception(pg)
     shot(pg, "8-bad-upload")
     assert text(pg, "[data-testid='stSidebarUserContent']").split("Cache")[0] == sidebar.split("Cache")[0]
+
+
+def test_a_restarted_server_keeps_everything_computed(server, browser):
+    """After the walk-through, a new server process on the same cache serves the model and the scores without
+    recomputing them."""
+    if "index" not in PICKED:
+        pytest.skip("needs the walk-through test's cache")
+    server.stop()
+    server.start()
+    pg = browser.new_page(viewport={"width": 1400, "height": 900})
+    pg.set_default_timeout(60_000)
+    with shot_on_failure(pg, "restart"):
+        pg.goto(server.url)
+        pg.wait_for_selector(".st-key-train button")
+        start = time.perf_counter()
+        pg.click(".st-key-train button")
+        pg.wait_for_selector(READY["Experiment"])
+        pg.wait_for_selector("text=Model loaded from the cache")
+        goto(pg, "Test image")
+        pg.click(f".st-key-pick_{PICKED['index']} button")  # the test image the walk-through scored
+        pg.wait_for_selector(f"text=triggered test image #{PICKED['index']}")
+        goto(pg, "Influence")
+        elapsed = time.perf_counter() - start
+        no_exception(pg)
+        print(f"\n[e2e] after a restart: train → pick → Influence from the cache in {elapsed:.1f} s")
+        assert elapsed < (10.0 if STRICT else 60.0)
+    pg.close()
