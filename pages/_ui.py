@@ -13,6 +13,7 @@ import hashlib
 import threading
 import time
 import traceback
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -90,28 +91,40 @@ def uploads() -> tuple[Upload | None, Upload | None]:
 
 # ----------------------------------------------------------------------------- pipelines and jobs
 class Job:
-    """One background computation with its progress, result or error."""
+    """One background computation with its progress, result or error.
 
-    def __init__(self, key: tuple, label: str, fn: Callable, lock: threading.Lock):
+    Jobs run one at a time in the whole server (``Runtime.compute``): the engine seeds torch's global
+    random generator around its stochastic steps (true-Fisher sampling, model initialisation, the
+    copies' augmentations), so two of them interleaved in one process would change each other's draws
+    and the cache would keep irreproducible factors. One at a time also suits a 2-core machine.
+    """
+
+    def __init__(self, key: tuple, label: str, fn: Callable, runtime: "Runtime"):
         self.key, self.label = key, label
-        self.stage, self.done, self.total = "waiting for other work on this experiment", 0, 0
+        self.stage, self.done, self.total = "queued", 0, 0
         self.result: Any = None
         self.error: str | None = None
         self.trace: str | None = None
         self.started = time.time()
         self.ended: float | None = None
         self.finished = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(fn, lock), daemon=True, name=f"deltainf-{label}")
+        self._runtime = runtime
+        self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True, name=f"deltainf-{label}")
         self._thread.start()
 
     def progress(self, stage: str, done: int, total: int) -> None:
         self.stage, self.done, self.total = stage, done, total
 
-    def _run(self, fn: Callable, lock: threading.Lock) -> None:
+    def _run(self, fn: Callable) -> None:
+        rt = self._runtime
         try:
-            with lock:  # one job at a time per pipeline object: their progress and caches stay apart
-                self.stage = "starting"
-                self.result = fn(self.progress)
+            with rt.compute:
+                rt.computing = self
+                self.stage, self.started = "starting", time.time()
+                try:
+                    self.result = fn(self.progress)
+                finally:
+                    rt.computing = None
         except DeltaInfError as exc:
             self.error = str(exc)
         except Exception as exc:  # shown in the page, with the traceback in an expander
@@ -130,6 +143,9 @@ class Job:
         return min(1.0, self.done / self.total) if self.total else 0.0
 
     def text(self) -> str:
+        if self.stage == "queued":
+            other = self._runtime.computing
+            return f"waiting for: {other.label if other else 'other work'} · {time.time() - self.started:.0f} s"
         stage = STAGE_TEXT.get(self.stage, self.stage)
         if self.stage.startswith("unlearn"):
             stage = f"{self.stage}: retraining / updating the model"
@@ -141,10 +157,13 @@ class Runtime:
     """Server-wide state: one Store per cache folder, recent pipelines, jobs and derived views."""
 
     def __init__(self):
-        self.lock = threading.RLock()
+        self.lock = threading.RLock()       # guards these dictionaries
+        self.compute = threading.Lock()     # one engine computation at a time (see Job)
+        self.computing: Job | None = None
         self.stores: dict[str, Any] = {}
-        self.pipelines: OrderedDict[tuple, Any] = OrderedDict()
-        self.pipeline_locks: dict[tuple, threading.Lock] = {}
+        self.pipelines: OrderedDict[tuple, tuple] = OrderedDict()  # content key → (instance key, Pipeline)
+        self.serial = 0
+        self.ready: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Pipeline → levels loaded in memory
         self.jobs: OrderedDict[tuple, Job] = OrderedDict()
         self.views: OrderedDict[tuple, Any] = OrderedDict()
 
@@ -158,29 +177,29 @@ class Runtime:
             return self.stores[key]
 
     def pipeline(self, cfg: Config, weights: Upload | None, query: Upload | None) -> tuple[tuple, Any]:
+        """(instance key, Pipeline) for this content. The instance key names this very object, so jobs that
+        fill its in-memory stages run again for a new object after an old one was dropped."""
         from deltainf import Pipeline
 
         key = (cfg, weights.digest if weights else None, query.digest if query else None)
         with self.lock:
             if key in self.pipelines:
                 self.pipelines.move_to_end(key)
-                return key, self.pipelines[key]
+                return self.pipelines[key]
             pipe = Pipeline(cfg, store=self.store(cfg.cache_path), weights=weights.data if weights else None,
                             query_image=query.data if query else None)
-            self.pipelines[key] = pipe
-            self.pipeline_locks[key] = threading.Lock()
+            self.serial += 1
+            self.pipelines[key] = ((key, self.serial), pipe)
             while len(self.pipelines) > MAX_PIPELINES:
-                old, _ = self.pipelines.popitem(last=False)
-                self.pipeline_locks.pop(old, None)
-            return key, pipe
+                self.pipelines.popitem(last=False)
+            return self.pipelines[key]
 
-    def start(self, key: tuple, label: str, pkey: tuple, pipe, fn: Callable, restart_failed: bool = True) -> Job:
-        """The job ``key`` (started now if it is new, or if it failed before and ``restart_failed``)."""
+    def start(self, key: tuple, label: str, pipe, fn: Callable, restart_failed: bool = True) -> Job:
+        """The job ``key`` running ``fn(pipe)`` (started now if it is new, or if it failed and ``restart_failed``)."""
         with self.lock:
             job = self.jobs.get(key)
             if job is not None and not (restart_failed and job.finished.is_set() and job.error):
                 return job
-            lock = self.pipeline_locks.setdefault(pkey, threading.Lock())
 
             def run(progress):
                 pipe.progress = progress
@@ -189,7 +208,7 @@ class Runtime:
                 finally:
                     pipe.progress = _silent
 
-            job = self.jobs[key] = Job(key, label, run, lock)
+            job = self.jobs[key] = Job(key, label, run, self)
             while len(self.jobs) > 256:
                 self.jobs.popitem(last=False)
             return job
@@ -197,6 +216,14 @@ class Runtime:
     def running(self) -> list[Job]:
         with self.lock:
             return [j for j in self.jobs.values() if not j.finished.is_set()]
+
+    def mark(self, pipe, *levels: str) -> None:
+        with self.lock:
+            self.ready.setdefault(pipe, set()).update(levels)
+
+    def is_ready(self, pipe, level: str) -> bool:
+        with self.lock:
+            return level in self.ready.get(pipe, ())
 
     def view(self, key: tuple, make: Callable) -> Any:
         with self.lock:
@@ -217,7 +244,7 @@ def runtime() -> Runtime:
 
 
 def pipeline(cfg: Config | None = None) -> tuple[tuple, Any]:
-    """(key, Pipeline) for ``cfg`` (default: the session's experiment) with the session's uploads."""
+    """(instance key, Pipeline) for ``cfg`` (default: the session's experiment) with the session's uploads."""
     weights, query = uploads()
     return runtime().pipeline(cfg or config(), weights, query)
 
@@ -229,52 +256,100 @@ def train_key(cfg: Config | None = None) -> tuple:
             str(cfg.cache_path))
 
 
-def train_job(pipe_key: tuple, pipe) -> Job:
-    """Train (or load) the model; then, in a second job, prepare what Influence will need.
-
-    EK-FAC factors depend on the model only, not on the test image, so they are fitted while the
-    user looks at the test image and its copies; the Influence page then only scores.
-    """
-    rt, tkey = runtime(), train_key(pipe.config)
-
-    def prefetch(p):
-        import torchvision.transforms.v2  # noqa: F401  (the copies need it; its import alone takes seconds)
-
-        p.factors()
-
-    def run(p):
-        metrics = p.model_metrics
-        _ = p.poisoned_test_candidates, p.test_index
-        rt.start(("prefetch",) + tkey[1:], "EK-FAC factors (ahead of Influence)", pipe_key, p, prefetch)
-        return {"metrics": metrics, "timings": dict(p.timings), "cached": dict(p.cached)}
-
-    return rt.start(tkey, "Train", pipe_key, pipe, run)
+def _load_model_level(p, rt: Runtime) -> dict:
+    """Everything the pages read about the model and the test image, loaded (or computed) in a job."""
+    metrics = p.model_metrics
+    _ = p.poisoned_test_candidates, p.test_index, p.query_label
+    rt.mark(p, "model")
+    return {"metrics": metrics, "timings": dict(p.timings), "cached": dict(p.cached)}
 
 
-def scores_key(pkey: tuple, mode: str) -> tuple:
-    return ("scores", pkey, mode)
+def train_job(ikey: tuple, pipe) -> Job:
+    """Train (or load) the model of the session's experiment."""
+    rt = runtime()
+    return rt.start(train_key(pipe.config), "Train", pipe, lambda p: _load_model_level(p, rt))
 
 
-def scores_job(pkey: tuple, pipe) -> Job:
-    mode = pipe.config.mode
+def check_weights(upload: Upload) -> Job:
+    """Try an uploaded checkpoint on a fresh model of the session's architecture (nothing else changes)."""
+    from deltainf.checkpoints import load_weights_into
+
+    ikey, base = runtime().pipeline(config(), None, None)
 
     def run(p):
+        load_weights_into(p.new_model(), upload.data, upload.name)  # raises CheckpointError with the reason
+
+    return runtime().start(("check-weights", upload.digest, ikey), f"Checking {upload.name}", base, run)
+
+
+#: what each level of a pipeline needs in memory before a page may read it without computing
+LEVELS = {"model": "Loading the model and the test image", "queries": "Drawing the transformed copies"}
+
+
+def _prepare(level: str):
+    rt = runtime()
+
+    def run(p):
+        result = _load_model_level(p, rt)
+        if level == "queries":
+            p.queries()
+            rt.mark(p, "queries")
+            # EK-FAC factors depend on the model only: fit them now, ahead of the Influence page.
+            rt.start(("prefetch", p.factors_key), "EK-FAC factors (ahead of Influence)", p, lambda q: q.factors())
+        return result
+
+    return run
+
+
+def require_trained(level: str = "model"):
+    """(instance key, Pipeline) when this session's experiment has a trained model and ``level`` is in memory;
+    else explain what to do first (or show the loading) and stop."""
+    job = runtime().jobs.get(train_key())
+    if job is None:
+        st.info("There is no trained model for the current experiment yet. Open **Experiment** and press "
+                "**Train** first (it loads from the cache when this experiment was trained before).")
+        page_link("experiment", "Go to Experiment")
+        st.stop()
+    if not job.finished.is_set():
+        st.info("The model is still training; this page opens when it is done.")
+        progress_panel(job)
+        st.stop()
+    if job.error:
+        st.info(f"Training failed ({job.error}). Fix the experiment on the **Experiment** page and train again.")
+        page_link("experiment", "Go to Experiment")
+        st.stop()
+    ikey, pipe = pipeline()
+    rt = runtime()
+    if not rt.is_ready(pipe, level):
+        await_job(rt.start(("prepare", level, ikey), LEVELS[level], pipe, _prepare(level)))
+    return ikey, pipe
+
+
+def scores_key(ikey: tuple, mode: str) -> tuple:
+    return ("scores", ikey, mode)
+
+
+def scores_job(ikey: tuple, pipe) -> Job:
+    mode, rt = pipe.config.mode, runtime()
+
+    def run(p):
+        _load_model_level(p, rt)
         p.scores(mode)
         return {"timings": dict(p.timings), "cached": dict(p.cached)}
 
-    return runtime().start(scores_key(pkey, mode), "EK-FAC influence", pkey, pipe, run)
+    return rt.start(scores_key(ikey, mode), "EK-FAC influence", pipe, run)
 
 
-def delta_view(pkey: tuple, pipe):
+def delta_view(ikey: tuple, pipe):
     """The Influence page's precomputed Δ view for this pipeline (built once, shared by sessions)."""
     from deltainf import views
 
     def make():
-        q = pipe.queries()
+        q = pipe.queries()  # read from the cache: the scores job stored them
         names = views.query_captions(q, pipe.data.classes)[1:]
         return views.DeltaView.build(pipe.scores(), pipe.is_poison, names, pipe.poisoned.data.y_train.numpy())
 
-    return runtime().view(("delta", pkey, pipe.config.mode), make)
+    return runtime().view(("delta", ikey[0], pipe.config.mode), make)
 
 
 # ----------------------------------------------------------------------------- τ and k, kept across pages
@@ -293,7 +368,7 @@ def detector_params(view, pipe) -> tuple[float, int]:
     return float(ss.det_tau), int(ss.det_k)
 
 
-def suggestion(pkey: tuple, pipe) -> tuple[float, int]:
+def suggestion(ikey: tuple, pipe) -> tuple[float, int]:
     """The engine's ground-truth-free (τ, k) for this experiment (cached)."""
     from deltainf.detect import delta_matrix, score_scale, suggest_tau_k
 
@@ -301,7 +376,7 @@ def suggestion(pkey: tuple, pipe) -> tuple[float, int]:
         scores = pipe.scores(pipe.config.mode)
         return suggest_tau_k(delta_matrix(scores), score_scale(scores))
 
-    return runtime().view(("suggest", pkey, pipe.config.mode), make)
+    return runtime().view(("suggest", ikey[0], pipe.config.mode), make)
 
 
 # ----------------------------------------------------------------------------- showing jobs
@@ -337,27 +412,8 @@ def page_link(name: str, label: str) -> None:
     st.page_link(PAGE_FILES[name], label=label, icon=":material/arrow_forward:")
 
 
-def require_trained():
-    """(pipeline key, Pipeline) when this session's experiment has a trained model; else explain and stop."""
-    job = runtime().jobs.get(train_key())
-    if job is None:
-        st.info("There is no trained model for the current experiment yet. Open **Experiment** and press "
-                "**Train** first (it loads from the cache when this experiment was trained before).")
-        page_link("experiment", "Go to Experiment")
-        st.stop()
-    if not job.finished.is_set():
-        st.info("The model is still training; this page opens when it is done.")
-        progress_panel(job)
-        st.stop()
-    if job.error:
-        st.info(f"Training failed ({job.error}). Fix the experiment on the **Experiment** page and train again.")
-        page_link("experiment", "Go to Experiment")
-        st.stop()
-    return pipeline()
-
-
-def require_scores(pkey: tuple, pipe) -> Job:
-    job = runtime().jobs.get(scores_key(pkey, pipe.config.mode))
+def require_scores(ikey: tuple, pipe) -> Job:
+    job = runtime().jobs.get(scores_key(ikey, pipe.config.mode))
     if job is None or not job.ok:
         st.info("Influence scores are not computed yet for this test image. Open **Influence** first: it "
                 "computes them (or loads them from the cache) and lets you tune τ and k.")
@@ -416,17 +472,17 @@ def device_text(name: str) -> str:
 
 
 # ----------------------------------------------------------------------------- cached page data
-def experiment_facts(pkey: tuple, pipe) -> dict:
+def experiment_facts(ikey: tuple, pipe) -> dict:
     from deltainf import views
 
-    return runtime().view(("facts", pkey), lambda: views.experiment_facts(pipe))
+    return runtime().view(("facts", ikey[0]), lambda: views.experiment_facts(pipe))
 
 
-def poison_strip(pkey: tuple, pipe) -> dict:
+def poison_strip(ikey: tuple, pipe) -> dict:
     from deltainf import views
 
     def make():
         s = views.poison_strip(pipe)
         return {**s, "poisons": views.thumbnails(s["poisons"]), "clean": views.thumbnails(s["clean"])}
 
-    return runtime().view(("strip", pkey), make)
+    return runtime().view(("strip", ikey[0]), make)

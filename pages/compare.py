@@ -10,10 +10,10 @@ st.caption("Every registered detector on this experiment. Δ-Influence and its a
            "Influence page (the engine's suggestion from Δ while none is set); the baselines their own defaults. "
            "Ground truth is known here, so TPR and precision are exact.")
 
-pkey, pipe = ui.require_trained()
+ikey, pipe = ui.require_trained()
 names = list(DETECTORS)
 # Every detector once per experiment (baselines fit their own models, so this is the slow part)…
-rows = ui.await_job(ui.runtime().start(("compare", pkey, tuple(names)), "Every detector", pkey, pipe,
+rows = ui.await_job(ui.runtime().start(("compare", ikey, tuple(names)), "Every detector", pipe,
                                        lambda p: views.detector_rows(p, names)),
                     what="Running every detector in the background (ablations need their own scoring passes, "
                          "baselines their own fits)…")
@@ -24,7 +24,7 @@ if tau is not None and k is not None and tuned:
     cfg = ui.config()
     tk_key, tk_pipe = ui.pipeline(cfg.replace(tau=tau, k=min(k, cfg.transforms - 1)))
     again = ui.await_job(ui.runtime().start(("compare", tk_key, tuple(tuned)), "Δ detectors at your τ and k",
-                                            tk_key, tk_pipe, lambda p: views.detector_rows(p, tuned)))
+                                            tk_pipe, lambda p: views.detector_rows(p, tuned)))
     by_name = {r["detector"]: r for r in again}
     rows = [by_name.get(r["detector"], r) for r in rows]
 rows = [{**r, "what it does": views.doc_line(DETECTORS[r["detector"]])} for r in rows]

@@ -47,12 +47,13 @@ with st.form("experiment_form", border=True):
         p1, p2 = st.columns(2)
         poison_count = p1.number_input("Poisons", value=cfg.poison_count, min_value=0, step=5, key="poison_count",
                                        placeholder="≈3.5 %", help="Empty: about 3.5 % of the training set.")
-        trigger_size = p2.number_input("Trigger size (px, BadNet)", value=cfg.trigger_size, min_value=1, step=1,
-                                       key="trigger_size", placeholder="auto")
+        trigger_size = p2.number_input("Trigger size (px)", value=cfg.trigger_size, min_value=1, step=1,
+                                       key="trigger_size", placeholder="auto", help="BadNet's patch side.")
         t1, t2 = st.columns(2)
-        pattern = t1.selectbox("Trigger pattern (BadNet)", TRIGGER_PATTERNS, index=TRIGGER_PATTERNS.index(cfg.trigger_pattern),
-                               key="trigger_pattern")
-        corner = t2.selectbox("Trigger corner (BadNet)", CORNERS, index=CORNERS.index(cfg.trigger_corner), key="trigger_corner")
+        pattern = t1.selectbox("Trigger pattern", TRIGGER_PATTERNS, index=TRIGGER_PATTERNS.index(cfg.trigger_pattern),
+                               key="trigger_pattern", help="BadNet's patch.")
+        corner = t2.selectbox("Trigger corner", CORNERS, index=CORNERS.index(cfg.trigger_corner), key="trigger_corner",
+                              help="Where BadNet's patch goes.")
     with c3:
         st.markdown("**Model**")
         model = st.selectbox("Architecture", MODELS, index=MODELS.index(cfg.model), key="model",
@@ -87,19 +88,24 @@ with st.expander("Use your own weights instead of training", expanded=st.session
         blob = up.getvalue()
         if len(blob) > MAX_WEIGHTS_MB * 1e6:
             st.session_state.weights_msg = ("error", f"{up.name} is {len(blob) / 1e6:.0f} MB; at most "
-                                                     f"{MAX_WEIGHTS_MB} MB are accepted")
+                                                     f"{MAX_WEIGHTS_MB} MB are accepted. The experiment is unchanged.")
         else:
-            try:
-                from deltainf.checkpoints import load_weights_into
-
-                _, base = ui.runtime().pipeline(ui.config(), None, None)
-                load_weights_into(base.new_model(), blob, up.name)
-            except DeltaInfError as exc:
-                st.session_state.weights_msg = ("error", f"Not used: {exc}. The experiment is unchanged.")
+            upload = ui.Upload(up.name, blob, ui.digest(blob))
+            st.session_state.weights_check = (ui.check_weights(upload), upload)
+            st.session_state.weights_msg = None
+    pending = st.session_state.get("weights_check")
+    if pending is not None:
+        check, upload = pending
+        if check.finished.wait(1.0):
+            st.session_state.weights_check = None
+            if check.error:
+                st.session_state.weights_msg = ("error", f"Not used: {check.error}. The experiment is unchanged.")
             else:
-                st.session_state.weights = ui.Upload(up.name, blob, ui.digest(blob))
-                st.session_state.weights_msg = ("success", f"{up.name} fits this architecture. Press **Train** "
-                                                           "to evaluate it.")
+                st.session_state.weights = upload
+                st.session_state.weights_msg = ("success", f"{upload.name} fits this architecture. Press "
+                                                           "**Train** to evaluate it.")
+        else:
+            ui.progress_panel(check, f"Checking {upload.name}…")
     kind, text = st.session_state.get("weights_msg") or (None, None)
     if kind == "error":
         st.error(text, icon=":material/error:")
@@ -111,15 +117,15 @@ with st.expander("Use your own weights instead of training", expanded=st.session
             st.session_state.weights_msg = None
             st.rerun()
 
-pkey, pipe = ui.pipeline()
 job = ui.runtime().jobs.get(ui.train_key())
 if job is None:
     st.info("Press **Train** to train this experiment's model (or load it from the cache).")
     st.stop()
 result = ui.await_job(job, what="Training in the background…")
+ikey, pipe = ui.require_trained("model")
 
 m = result["metrics"]
-facts = ui.experiment_facts(pkey, pipe)
+facts = ui.experiment_facts(ikey, pipe)
 cols = st.columns(4)
 cols[0].metric("Clean accuracy", f"{m['clean_acc']:.3f}", help="On the clean test set.")
 cols[1].metric("Poison success", f"{m['poison_success']:.2f}",
@@ -131,7 +137,7 @@ st.caption(f"Model {'loaded from the cache' if result['cached'].get('train_s') e
            f"{ui.device_text(ui.config().device)}.")
 
 st.subheader("Poisoned training images beside clean ones of their true class")
-strip = ui.poison_strip(pkey, pipe)
+strip = ui.poison_strip(ikey, pipe)
 st.caption(f"Top: poisoned training images, as the model saw them. Bottom: clean training images of class "
            f"{strip['true_class']}, what the poisons really show. Enlarged without smoothing so a trigger stays sharp.")
 with st.container(key="poison_strip"):

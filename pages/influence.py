@@ -14,11 +14,11 @@ st.caption("EK-FAC influence scores every training point against the test image 
            "Δ[t, i] = score(copy t, point i) − score(original, point i). A poison's influence collapses "
            "(Δ < τ) on nearly every copy; flag a point when at least T − k of its Δ fall below τ.")
 
-pkey, pipe = ui.require_trained()
-ui.await_job(ui.scores_job(pkey, pipe), what="Computing influence in the background…")
-view = ui.delta_view(pkey, pipe)
+ikey, pipe = ui.require_trained()
+ui.await_job(ui.scores_job(ikey, pipe), what="Computing influence in the background…")
+view = ui.delta_view(ikey, pipe)
 ui.detector_params(view, pipe)
-suggested = ui.suggestion(pkey, pipe)
+suggested = ui.suggestion(ikey, pipe)
 
 st.markdown(f"{view.delta.shape[1]} training points ({int(view.is_poison.sum())} poisons, known here), "
             f"T = {view.T} copies ({pipe.config.mode}). Raw scores are unnormalised, so τ is set in units of "
@@ -100,6 +100,6 @@ def live() -> None:
 live()
 
 if st.toggle("Show every copy at a glance (small multiples)", key="show_multiples"):
-    st.plotly_chart(ui.runtime().view(("multiples", pkey, pipe.config.mode), lambda: views.small_multiples(view)),
+    st.plotly_chart(ui.runtime().view(("multiples", ikey[0], pipe.config.mode), lambda: views.small_multiples(view)),
                     key="small_multiples")
 ui.page_link("unlearn", "Next: unlearn the flagged points")

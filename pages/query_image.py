@@ -14,7 +14,7 @@ st.title("Test image")
 st.caption("Δ-Influence starts from one test image that is known to be poisoned: a triggered image the model "
            "sends to the attacker's target class. Pick one from the gallery, by index, or upload your own.")
 
-pkey, pipe = ui.require_trained()
+ikey, pipe = ui.require_trained()
 p = pipe.poisoned
 classes = p.data.classes
 query = st.session_state.query

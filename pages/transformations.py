@@ -13,7 +13,7 @@ st.caption("Each copy of the test image gets one augmentation drawn at random (f
            "elastic, blur, invert, channel switch) and a random label different from the predicted one. "
            "Influence of a poison collapses on such copies; a clean point's does not.")
 
-pkey, pipe = ui.require_trained()
+ikey, pipe = ui.require_trained("queries")
 cfg = ui.config()
 SEED_FIELD = "transform_seed" if "transform_seed" in {f.name for f in dataclasses.fields(cfg)} else None
 
@@ -50,8 +50,7 @@ else:
 if st.session_state.get("transform_error"):
     st.error(st.session_state.transform_error)
 
-with st.spinner("Drawing the transformed copies…"):
-    q = pipe.queries()
+q = pipe.queries()  # drawn in the background by require_trained("queries"); read from the cache here
 captions = views.query_captions(q, pipe.data.classes)
 thumbs = views.thumbnails(q.images, 80)
 st.markdown(f"**T = {q.T}** copies in mode **{cfg.mode}** of the test image (first, with its predicted label).")

@@ -13,9 +13,9 @@ st.title("Unlearn")
 st.caption("Remove the flagged training points from the model with an unlearning method, then measure clean "
            "accuracy and poison success again, and look at the test image's prediction.")
 
-pkey, pipe = ui.require_trained()
-ui.require_scores(pkey, pipe)
-view = ui.delta_view(pkey, pipe)
+ikey, pipe = ui.require_trained()
+ui.require_scores(ikey, pipe)
+view = ui.delta_view(ikey, pipe)
 tau, k = ui.detector_params(view, pipe)
 tuned = view.metrics(tau, k)
 
@@ -36,7 +36,7 @@ repeat = hasattr(pipe, "unlearn_until_clean") and st.toggle(
     "Repeat until the test image is clean", key="until_clean",
     help="After unlearning, re-check: while the new model still gives the test image its poisoned label, run "
          "Δ-Influence on the new model over the remaining points, add what it flags and unlearn again.")
-job_key = ("unlearn", pkey, method, source, tau, k, repeat)
+job_key = ("unlearn", ikey, method, source, tau, k, repeat)
 if st.button("Run unlearning", type="primary", key="run_unlearn", icon=":material/play_arrow:"):
     flags_now = view.flags(tau, k) if source == TUNED else None
 
@@ -48,13 +48,13 @@ if st.button("Run unlearning", type="primary", key="run_unlearn", icon=":materia
 
     # Flags tuned here run on the experiment with this τ and k set (the re-check loop reads them from there);
     # a registry detector runs on the session's experiment, whose detections Compare shares.
-    run_key, run_pipe = ui.pipeline(ui.config().replace(tau=tau, k=k)) if source == TUNED else (pkey, pipe)
-    ui.runtime().start(job_key, f"Unlearning ({method.upper()})", run_key, run_pipe, run)
+    run_pipe = ui.pipeline(ui.config().replace(tau=tau, k=k))[1] if source == TUNED else pipe
+    ui.runtime().start(job_key, f"Unlearning ({method.upper()})", run_pipe, run)
     st.session_state.unlearn_job = job_key
 
 last = st.session_state.get("unlearn_job")
 job = ui.runtime().jobs.get(last) if last else None
-if job is None or last[1] != pkey:
+if job is None or last[1] != ikey:
     st.info("Choose a method and press **Run unlearning**.")
     st.stop()
 res = ui.await_job(job, what=f"{job.label} in the background…")

@@ -39,10 +39,11 @@ from . import Poisoned, default_poison_count, register, victim_and_target
 
 # Would-be config fields (--eps, --brew-steps, --brew-restarts):
 EPS = 16 / 255       # L∞ budget of each perturbation, in [0, 1] pixel units
-STEPS = 240          # signed-Adam steps per restart (Geiping et al. use 240)
+STEPS = 150          # signed-Adam steps per restart (Geiping et al. use 240)
 RESTARTS = 2         # random restarts; the lowest matching loss wins
 STEP_SIZE = 0.25     # Adam learning rate as a fraction of EPS
-ALGORITHM_VERSION = 1  # bump when brewing changes (brewed poisons are cached by it)
+TARGET_POOL = 5      # the target is drawn from the test images this close to the adversarial class
+ALGORITHM_VERSION = 2  # bump when brewing changes (brewed poisons are cached by it)
 
 
 def attack_store(config) -> Store | None:
@@ -165,48 +166,73 @@ def brew(models: nn.Module | list[nn.Module], x_poison: torch.Tensor, y_poison: 
     return poisoned, best_loss
 
 
+def pick_target(model: nn.Module, data: ImageData, adv: int, victim: int | None, seed: int, device) -> int:
+    """Index into ``data.x_test`` of the target image: among the test images of class ``victim`` (any
+    class but ``adv`` when None) that the surrogate classifies correctly, a seeded draw from the
+    ``TARGET_POOL`` closest to the adversarial class (largest logit[adv] − max other logit)."""
+    y = data.y_test.numpy()
+    logits = predict_logits(model, data.x_test, device)
+    others = logits.clone()
+    others[:, adv] = -torch.inf
+    margin = (logits[:, adv] - others.max(1).values).numpy()
+    ok = (logits.argmax(1).numpy() == y) & (y != adv)
+    if victim is not None:
+        ok &= y == victim
+    cands = np.flatnonzero(ok)
+    if len(cands) == 0:  # the surrogate gets none right: fall back to any image of the class
+        cands = np.flatnonzero((y == victim) if victim is not None else (y != adv))
+    if len(cands) == 0:
+        raise ConfigError(f"class {victim} has no test images to pick the Witches' Brew target from")
+    pool = cands[np.argsort(-margin[cands], kind="stable")][:TARGET_POOL]
+    return int(np.random.default_rng([seed, 31]).choice(pool))
+
+
+def pick_poisons(model: nn.Module, data: ImageData, adv: int, x_target: torch.Tensor, count: int, device) -> torch.Tensor:
+    """Sorted indices of the ``count`` adversarial-class training images nearest the target in the
+    surrogate's last hidden layer: their gradients are the easiest to bend towards the target's."""
+    from ..baselines import embeddings
+
+    adv_idx = torch.nonzero(data.y_train == adv).flatten().numpy()
+    e = embeddings(model, data.x_train[adv_idx], device)
+    et = embeddings(model, x_target[None], device)
+    dist = ((e - et) ** 2).sum(1)
+    return torch.from_numpy(np.sort(adv_idx[np.argsort(dist, kind="stable")[:count]])).long()
+
+
 @register("witches_brew")
 def witches_brew(config, data: ImageData) -> Poisoned:
     """Clean-label gradient matching: ``poison_count`` adversarial-class images perturbed within ε so that
     one target test image goes to the adversarial class."""
-    victim, adv = victim_and_target(config, data.num_classes)
+    _, adv = victim_and_target(config, data.num_classes)
     adv_idx = torch.nonzero(data.y_train == adv).flatten()
     count = config.poison_count if config.poison_count is not None else default_poison_count(len(data.y_train), len(adv_idx))
     if count > len(adv_idx):
         raise ConfigError(f"--poison-count {count} exceeds the {len(adv_idx)} training images of adversarial class {adv}")
-    candidates = torch.nonzero(data.y_test == victim).flatten()
-    if len(candidates) == 0:
-        raise ConfigError(f"class {victim} has no test images to pick the Witches' Brew target from")
-    rng = np.random.default_rng([config.seed, 31])
-    poison_idx = torch.from_numpy(np.sort(rng.choice(adv_idx.numpy(), size=count, replace=False))).long()
-    order = rng.permutation(candidates.numpy())
-    if count == 0:
-        x_train = data.x_train.clone()
-        target_idx = int(order[0])
-    else:
-        model = surrogate_model(config, data)
-        preds = predict_logits(model, data.x_test[order], resolve_device(config.device)).argmax(1).numpy()
-        correct = order[preds == victim]
-        target_idx = int(correct[0] if len(correct) else order[0])
-
+    device = resolve_device(config.device)
+    model = surrogate_model(config, data)
+    target_idx = pick_target(model, data, adv, config.victim, config.seed, device)
+    victim = int(data.y_test[target_idx])
+    x_target = data.x_test[target_idx]
+    poison_idx = pick_poisons(model, data, adv, x_target, count, device)
+    x_train = data.x_train.clone()
+    if count:
         def make():
             for p in model.parameters():
                 p.requires_grad_(True)
-            with torch.random.fork_rng(devices=[]):
-                x, loss = brew(model, data.x_train[poison_idx], data.y_train[poison_idx], data.x_test[target_idx], adv,
-                               seed=int(rng.integers(2**31 - 1)))
+            x, loss = brew(model, data.x_train[poison_idx], data.y_train[poison_idx], x_target, adv,
+                           seed=int(np.random.default_rng([config.seed, 37]).integers(2**31 - 1)))
             return {"poisons": x.numpy(), "loss": np.array([loss])}
 
         key = content_key("witches-brew", ALGORITHM_VERSION, array_fingerprint(data.x_train, data.y_train, data.x_test),
-                          config.seed, victim, adv, count, target_idx, EPS, STEPS, RESTARTS, STEP_SIZE,
+                          config.seed, adv, count, target_idx, EPS, STEPS, RESTARTS, STEP_SIZE,
                           config.model, config.epochs, config.lr, config.batch_size, config.weight_decay,
                           config.label_smoothing)
-        x_train = data.x_train.clone()
         x_train[poison_idx] = torch.from_numpy(np.array(cached_arrays(config, key, make)["poisons"]))
     poisoned = ImageData(data.name, data.classes, x_train, data.y_train.clone(), data.x_test, data.y_test)
     h, w = data.image_shape[1:]
-    first = poison_idx[:1]
-    pattern = (x_train[first].to(torch.int16) - data.x_train[first].to(torch.int16) + 128).clamp(0, 255).to(torch.uint8)
-    pattern = pattern[0] if len(first) else torch.full(data.image_shape, 128, dtype=torch.uint8)
-    return Poisoned(poisoned, poison_idx, victim, adv, data.x_test[target_idx][None].clone(),
-                    torch.tensor([target_idx]), torch.zeros(h, w, dtype=torch.bool), pattern)
+    pattern = torch.full(data.image_shape, 128, dtype=torch.uint8)
+    if count:
+        first = poison_idx[0]
+        pattern = (x_train[first].to(torch.int16) - data.x_train[first].to(torch.int16) + 128).clamp(0, 255).to(torch.uint8)
+    return Poisoned(poisoned, poison_idx, victim, adv, x_target[None].clone(), torch.tensor([target_idx]),
+                    torch.zeros(h, w, dtype=torch.bool), pattern)
