@@ -39,6 +39,10 @@ def app_cache(request, tmp_path_factory):
     os.environ["DELTAINF_CACHE_DIR"] = str(root)
     st.cache_resource.clear()
     yield Path(root)
+    from pages import _ui
+
+    for job in list(_ui.runtime().jobs.values()):  # let background work end before other tests use the engine
+        job.finished.wait(SLOW)
     st.cache_resource.clear()
     if old is None:
         os.environ.pop("DELTAINF_CACHE_DIR", None)
@@ -48,10 +52,18 @@ def app_cache(request, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def pipe(app_cache):
-    """The same built-in experiment the app runs, read from the shared cache (ground truth for checks)."""
-    from deltainf import Pipeline
+    """The same built-in experiment the app runs (ground truth for the checks), computed up front.
 
-    return Pipeline(Config())
+    Under the app's compute lock: the engine seeds torch's global generator, so nothing else in this
+    process may run engine work meanwhile; afterwards the tests only read what is in memory here.
+    """
+    from deltainf import Pipeline
+    from pages import _ui
+
+    p = Pipeline(Config())
+    with _ui.runtime().compute:
+        _ = p.model_metrics, p.poisoned_test_candidates, p.test_index, p.tau_k(), p.delta()
+    return p
 
 
 def check(at: AppTest) -> AppTest:
@@ -171,11 +183,13 @@ def test_weight_uploads(pipe):
         ("wrong-shape.pt", _torch_bytes({k: torch.zeros(1) for k in pipe.model.state_dict()}), "does not fit"),
     ]:
         check(at.file_uploader(key="weights_upload").set_value((name, blob, "application/octet-stream")).run())
+        settle(at, lambda a: a.error or a.success)  # checked in the background
         assert message in texts(at.error), name
         assert at.session_state["weights"] is None  # the experiment in progress is untouched
         assert metrics(at) == before
     check(at.file_uploader(key="weights_upload").set_value(
         ("mine.safetensors", weights_to_bytes(pipe.model), "application/octet-stream")).run())
+    settle(at, lambda a: a.success)
     assert "fits this architecture" in texts(at.success)
     assert at.session_state["weights"].name == "mine.safetensors"
     at = trained(at)  # evaluates the uploaded weights: the same model, so the same figures
