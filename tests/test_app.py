@@ -334,3 +334,15 @@ def test_compare_page_lists_every_detector(pipe):
     row = table.set_index("detector").loc["delta_influence"]
     assert int(row["flagged"]) == delta_flags_count(pipe)
     assert charts(at) == 1  # precision vs TPR
+
+
+def test_flagged_csv_is_the_clis_file(pipe, tmp_path):
+    """The Unlearn page's CSV download and the CLI's --flagged-out agree byte for byte."""
+    from deltainf import views
+    from deltainf.report import write_flagged_csv
+
+    tau, k, _ = pipe.tau_k()
+    view = views.DeltaView.build(pipe.scores(), pipe.is_poison, [""] * pipe.config.transforms,
+                                 pipe.poisoned.data.y_train.numpy())
+    write_flagged_csv(pipe, "delta_influence", tmp_path / "cli.csv")
+    assert views.flagged_csv(view, view.flags(tau, k), tau).encode() == (tmp_path / "cli.csv").read_bytes()
