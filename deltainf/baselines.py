@@ -2,20 +2,26 @@
 
 * ``actclust`` — Activation Clustering (Chen et al., 2018): per class, the last hidden layer's
   activations of the training points carrying that label, reduced to ``ACTCLUST_DIMS`` dimensions
-  (PCA; Chen et al. use ICA, but whitening every component drowns the poison direction among
-  noise directions here), split by 2-means; the smaller cluster is
-  flagged when the split is real: it holds at most ``ACTCLUST_MAX_FRACTION`` of the class and the
-  split's silhouette score is at least ``ACTCLUST_MIN_SILHOUETTE``.
+  with PCA (Chen et al. use ICA; whitening every component drowned the poison direction among
+  noise directions here), split by 2-means. The smaller cluster is flagged when the split is real:
+  it holds at most ``ACTCLUST_MAX_FRACTION`` of the class, its silhouette is at least
+  ``ACTCLUST_MIN_SILHOUETTE``, and exclusionary reclassification (Chen et al.'s strongest test)
+  sends it elsewhere — k nearest neighbours among all OTHER training points' activations give at
+  most ``ACTCLUST_MAX_KEEP`` of it the class's own label (Chen et al. retrain without the cluster;
+  neighbours stand in for that). Silhouette alone does not separate here: clean digit classes
+  split into writing styles with silhouettes as high as the poisoned class's.
 * ``specsig`` — Spectral Signatures (Tran et al., 2018): per class, centred activations, their top
   right singular vector; a point's outlier score is its squared projection on it. Tran et al.
   remove the top 1.5·ε·n of each class, with ε the poison fraction — unknown to a defender, so ε is
   fixed at ``SPECSIG_EPS`` (5 %): the top 7.5 % of every class is flagged.
-* ``freqdef`` — the frequency defence (Zeng et al., 2021): synthetic triggered copies of training
+* ``freqdef`` — the frequency defence (Zeng et al., 2021): synthetic triggered copies of clean
   images (BadNet-like patches of random size, position and colour; random blends with noise and
   with smooth low-frequency patterns), per-channel 2-D DCT log-magnitude spectra, a logistic
-  regression telling clean from triggered; training images it calls triggered are flagged. The
-  detector is cross-fitted (trained on one half of the training set, applied to the other), so it
-  never scores an image it was trained on as "clean".
+  regression telling clean from triggered; training images it calls triggered are flagged. Like
+  Zeng et al.'s detector it learns from data the defender trusts to be clean — here the held-out
+  split's images (labels unused; ``FREQDEF_REFERENCE``). Learning from the training set itself
+  (cross-fitted: fitted on one half, applied to the other) is the alternative; the poisons among
+  the "clean" examples then blunt it badly (digits, BadNet: TPR ≈ 0.2 instead of 1.0).
 
 Each returns a :class:`~deltainf.detect.Detection` with a per-point score (higher = more
 suspicious) and its parameters. Linear algebra and clustering come from scikit-learn/scipy.
@@ -30,14 +36,18 @@ from .cache import content_key
 from .detect import Detection, register
 
 # Would-be config fields (--actclust-dims, --actclust-max-fraction, --actclust-min-silhouette,
-# --specsig-eps, --freqdef-threshold):
+# --actclust-max-keep, --specsig-eps, --freqdef-threshold, --freqdef-reference):
 ACTCLUST_DIMS = 10
 ACTCLUST_MAX_FRACTION = 0.35
-ACTCLUST_MIN_SILHOUETTE = 0.15
+ACTCLUST_MIN_SILHOUETTE = 0.10
+ACTCLUST_MAX_KEEP = 0.35
+ACTCLUST_NEIGHBOURS = 10
 SPECSIG_EPS = 0.05
 SPECSIG_MULTIPLIER = 1.5
 FREQDEF_THRESHOLD = 0.5       # flag when P(triggered) exceeds this
-FREQDEF_MAX_FIT = 2000        # clean images per half used to fit the classifier (as many synthetic)
+FREQDEF_MAX_FIT = 2000        # at most this many clean images fit the classifier
+FREQDEF_COPIES = 2            # synthetic triggered copies per clean image
+FREQDEF_REFERENCE = "test"    # clean images to learn from: "test" (held-out split) or "train" (cross-fitted)
 EMBED_BATCH = 256
 
 
@@ -96,16 +106,22 @@ def _classes(labels: np.ndarray) -> list[int]:
 # ----------------------------------------------------------------------------- ActClust
 def activation_clustering(emb: np.ndarray, labels: np.ndarray, seed: int, dims: int = ACTCLUST_DIMS,
                           max_fraction: float = ACTCLUST_MAX_FRACTION,
-                          min_silhouette: float = ACTCLUST_MIN_SILHOUETTE) -> tuple[np.ndarray, np.ndarray, dict]:
+                          min_silhouette: float = ACTCLUST_MIN_SILHOUETTE,
+                          max_keep: float = ACTCLUST_MAX_KEEP) -> tuple[np.ndarray, np.ndarray, dict]:
     """Chen et al.'s per-class 2-means split. Returns (flagged, score, per-class details).
 
-    A point's score is its class split's silhouette times its margin towards the smaller cluster,
-    (d_large − d_small) / (d_large + d_small) ∈ [−1, 1]: large for points deep in a small, well
-    separated cluster, negative for points of the main cluster.
+    A class's smaller cluster is flagged when the split is real: it holds at most ``max_fraction``
+    of the class, the silhouette is at least ``min_silhouette``, and exclusionary reclassification
+    says it belongs elsewhere — a k-nearest-neighbour classifier on the activations of every
+    OTHER training point labels at most ``max_keep`` of the cluster with the class's own label
+    (Chen et al. retrain the network without the cluster; neighbours in activation space are the
+    cheap stand-in). A point's score is ``(1 − keep) · silhouette`` of its class's split times its
+    margin towards the smaller cluster, (d_large − d_small) / (d_large + d_small) ∈ [−1, 1].
     """
     from sklearn.cluster import KMeans
     from sklearn.decomposition import PCA
     from sklearn.metrics import silhouette_score
+    from sklearn.neighbors import KNeighborsClassifier
 
     n = len(labels)
     flagged, score = np.zeros(n, bool), np.zeros(n)
@@ -122,13 +138,20 @@ def activation_clustering(emb: np.ndarray, labels: np.ndarray, seed: int, dims: 
         small = int(np.argmin(sizes))
         frac = float(sizes[small] / len(idx))
         sil = float(silhouette_score(z, km.labels_)) if sizes.min() > 0 else 0.0
+        members = idx[km.labels_ == small]
+        rest = np.setdiff1d(np.arange(n), members)
+        keep = 1.0
+        if len(members) and len(rest) >= ACTCLUST_NEIGHBOURS:
+            knn = KNeighborsClassifier(ACTCLUST_NEIGHBOURS).fit(emb[rest], labels[rest])
+            keep = float((knn.predict(emb[members]) == c).mean())
         d = np.linalg.norm(z[:, None, :] - km.cluster_centers_[None], axis=2)
         margin = (d[:, 1 - small] - d[:, small]) / (d.sum(1) + 1e-12)
-        real = frac <= max_fraction and sil >= min_silhouette
-        score[idx] = sil * margin
+        real = frac <= max_fraction and sil >= min_silhouette and keep <= max_keep
+        score[idx] = (1 - keep) * max(sil, 0.0) * margin
         if real:
-            flagged[idx[km.labels_ == small]] = True
-        per_class[c] = {"small_fraction": round(frac, 4), "silhouette": round(sil, 4), "flagged": bool(real)}
+            flagged[members] = True
+        per_class[c] = {"small_fraction": round(frac, 4), "silhouette": round(sil, 4), "keep": round(keep, 4),
+                        "flagged": bool(real)}
     return flagged, score, per_class
 
 
@@ -139,7 +162,7 @@ def actclust(pipe) -> Detection:
     flagged, score, per_class = activation_clustering(pipeline_embeddings(pipe), labels, pipe.config.seed)
     return Detection("actclust", flagged, score, {
         "dims": ACTCLUST_DIMS, "reduction": "PCA", "max_fraction": ACTCLUST_MAX_FRACTION,
-        "min_silhouette": ACTCLUST_MIN_SILHOUETTE,
+        "min_silhouette": ACTCLUST_MIN_SILHOUETTE, "max_keep": ACTCLUST_MAX_KEEP, "neighbours": ACTCLUST_NEIGHBOURS,
         "flagged_classes": [c for c, d in per_class.items() if d["flagged"]], "per_class": per_class})
 
 
@@ -229,39 +252,68 @@ def synthetic_triggers(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(np.round(out * 255), 0, 255).astype(np.uint8)
 
 
-def frequency_detector_scores(x_uint8: np.ndarray, seed: int, max_fit: int = FREQDEF_MAX_FIT) -> tuple[np.ndarray, dict]:
-    """P(triggered) for every image, from a logistic regression on DCT log-spectra fitted on synthetic
-    triggered copies vs the originals of the OTHER half of the images (2-fold cross-fitting)."""
+def _fit_spectrum_classifier(x_clean: np.ndarray, rng: np.random.Generator, copies: int):
+    """Logistic regression on DCT log-spectra: ``x_clean`` (label 0) vs ``copies`` synthetic triggered
+    copies of each (label 1), classes weighted equally."""
     from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
+    clean = dct_log_spectrum(x_clean)
+    fake = dct_log_spectrum(synthetic_triggers(np.concatenate([x_clean] * copies), rng))
+    clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000, class_weight="balanced"))
+    return clf.fit(np.concatenate([clean, fake]), np.r_[np.zeros(len(clean)), np.ones(len(fake))])
+
+
+def _synthetic_auroc(clf, x_clean: np.ndarray, rng: np.random.Generator) -> float:
+    """How well ``clf`` tells held-out clean images from synthetic triggered copies of them."""
+    from sklearn.metrics import roc_auc_score
+
+    p = clf.predict_proba(np.concatenate([dct_log_spectrum(x_clean),
+                                          dct_log_spectrum(synthetic_triggers(x_clean, rng))]))[:, 1]
+    return float(roc_auc_score(np.r_[np.zeros(len(x_clean)), np.ones(len(x_clean))], p))
+
+
+def frequency_detector_scores(x_uint8: np.ndarray, seed: int, reference: np.ndarray | None = None,
+                              max_fit: int = FREQDEF_MAX_FIT, copies: int = FREQDEF_COPIES) -> tuple[np.ndarray, dict]:
+    """P(triggered) for every image of ``x_uint8`` from a DCT-spectrum classifier trained on clean images
+    vs synthetic triggered copies of them.
+
+    ``reference``: trusted clean images to train on (Zeng et al.'s setting; 80 % to fit, 20 % to
+    measure the synthetic AUROC). Without one the images themselves serve, 2-fold cross-fitted (a
+    classifier fitted on one half scores the other), so a poison is never scored by a classifier
+    that was told it is clean — though poisons in the fitting half still blunt it.
+    """
     rng = np.random.default_rng([seed, 41])
     n = len(x_uint8)
+    if reference is not None and len(reference) >= 10:
+        order = rng.permutation(len(reference))
+        n_check = max(2, len(order) // 5)
+        fit, check = reference[order[n_check:][:max_fit]], reference[order[:n_check][:max_fit]]
+        clf = _fit_spectrum_classifier(fit, rng, copies)
+        prob = clf.predict_proba(dct_log_spectrum(x_uint8))[:, 1]
+        return prob, {"reference": "held-out clean images", "n_reference": len(fit),
+                      "synthetic_auroc": round(_synthetic_auroc(clf, check, rng), 4)}
     halves = np.array_split(rng.permutation(n), 2)
     prob = np.zeros(n)
-    feats = dct_log_spectrum(x_uint8)
     aucs = []
     for fit_half, apply_half in ((halves[0], halves[1]), (halves[1], halves[0])):
-        fit = rng.permutation(fit_half)[:max_fit]
-        # Fitted on one half, checked on synthetic copies of the other half.
-        xs = dct_log_spectrum(synthetic_triggers(x_uint8[fit], rng))
-        clf = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
-        clf.fit(np.concatenate([feats[fit], xs]), np.r_[np.zeros(len(fit)), np.ones(len(xs))])
-        prob[apply_half] = clf.predict_proba(feats[apply_half])[:, 1]
-        check = rng.permutation(apply_half)[:max_fit]
-        xs_check = dct_log_spectrum(synthetic_triggers(x_uint8[check], rng))
-        p_check = clf.predict_proba(np.concatenate([feats[check], xs_check]))[:, 1]
-        aucs.append(roc_auc_score(np.r_[np.zeros(len(check)), np.ones(len(check))], p_check))
-    return prob, {"synthetic_auroc": round(float(np.mean(aucs)), 4)}
+        clf = _fit_spectrum_classifier(x_uint8[rng.permutation(fit_half)[:max_fit]], rng, copies)
+        prob[apply_half] = clf.predict_proba(dct_log_spectrum(x_uint8[apply_half]))[:, 1]
+        aucs.append(_synthetic_auroc(clf, x_uint8[rng.permutation(apply_half)[:max_fit]], rng))
+    return prob, {"reference": "training set, 2-fold cross-fitted", "n_reference": int(min(len(halves[0]), max_fit)),
+                  "synthetic_auroc": round(float(np.mean(aucs)), 4)}
 
 
 @register("freqdef")
 def freqdef(pipe) -> Detection:
-    """Frequency defence (Zeng et al.): a DCT-spectrum classifier trained on synthetic triggers."""
-    x = pipe.poisoned.data.x_train.numpy()
-    prob, info = frequency_detector_scores(x, pipe.config.seed)
+    """Frequency defence (Zeng et al.): a DCT-spectrum classifier trained on synthetic triggers, applied to
+    the training set. Trained on the held-out split's images (``FREQDEF_REFERENCE = "test"``: the
+    clean data Zeng et al.'s detector is built from; their labels are never used), or on the
+    training set itself, cross-fitted (``"train"``)."""
+    d = pipe.poisoned.data
+    reference = d.x_test.numpy() if FREQDEF_REFERENCE == "test" else None
+    prob, info = frequency_detector_scores(d.x_train.numpy(), pipe.config.seed, reference)
     return Detection("freqdef", prob > FREQDEF_THRESHOLD, prob, {
         "threshold": FREQDEF_THRESHOLD, "classifier": "LogisticRegression on per-channel DCT log-magnitude",
-        "cross_fitted": True, **info})
+        "copies": FREQDEF_COPIES, **info})

@@ -35,7 +35,9 @@ def app_cache(request, tmp_path_factory):
         root = request.getfixturevalue("cache_dir")  # shared with the engine tests when available
     except pytest.FixtureLookupError:
         root = tmp_path_factory.mktemp("app-cache")
-    old = os.environ.get("DELTAINF_CACHE_DIR")
+    import torch
+
+    old, threads = os.environ.get("DELTAINF_CACHE_DIR"), torch.get_num_threads()
     os.environ["DELTAINF_CACHE_DIR"] = str(root)
     st.cache_resource.clear()
     yield Path(root)
@@ -44,6 +46,7 @@ def app_cache(request, tmp_path_factory):
     for job in list(_ui.runtime().jobs.values()):  # let background work end before other tests use the engine
         job.finished.wait(SLOW)
     st.cache_resource.clear()
+    torch.set_num_threads(threads)  # the app's runtime limits torch's threads; leave other tests as they were
     if old is None:
         os.environ.pop("DELTAINF_CACHE_DIR", None)
     else:

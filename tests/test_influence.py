@@ -46,4 +46,5 @@ def test_incomplete_factor_folder_is_not_trusted(demo, tmp_path):
     p = demo.poisoned.data
     influence.fit_factors(demo.model, p.x_train[:200], p.y_train[:200], tmp_path, key, demo.device)
     assert influence.factors_ready(tmp_path, key)
-    assert not (d / "covariance_factors.safetensors").read_bytes().startswith(b"half")
+    assert not (d / "covariance_factors.safetensors").exists()  # the half-written leftover is replaced whole
+    assert any(d.glob("lambda_matrix*.safetensors"))

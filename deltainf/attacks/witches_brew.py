@@ -42,6 +42,7 @@ EPS = 16 / 255       # L∞ budget of each perturbation, in [0, 1] pixel units
 STEPS = 150          # signed-Adam steps per restart (Geiping et al. use 240)
 RESTARTS = 2         # random restarts; the lowest matching loss wins
 STEP_SIZE = 0.25     # Adam learning rate as a fraction of EPS
+ENSEMBLE = 1         # surrogate models the gradients are matched on (Geiping et al.: 1–8)
 TARGET_POOL = 5      # the target is drawn from the test images this close to the adversarial class
 ALGORITHM_VERSION = 2  # bump when brewing changes (brewed poisons are cached by it)
 
@@ -75,18 +76,20 @@ def cached_arrays(config, key: str, make) -> dict[str, np.ndarray]:
     return entry.arrays
 
 
-def surrogate_seed(seed: int) -> int:
+def surrogate_seed(seed: int, member: int = 0) -> int:
     """The surrogate's seed: drawn from the experiment's seed, but not the victim model's own."""
-    return int(np.random.default_rng([seed, 29]).integers(2**31 - 1))
+    return int(np.random.default_rng([seed, 29, member]).integers(2**31 - 1))
 
 
-def surrogate_model(config, data: ImageData, model_name: str | None = None) -> nn.Module:
+def surrogate_model(config, data: ImageData, model_name: str | None = None, member: int = 0) -> nn.Module:
     """The attacker's model: the pipeline's recipe (architecture, epochs, learning rate, batch size,
-    weight decay) trained on the CLEAN training set from a different seeded initialisation.
-    Cached by the training data and the recipe."""
+    weight decay) trained on the CLEAN training set from a different seeded initialisation
+    (``member`` numbers the models of an ensemble). Cached by the training data and the recipe."""
     name = model_name or config.model
-    seed = surrogate_seed(config.seed)
-    epochs, lr = config.epochs or DEFAULT_EPOCHS[name], config.lr or DEFAULT_LR[name]
+    seed = surrogate_seed(config.seed, member)
+    same = name == config.model  # the configured epochs/lr belong to the configured architecture
+    epochs = (config.epochs if same else None) or DEFAULT_EPOCHS[name]
+    lr = (config.lr if same else None) or DEFAULT_LR[name]
     recipe = {"model": name, "epochs": epochs, "lr": lr, "batch_size": config.batch_size,
               "weight_decay": config.weight_decay, "label_smoothing": config.label_smoothing, "seed": seed}
     device = resolve_device(config.device)
@@ -112,13 +115,17 @@ def _flat_norm(grads) -> torch.Tensor:
 
 
 def brew(models: nn.Module | list[nn.Module], x_poison: torch.Tensor, y_poison: torch.Tensor, x_target: torch.Tensor,
-         adv_class: int, *, eps: float = EPS, steps: int = STEPS, restarts: int = RESTARTS,
+         adv_class: int, *, eps: float | None = None, steps: int | None = None, restarts: int | None = None,
          seed: int = 0) -> tuple[torch.Tensor, float]:
     """Gradient-matching perturbations for uint8 poisons. Returns (perturbed uint8 poisons, best loss).
 
     Matching loss: 1 − cos(∇θ CE(poisons + δ, their labels), ∇θ CE(target, adversarial class)),
-    averaged over ``models`` (one surrogate, or an ensemble).
+    averaged over ``models`` (one surrogate, or an ensemble). ``eps``, ``steps`` and ``restarts``
+    default to the module's ``EPS``, ``STEPS`` and ``RESTARTS``.
     """
+    eps = EPS if eps is None else eps
+    steps = STEPS if steps is None else steps
+    restarts = RESTARTS if restarts is None else restarts
     models = models if isinstance(models, (list, tuple)) else [models]
     device = next(models[0].parameters()).device
     x0 = to_float(x_poison, device)
@@ -217,14 +224,15 @@ def witches_brew(config, data: ImageData) -> Poisoned:
     x_train = data.x_train.clone()
     if count:
         def make():
-            for p in model.parameters():
+            models = [model] + [surrogate_model(config, data, member=m) for m in range(1, ENSEMBLE)]
+            for p in (p for m in models for p in m.parameters()):
                 p.requires_grad_(True)
-            x, loss = brew(model, data.x_train[poison_idx], data.y_train[poison_idx], x_target, adv,
+            x, loss = brew(models, data.x_train[poison_idx], data.y_train[poison_idx], x_target, adv,
                            seed=int(np.random.default_rng([config.seed, 37]).integers(2**31 - 1)))
             return {"poisons": x.numpy(), "loss": np.array([loss])}
 
         key = content_key("witches-brew", ALGORITHM_VERSION, array_fingerprint(data.x_train, data.y_train, data.x_test),
-                          config.seed, adv, count, target_idx, EPS, STEPS, RESTARTS, STEP_SIZE,
+                          config.seed, adv, count, target_idx, EPS, STEPS, RESTARTS, STEP_SIZE, ENSEMBLE,
                           config.model, config.epochs, config.lr, config.batch_size, config.weight_decay,
                           config.label_smoothing)
         x_train[poison_idx] = torch.from_numpy(np.array(cached_arrays(config, key, make)["poisons"]))
