@@ -349,3 +349,26 @@ def test_flagged_csv_is_the_clis_file(pipe, tmp_path):
                                  pipe.poisoned.data.y_train.numpy())
     write_flagged_csv(pipe, "delta_influence", tmp_path / "cli.csv")
     assert views.flagged_csv(view, view.flags(tau, k), tau).encode() == (tmp_path / "cli.csv").read_bytes()
+
+
+def test_two_sessions_asking_for_the_same_stage_compute_it_once(pipe, monkeypatch):
+    """Two browser tabs press Train on the same new experiment: one training run serves both."""
+    import deltainf.pipeline as engine
+
+    calls = []
+    real = engine.train_model
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "train_model", counted)
+    tabs = [open_app(), open_app()]
+    for at in tabs:  # a short, new experiment: both tabs ask before either finishes
+        at.number_input(key="epochs").set_value(2)
+        at.number_input(key="seed").set_value(77)
+        at.button(key="train").click().run()
+    for at in tabs:
+        settle(at, lambda a: "Clean accuracy" in metrics(a))
+    assert len(calls) == 1
+    assert metrics(tabs[0]) == metrics(tabs[1])
