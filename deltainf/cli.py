@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--until-clean", action="store_true",
                    help="after unlearning, re-check the test image; while still poisoned, detect again and remove more")
     g.add_argument("--max-rounds", type=int, default=3, help="most detect → unlearn rounds with --until-clean (default 3)")
+    g.add_argument("--clean-below", type=float, default=0.01,
+                   help="with --until-clean: the test image is clean once it is not predicted as the target and the "
+                        "target's probability on it is at most this (default 0.01; 1 = the prediction alone)")
     g.add_argument("--ssd-alpha", type=float, help="SSD selection threshold α (default: picked from a grid)")
     g.add_argument("--ssd-lambda", type=float, default=1.0, help="SSD dampening constant λ (default 1)")
     g = run.add_argument_group("running")

@@ -69,6 +69,9 @@ class Config:
     ssd_lambda: float = field(default=1.0, metadata={"help": "SSD dampening constant λ"})
     until_clean: bool = field(default=False, metadata={"help": "re-check the query after unlearning and repeat"})
     max_rounds: int = field(default=3, metadata={"help": "most detect → unlearn rounds with until_clean"})
+    clean_below: float = field(default=0.01, metadata={
+        "help": "with until_clean: the test image is clean once it is not predicted as the target AND the target's "
+                "probability on it is at most this (1 = the prediction alone)"})
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
     cache_dir: str | None = field(default=None, metadata={"help": "cache folder (default: $DELTAINF_CACHE_DIR or ~/.cache/deltainf)"})
 
@@ -105,6 +108,8 @@ class Config:
             value = getattr(self, name)
             if value is not None and not (isinstance(value, (int, float)) and value > 0 and math.isfinite(value)):
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive number, got {value!r}")
+        if not (isinstance(self.clean_below, (int, float)) and 0 < self.clean_below <= 1):
+            raise ConfigError(f"--clean-below must be a probability in (0, 1], got {self.clean_below!r}")
         _at_least("batch_size", self.batch_size, 1)
         if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
             raise ConfigError(f"--lr must be a positive number, got {self.lr!r}")

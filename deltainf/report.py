@@ -122,3 +122,17 @@ def write_flagged_csv(pipe, detector: str, path: Path) -> None:
         for i in det.indices:
             w.writerow([int(i), int(labels[i]), int(counts[i]), delta.shape[0], f"{delta[:, i].mean():.6g}",
                         int(pipe.is_poison[i])])
+
+
+def unlearning_grid(pipe, detectors, methods) -> list[dict]:
+    """Each unlearning method on each detector's flags: clean accuracy and poison success after it (the
+    paper's Figures 3–5 in one table). One row per (detector, method), in the order given."""
+    rows = []
+    for d in detectors:
+        det = pipe.detect(d)
+        for m in methods:
+            _, after = pipe.unlearn(m, det.flagged)
+            rows.append({"detector": d, "method": m, "n_flagged": int(det.flagged.sum()),
+                         "clean_acc": float(after["clean_acc"]), "poison_success": float(after["poison_success"]),
+                         "seconds": float(after["seconds"])})
+    return rows

@@ -1,8 +1,9 @@
 """Compare: every detector the engine has, on the same experiment, against the ground truth."""
 import streamlit as st
 
-from deltainf import views
+from deltainf import report, views
 from deltainf.detect import DETECTORS
+from deltainf.unlearn import UNLEARNERS
 from pages import _ui as ui
 
 st.title("Compare")
@@ -21,9 +22,9 @@ rows = ui.await_job(ui.runtime().start(("compare", ikey, tuple(names)), "Every d
 tau, k = st.session_state.det_tau, st.session_state.det_k
 tuned = [n for n in names if {"tau", "k"} & set(pipe.detect(n).params)]
 if tau is not None and k is not None and tuned:
-    cfg = ui.config()
-    tk_key, tk_pipe = ui.pipeline(cfg.replace(tau=tau, k=min(k, cfg.transforms - 1)))
-    again = ui.await_job(ui.runtime().start(("compare", tk_key, tuple(tuned)), "Δ detectors at your τ and k",
+    k = min(k, pipe.config.transforms - 1)
+    tk_pipe = ui.runtime().view(("at_tau_k", ikey, tau, k), lambda: pipe.at_tau_k(tau, k))
+    again = ui.await_job(ui.runtime().start(("compare", ikey, tau, k, tuple(tuned)), "Δ detectors at your τ and k",
                                             tk_pipe, lambda p: views.detector_rows(p, tuned)))
     by_name = {r["detector"]: r for r in again}
     rows = [by_name.get(r["detector"], r) for r in rows]
@@ -31,3 +32,31 @@ rows = [{**r, "what it does": views.doc_line(DETECTORS[r["detector"]])} for r in
 with st.container(key="compare_table"):
     st.table([{**r, "TPR": f"{r['TPR']:.3f}", "precision": f"{r['precision']:.3f}"} for r in rows])
 st.plotly_chart(views.compare_figure(rows), key="compare_scatter")
+
+st.subheader("Unlearning after each detector")
+st.caption("Each unlearning method on each detector's flags: poison success and clean accuracy afterwards. Flags "
+           "that hold many clean points show which methods survive false positives (EU/CF) and which lose "
+           "accuracy (SSD, SCRUB) — the paper's Figures 3–5 in one view.")
+c1, c2 = st.columns([3, 2])
+methods = c1.multiselect("Methods", list(UNLEARNERS), default=list(UNLEARNERS), key="grid_methods",
+                         format_func=str.upper)
+chosen = c2.multiselect("Detectors", [r["detector"] for r in rows], default=[r["detector"] for r in rows],
+                        key="grid_detectors")
+grid_key = ("unlearn-grid", ikey, tuple(chosen), tuple(methods))
+if st.button(f"Unlearn {len(chosen)} × {len(methods)} flag sets", key="run_grid", icon=":material/play_arrow:",
+             disabled=not (methods and chosen)):
+    ui.runtime().start(grid_key, "Unlearning every detector's flags", pipe,
+                       lambda p: report.unlearning_grid(p, chosen, methods))
+    st.session_state.grid_job = grid_key
+last = st.session_state.get("grid_job")
+job = ui.runtime().jobs.get(last) if last else None
+if job is None or last[1] != ikey:
+    st.info("Choose methods and detectors, then press the button (EU retrains once per detector; on the built-in "
+            "data each run takes a few seconds).")
+    st.stop()
+grid = ui.await_job(job, what="Unlearning each detector's flags in the background…")
+with st.container(key="grid_table"):
+    st.table([{"detector": r["detector"], "method": r["method"].upper(), "flagged": r["n_flagged"],
+               "clean accuracy": f"{r['clean_acc']:.3f}", "poison success": f"{r['poison_success']:.2f}"}
+              for r in grid])
+st.plotly_chart(views.unlearning_grid_figure(grid), key="grid_figure")

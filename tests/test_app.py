@@ -298,24 +298,58 @@ def test_influence_sliders_change_the_metrics(pipe):
     assert charts(at) >= 4
 
 
-def test_unlearn_page_runs_eu_and_offers_downloads(pipe):
+def test_unlearn_page_runs_methods_side_by_side_and_weights_load_back(pipe):
     from deltainf.unlearn import UNLEARNERS
 
     at = trained(open_app())
     check(at.switch_page(PAGES["influence"]).run())
     settle(at, lambda a: "TPR" in metrics(a))
     check(at.switch_page(PAGES["unlearn"]).run())
-    options = at.selectbox(key="unlearn_method").options
-    assert [o.split(" — ")[0] for o in options] == [m.upper() for m in UNLEARNERS]  # the whole registry
+    chooser = at.multiselect(key="unlearn_methods")
+    assert [o.split(" — ")[0] for o in chooser.options] == [m.upper() for m in UNLEARNERS]  # the whole registry
+    assert chooser.value == ["eu"]
     assert at.toggle(key="until_clean").value is False  # the re-check loop is offered, off by default
+    check(chooser.set_value(["eu", "cf"]).run())
     check(at.button(key="run_unlearn").click().run())
     at = settle(at, lambda a: "Removed" in metrics(a))
-    m = metrics(at)
-    assert int(m["Removed"]) == int(delta_flags_count(pipe))
-    assert float(m["Poison success"]) < pipe.model_metrics["poison_success"]
+    removed = [m.value for m in at.metric if m.label == "Removed"]
+    poison = [float(m.value) for m in at.metric if m.label == "Poison success"]
+    assert removed == [str(delta_flags_count(pipe))] * 2  # one row per method, same flags
+    assert all(p < pipe.model_metrics["poison_success"] for p in poison)
     labels = [b.proto.label for b in at.get("download_button")]
-    assert any("CSV" in x for x in labels) and any("safetensors" in x for x in labels)
-    assert charts(at) == 2  # before/after bars, the test image before/after
+    assert any("CSV" in x for x in labels) and sum("safetensors" in x for x in labels) == 2
+    assert charts(at) == 2  # before/after bars for both methods, the test image before/after
+    assert at.selectbox(key="unlearn_shown").options == ["EU", "CF"]
+
+    # The downloaded EU weights load back on the Experiment page and give the unlearned model's figures.
+    from pages import _ui
+
+    res = _ui.runtime().jobs[at.session_state["unlearn_job"]].result
+    eu = res["methods"]["eu"]
+    check(at.switch_page(PAGES["experiment"]).run())
+    check(at.file_uploader(key="weights_upload").set_value(
+        ("unlearned-eu.safetensors", eu["weights"], "application/octet-stream")).run())
+    settle(at, lambda a: a.success)
+    assert "fits this architecture" in texts(at.success)
+    at = trained(at)
+    assert float(metrics(at)["Poison success"]) == pytest.approx(eu["after"]["poison_success"], abs=5e-3)
+    assert float(metrics(at)["Clean accuracy"]) == pytest.approx(eu["after"]["clean_acc"], abs=1e-3)
+
+
+def test_unlearn_page_loop_draws_rounds(pipe):
+    at = trained(open_app())
+    check(at.switch_page(PAGES["influence"]).run())
+    settle(at, lambda a: "TPR" in metrics(a))
+    check(at.switch_page(PAGES["unlearn"]).run())
+    check(at.toggle(key="until_clean").set_value(True).run())
+    check(at.button(key="run_unlearn").click().run())
+    at = settle(at, lambda a: "Removed" in metrics(a))
+    assert charts(at) == 3  # + the per-round chart of the re-check loop
+    from pages import _ui
+
+    after = _ui.runtime().jobs[at.session_state["unlearn_job"]].result["methods"]["eu"]["after"]
+    assert after["rounds"] == len(after["per_round"]) >= 1
+    assert after["clean"] == after["per_round"][-1]["clean"]
 
 
 def delta_flags_count(pipe) -> int:
@@ -337,6 +371,16 @@ def test_compare_page_lists_every_detector(pipe):
     row = table.set_index("detector").loc["delta_influence"]
     assert int(row["flagged"]) == delta_flags_count(pipe)
     assert charts(at) == 1  # precision vs TPR
+    # Unlearning after each detector (two detectors × two methods keep the test short).
+    check(at.multiselect(key="grid_methods").set_value(["eu", "cf"]).run())
+    check(at.multiselect(key="grid_detectors").set_value(["delta_influence", "ekfac"]).run())
+    check(at.button(key="run_grid").click().run())
+    at = settle(at, lambda a: len(a.table) > 1)
+    grid = at.table[1].value
+    assert [tuple(r) for r in grid[["detector", "method"]].values] == [
+        ("delta_influence", "EU"), ("delta_influence", "CF"), ("ekfac", "EU"), ("ekfac", "CF")]
+    assert set(grid["flagged"]) == {delta_flags_count(pipe), pipe.detect("ekfac").flagged.sum()}
+    assert charts(at) == 2  # + poison success / clean accuracy per detector and method
 
 
 def test_flagged_csv_is_the_clis_file(pipe, tmp_path):

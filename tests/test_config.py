@@ -24,6 +24,8 @@ from deltainf.errors import ConfigError
     ({"test_index": -2}, "--test-index"),
     ({"dataset": "imagefolder"}, "--data-root"),
     ({"lr": 0.0}, "--lr"),
+    ({"clean_below": 0.0}, "--clean-below"),
+    ({"clean_below": 1.5}, "--clean-below"),
 ])
 def test_bad_values_fail_at_construction_with_one_line(changes, needle):
     with pytest.raises(ConfigError) as exc:

@@ -331,13 +331,14 @@ def bad_uploads(pg):
     uploader = pg.locator(".st-key-weights_upload input[type=file]")
     uploader.set_input_files({"name": "broken.safetensors", "mimeType": "application/octet-stream",
                               "buffer": b"\x00\x01 this is not a checkpoint"})
-    pg.wait_for_selector("text=neither a safetensors file nor a readable torch state dict")
+    # The check queues behind any engine job still running (e.g. Compare's detectors): allow for it.
+    pg.wait_for_selector("text=neither a safetensors file nor a readable torch state dict", timeout=SLOW)
     from safetensors.torch import save
     import torch
 
     foreign = save({"backbone.conv.weight": torch.zeros(4, 3, 3, 3)})
     uploader.set_input_files({"name": "foreign.safetensors", "mimeType": "application/octet-stream", "buffer": foreign})
-    pg.wait_for_selector("text=does not fit this architecture")
+    pg.wait_for_selector("text=does not fit this architecture", timeout=SLOW)
     assert text(pg, "[data-testid='stHorizontalBlock']:has([data-testid='stMetric'])") == metrics
     assert "weights: trained here" in text(pg, "[data-testid='stSidebarUserContent']")
     no_exception(pg)
@@ -347,7 +348,7 @@ def bad_uploads(pg):
     pg.locator("[data-testid='stExpander'] summary", has_text="Upload your own").click()
     pg.locator(".st-key-query_upload input[type=file]").set_input_files(
         {"name": "notes.png", "mimeType": "image/png", "buffer": b"just some text, not a PNG"})
-    pg.wait_for_selector("text=notes.png is not a readable image")
+    pg.wait_for_selector("text=notes.png is not a readable image", timeout=SLOW)
     assert text(pg, "[data-testid='stImageCaption']") == caption
     no_exception(pg)
     shot(pg, "8-bad-upload")

@@ -83,3 +83,18 @@ def test_user_query_image(demo, cache_dir):
     pipe = Pipeline(Config(cache_dir=str(cache_dir)), store=Store(cache_dir), query_image=img)
     assert pipe.query_label == demo.query_label
     assert pipe.queries().images.shape == demo.queries().images.shape
+
+
+def test_at_tau_k_reuses_scores_and_flags_by_the_new_rule(demo, monkeypatch):
+    from deltainf import influence
+    from deltainf.detect import delta_flags
+
+    tau, k, _ = demo.tau_k()
+    other = demo.at_tau_k(tau * 2 - 1.0, 3)
+    monkeypatch.setattr(influence, "pairwise_scores", lambda *a, **kw: pytest.fail("scores recomputed"))
+    assert other.scores() is demo.scores()
+    assert other.tau_k() == (tau * 2 - 1.0, 3, False)
+    expected = delta_flags(demo.delta(), tau * 2 - 1.0, 3)
+    assert np.array_equal(other.detect("delta_influence").flagged, expected)
+    assert not np.array_equal(expected, demo.detect("delta_influence").flagged)
+    assert demo.config.tau is None  # the original is untouched

@@ -43,6 +43,36 @@ def test_until_clean_adds_points_when_the_first_flags_miss(demo):
     assert r["per_round"][1]["hits"] > r["per_round"][0]["hits"]
 
 
+def test_recheck_wants_the_target_probability_gone_too(demo):
+    """An unlearned model that no longer predicts the target may still give it weight: with a strict
+    ``clean_below`` the loop does not call that clean; with 1 the prediction alone decides."""
+    from deltainf.pipeline import Pipeline
+
+    model, m = demo.unlearn("eu", demo.detect("delta_influence").flagged)
+    assert m["query_pred"] != demo.query_label
+    p = demo.query_target_prob(model)
+    assert 0 < p < 0.5 < demo.query_target_prob(demo.model)
+    strict = Pipeline(demo.config.replace(clean_below=p / 2), store=demo.store)
+    loose = Pipeline(demo.config.replace(clean_below=1.0), store=demo.store)
+    assert loose.query_is_clean(model, m) and not strict.query_is_clean(model, m)
+    assert not loose.query_is_clean(demo.model, demo.evaluate(demo.model))  # the poisoned model is never clean
+    _, r = strict.unlearn_until_clean("eu", demo.detect("delta_influence").flagged, max_rounds=2)
+    assert not r["per_round"][0]["clean"]  # so a second round looks for more
+    assert r["rounds"] == 2 or r["total_removed"] == r["per_round"][0]["n_removed"]  # …unless nothing new is flagged
+
+
+def test_unlearning_grid_rows_match_single_runs(demo):
+    from deltainf.report import unlearning_grid
+
+    rows = unlearning_grid(demo, ["delta_influence", "ekfac"], ["eu"])
+    assert [(r["detector"], r["method"]) for r in rows] == [("delta_influence", "eu"), ("ekfac", "eu")]
+    for r in rows:
+        flagged = demo.detect(r["detector"]).flagged
+        _, after = demo.unlearn("eu", flagged)
+        assert r["n_flagged"] == flagged.sum()
+        assert (r["clean_acc"], r["poison_success"]) == (after["clean_acc"], after["poison_success"])
+
+
 def test_dampen_selects_and_scales():
     model = torch.nn.Linear(2, 1, bias=False)
     with torch.no_grad():
