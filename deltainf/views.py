@@ -83,6 +83,81 @@ def poison_strip(pipe, n: int = 8) -> dict:
     }
 
 
+ATTACK_BLURBS = {
+    "badnet": "BadNet: a small patch in a corner; poisons are victim-class images with it, relabelled to the target.",
+    "frequency": "Frequency trigger: a faint, smooth pattern over the whole image (low DCT frequencies), optimised "
+                 "towards the target on a surrogate model; relabelled like BadNet.",
+    "witches_brew": "Witches' Brew: clean-label. Target-class images get invisible ε-bounded perturbations (gradient "
+                    "matching) so that one chosen test image of another class goes to the target.",
+}
+
+
+def attack_preview(attack: str, config, sample) -> tuple[list[np.ndarray], list[str]]:
+    """A cheap picture of ``attack``'s trigger before anything is trained, drawn on one uint8 image
+    ``sample`` (3, H, W) with the experiment's trigger settings: (enlarged images, captions)."""
+    import torch
+
+    x = torch.as_tensor(sample)
+    h = x.shape[-1]
+    if attack == "badnet":
+        from .attacks.badnet import apply_trigger, trigger
+
+        size = min(config.trigger_size or max(2, h // 8), h // 2)
+        mask, pattern = trigger(tuple(x.shape), size, config.trigger_pattern, config.trigger_corner, config.seed)
+        shown, caps = [apply_trigger(torch.zeros_like(x) + 128, mask, pattern), apply_trigger(x, mask, pattern)], \
+            [f"the {size}×{size} {config.trigger_pattern} patch", "on an image"]
+    elif attack == "frequency":
+        from .attacks.frequency import AMPLITUDE, FREQ_RADIUS, OFFSET, add_pattern, random_pattern, visualise_pattern
+
+        pattern = random_pattern(tuple(x.shape), config.seed, AMPLITUDE, FREQ_RADIUS)
+        encoded = torch.from_numpy((np.round(pattern).astype(np.int32) + OFFSET).clip(0, 255).astype(np.uint8))
+        shown, caps = [visualise_pattern(encoded), add_pattern(x, np.round(pattern))], \
+            ["a smooth pattern (contrast stretched)", f"added at ±{AMPLITUDE} grey levels"]
+    elif attack == "witches_brew":
+        from .attacks.witches_brew import EPS
+
+        eps = round(EPS * 255)
+        noise = np.random.default_rng([config.seed, 5]).choice([-eps, eps], size=tuple(x.shape))
+        delta = torch.from_numpy((128 + noise * 127 / eps).astype(np.uint8))
+        shown = [delta, (x.to(torch.int16) + torch.from_numpy(noise).to(torch.int16)).clamp(0, 255).to(torch.uint8)]
+        caps = [f"a ±{eps}/255 perturbation (stretched)", "added: hard to see"]
+    else:
+        return [], []
+    s = thumb_scale(h)
+    return [upscale(im, s) for im in [x] + shown], ["clean"] + caps
+
+
+def trigger_picture(pipe) -> tuple[list[np.ndarray], list[str]]:
+    """This experiment's actual trigger: (enlarged images, captions). BadNet: the patch and one poison;
+    frequency: the learned pattern and one poison; Witches' Brew: the target test image, one poison's
+    perturbation (stretched) and the poison."""
+    import torch
+
+    p = pipe.poisoned
+    if len(p.poison_idx) == 0:
+        return [], []
+    i = int(p.poison_idx[0])
+    clean, poison = pipe.data.x_train[i], p.data.x_train[i]
+    classes = p.data.classes
+    diff = poison.to(torch.int16) - clean.to(torch.int16)
+    m = int(diff.abs().max()) or 1
+    stretched = (128 + diff.float() * 127 / m).round().clamp(0, 255).to(torch.uint8)
+    if p.trigger_mask.any() and not p.trigger_mask.all():  # a patch
+        images = [torch.where(p.trigger_mask, p.trigger_pattern, torch.full_like(clean, 128)), clean, poison]
+        caps = ["the trigger patch", f"#{i} clean ({classes[int(pipe.data.y_train[i])]})",
+                f"#{i} poisoned, labelled {classes[int(p.data.y_train[i])]}"]
+    elif p.trigger_mask.all():  # a whole-image additive pattern
+        images = [stretched, clean, poison]
+        caps = [f"the pattern (±{m} grey levels, stretched)", f"#{i} clean ({classes[int(pipe.data.y_train[i])]})",
+                f"#{i} poisoned, labelled {classes[int(p.data.y_train[i])]}"]
+    else:  # clean-label: the target test image and a perturbed poison
+        images = [p.x_trigger_test[0], stretched, poison]
+        caps = [f"test image #{int(p.trigger_test_idx[0])} ({classes[p.victim]}) to send to {classes[p.target]}",
+                f"#{i}'s perturbation (±{m}/255, stretched)", f"#{i} poisoned, still labelled {classes[int(p.data.y_train[i])]}"]
+    s = thumb_scale(clean.shape[-1])
+    return [upscale(im, s) for im in images], caps
+
+
 def experiment_facts(pipe) -> dict:
     """Counts and classes for the Experiment page (needs the poisoned data, not the model)."""
     p = pipe.poisoned

@@ -499,3 +499,22 @@ def poison_strip(ikey: tuple, pipe) -> dict:
         return {**s, "poisons": views.thumbnails(s["poisons"]), "clean": views.thumbnails(s["clean"])}
 
     return runtime().view(("strip", ikey[0]), make)
+
+
+def trigger_picture(ikey: tuple, pipe) -> tuple[list, list[str]]:
+    from deltainf import views
+
+    return runtime().view(("trigger", ikey[0]), lambda: views.trigger_picture(pipe))
+
+
+@st.cache_resource(show_spinner=False)
+def attack_previews(attacks: tuple[str, ...], trigger: tuple, seed: int) -> dict[str, tuple[list, list[str]]]:
+    """Each attack's trigger drawn on a built-in digit (instant, offline), for choosing an attack."""
+    from deltainf import views
+    from deltainf.data import load_dataset
+
+    digits = load_dataset("digits", None, seed=0)
+    sample = digits.x_train[int((digits.y_train == 3).nonzero()[0, 0])]
+    size, pattern, corner = trigger
+    cfg = Config(trigger_size=size, trigger_pattern=pattern, trigger_corner=corner, seed=seed)
+    return {a: views.attack_preview(a, cfg, sample) for a in attacks}

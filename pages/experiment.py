@@ -64,6 +64,18 @@ with st.form("experiment_form", border=True):
         device = st.selectbox("Device", DEVICES, index=DEVICES.index(cfg.device), key="device")
     submitted = st.form_submit_button("Train", type="primary", key="train", icon=":material/play_arrow:")
 
+with st.expander("What each attack's trigger looks like", expanded=ui.runtime().jobs.get(ui.train_key()) is None):
+    st.caption("Drawn on a built-in digit with the trigger settings above; the real frequency pattern and "
+               "Witches' Brew perturbations are optimised when you train (shown below afterwards).")
+    from deltainf import views
+
+    previews = ui.attack_previews(tuple(ATTACKS), (cfg.trigger_size, cfg.trigger_pattern, cfg.trigger_corner), cfg.seed)
+    for col, (name, (images, captions)) in zip(st.columns(len(previews)), previews.items()):
+        with col:
+            st.markdown(f"**{name}**" + (" · chosen" if name == cfg.attack else ""))
+            st.image(images, caption=captions, width=64)
+            st.caption(views.ATTACK_BLURBS.get(name, ""))
+
 if submitted:
     try:
         new = cfg.replace(dataset=dataset, data_root=data_root.strip() or None, n_train=_opt(n_train),
@@ -135,6 +147,14 @@ cols[3].metric("Attack", f"{facts['victim']} → {facts['target']}", help="Victi
 t = result["timings"].get("train_s", 0.0)
 st.caption(f"Model {'loaded from the cache' if result['cached'].get('train_s') else 'trained'} in {t:.1f} s on "
            f"{ui.device_text(ui.config().device)}.")
+
+st.subheader("The trigger")
+images, captions = ui.trigger_picture(ikey, pipe)
+with st.container(key="trigger_picture"):
+    if images:
+        st.image(images, caption=captions, width=110)
+    else:
+        st.info("No poisons in this experiment (poison count 0): there is no trigger to show.")
 
 st.subheader("Poisoned training images beside clean ones of their true class")
 strip = ui.poison_strip(ikey, pipe)

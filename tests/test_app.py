@@ -135,6 +135,12 @@ def test_experiment_page_widgets_and_sidebar():
     side = texts(at.sidebar.markdown) + texts(at.sidebar.caption)
     assert "Current experiment" in side and "built-in digits" in side and "not trained yet" in side
     assert "Cache" in side and "Device" in side and ("CPU" in side or "GPU" in side)
+    # A picture of each attack's trigger, to choose from before training.
+    from deltainf.attacks import ATTACKS
+
+    previews = at.get("image")
+    assert len(previews) == len(ATTACKS)
+    assert all(len(im.captions) == 3 and im.captions[0] == "clean" for im in previews)  # + trigger, triggered
 
 
 def test_bad_settings_are_refused_and_change_nothing():
@@ -165,6 +171,8 @@ def test_train_shows_metrics_and_poison_strip(pipe):
     assert float(m["Poison success"]) == pytest.approx(pipe.model_metrics["poison_success"], abs=5e-3)
     assert m["Poisons"] == f"{len(pipe.poisoned.poison_idx)} / {len(pipe.is_poison)}"
     assert "Poisoned training images" in texts(at.subheader)
+    assert "The trigger" in texts(at.subheader)
+    assert any("the trigger patch" in c for c in captions(at))  # this experiment's own BadNet patch
     from pages import _ui
 
     assert any(key[0] == "train" for key in _ui.runtime().jobs)  # the runtime the tests inspect is the app's

@@ -117,3 +117,24 @@ def test_brew_aligns_gradients(cache, digits):
     x, loss = witches_brew.brew(model, digits.x_train[idx], digits.y_train[idx], target, 1, steps=30, restarts=1)
     assert loss < loss0
     assert (x.int() - digits.x_train[idx].int()).abs().max() <= 16
+
+
+@pytest.mark.parametrize("attack", ["badnet", "frequency", "witches_brew"])
+def test_trigger_pictures(attack, freq, brew, digits, cache):
+    """The Experiment page's pictures: a preview before training, this experiment's own trigger after."""
+    from types import SimpleNamespace
+
+    from deltainf import views
+
+    cfg = Config(attack=attack, cache_dir=str(cache))
+    images, captions = views.attack_preview(attack, cfg, digits.x_train[0])
+    assert len(images) == len(captions) == 3 and captions[0] == "clean"
+    assert all(im.shape == (96, 96, 3) and im.dtype == np.uint8 for im in images)
+    assert not np.array_equal(images[0], images[2])  # the trigger changes the image
+    poisoned = {"badnet": ATTACKS["badnet"](cfg, digits), "frequency": freq, "witches_brew": brew}[attack]
+    images, captions = views.trigger_picture(SimpleNamespace(poisoned=poisoned, data=digits))
+    assert len(images) == 3
+    i = int(poisoned.poison_idx[0])
+    assert np.array_equal(images[2], views.upscale(poisoned.data.x_train[i], 6))  # the real poison, enlarged
+    first = {"badnet": "the trigger patch", "frequency": "the pattern", "witches_brew": "test image"}[attack]
+    assert captions[0].startswith(first)
