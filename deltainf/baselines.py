@@ -15,8 +15,10 @@
   remove the top 1.5·ε·n of each class, with ε the poison fraction — unknown to a defender, so ε is
   fixed at ``SPECSIG_EPS`` (5 %): the top 7.5 % of every class is flagged.
 * ``freqdef`` — the frequency defence (Zeng et al., 2021): synthetic triggered copies of clean
-  images (BadNet-like patches of random size, position and colour; random blends with noise and
-  with smooth low-frequency patterns), per-channel 2-D DCT log-magnitude spectra, a logistic
+  images (BadNet-like patches of random size, position and colour; random blends with uniform
+  noise — the triggers Zeng et al. build it from; smooth low-frequency patterns are left out on
+  purpose: their smooth trigger is the attack made to slip past this detector, and a detector
+  trained on smooth blends knows the attack in advance), per-channel 2-D DCT log-magnitude spectra, a logistic
   regression telling clean from triggered; training images it calls triggered are flagged. Like
   Zeng et al.'s detector it learns from data the defender trusts to be clean — here the held-out
   split's images (labels unused; ``FREQDEF_REFERENCE``). Learning from the training set itself
@@ -214,22 +216,9 @@ def dct_log_spectrum(x_uint8: np.ndarray | torch.Tensor) -> np.ndarray:
     return np.log(np.abs(spec) + 1e-3).reshape(len(x), -1).astype(np.float32)
 
 
-def _smooth_noise(rng: np.random.Generator, c: int, h: int, w: int) -> np.ndarray:
-    """A random pattern in [0, 1] made of the lowest few DCT frequencies."""
-    from scipy.fft import idctn
-
-    radius = int(rng.integers(2, 5))
-    u, v = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
-    coeffs = np.where((u + v) <= radius, rng.standard_normal((c, h, w)), 0.0)
-    p = idctn(coeffs, axes=(1, 2), norm="ortho")
-    p = p - p.min()
-    return p / max(p.max(), 1e-8)
-
-
 def synthetic_triggers(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Triggered copies of uint8 images (N, C, H, W): half get a BadNet-like patch (random size 2..H/4,
-    position, solid colour / checker / noise), half a blend (α 0.05–0.25) with uniform noise or a
-    smooth low-frequency pattern."""
+    position, solid colour / checker / noise), half a blend (α 0.05–0.25) with uniform noise."""
     out = x.astype(np.float32) / 255.0
     n, c, h, w = x.shape
     for i in range(n):
@@ -247,8 +236,7 @@ def synthetic_triggers(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
             out[i, :, r:r + s, q:q + s] = patch
         else:
             alpha = rng.uniform(0.05, 0.25)
-            other = rng.random((c, h, w)) if rng.random() < 0.5 else _smooth_noise(rng, c, h, w)
-            out[i] = (1 - alpha) * out[i] + alpha * other
+            out[i] = (1 - alpha) * out[i] + alpha * rng.random((c, h, w))
     return np.clip(np.round(out * 255), 0, 255).astype(np.uint8)
 
 

@@ -379,6 +379,12 @@ def test_compare_page_lists_every_detector(pipe):
     row = table.set_index("detector").loc["delta_influence"]
     assert int(row["flagged"]) == delta_flags_count(pipe)
     assert charts(at) == 1  # precision vs TPR
+    # Two known poisoned test points: Δ-Influence and boosted EK-FAC with intersected flags join the table.
+    check(at.number_input(key="compare_points").set_value(2).run())
+    at = settle(at, lambda a: len(a.table) > 0 and "delta_influence × 2 points" in list(a.table[0].value["detector"]))
+    multi = at.table[0].value.set_index("detector")
+    assert int(multi.loc["delta_influence × 2 points", "flagged"]) <= int(multi.loc["delta_influence", "flagged"])
+    assert int(multi.loc["ekfac × 2 points", "flagged"]) <= int(multi.loc["ekfac", "flagged"])
     # Unlearning after each detector (two detectors × two methods keep the test short).
     check(at.multiselect(key="grid_methods").set_value(["eu", "cf"]).run())
     check(at.multiselect(key="grid_detectors").set_value(["delta_influence", "ekfac"]).run())

@@ -1,0 +1,50 @@
+"""Does each attack implant on the built-in data? (issue #4's first bar)
+
+Per attack and seed: clean accuracy and poison success of the model trained on the poisoned set,
+and the seconds the attack + training took. For BadNet and the frequency trigger poison success is
+the share of triggered victim-class test images sent to the target (bar: ≥ 0.8); for Witches' Brew
+it is whether the one target test image goes to the adversarial class (bar: in at least half of
+the seeds).
+
+    python benchmarks/attacks.py [--attacks badnet frequency witches_brew] [--seeds 0 1 2] [--cache-dir DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from deltainf import Config, Pipeline  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--attacks", nargs="+", default=["badnet", "frequency", "witches_brew"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--cache-dir", default=None)
+    a = ap.parse_args()
+    cache = a.cache_dir or tempfile.mkdtemp(prefix="deltainf-attacks-")
+    print(f"{'attack':>13} {'seed':>4} {'v→t':>5} {'poisons':>7} {'clean acc':>9} {'poison success':>14} {'secs':>6}")
+    for attack in a.attacks:
+        ps = []
+        for seed in a.seeds:
+            t0 = time.perf_counter()
+            pipe = Pipeline(Config(attack=attack, seed=seed, cache_dir=cache))
+            m = pipe.model_metrics
+            p = pipe.poisoned
+            ps.append(m["poison_success"])
+            print(f"{attack:>13} {seed:>4} {p.victim:>2}→{p.target:<2} {len(p.poison_idx):>7} {m['clean_acc']:>9.3f} "
+                  f"{m['poison_success']:>14.2f} {time.perf_counter() - t0:>6.1f}", flush=True)
+        ps = np.array(ps)
+        print(f"{attack:>13} mean poison success {ps.mean():.2f}, seeds with ≥ 0.8: {(ps >= 0.8).sum()}/{len(ps)}, "
+              f"with ≥ 0.5: {(ps >= 0.5).sum()}/{len(ps)}\n", flush=True)
+
+
+if __name__ == "__main__":
+    main()

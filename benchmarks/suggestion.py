@@ -1,0 +1,73 @@
+"""The τ/k suggestion (no ground truth) against the best point of a τ × k grid (ground truth), and every
+detector's F1, on configurations the suggestion was NOT tuned on (issue #4's bars).
+
+The suggestion's rule was set while looking at digits/BadNet seeds 0–4; the defaults here are the
+held-out configurations: BadNet seeds 10–14 and the frequency trigger (never looked at) seeds 0–4.
+Prints per configuration: Δ-Influence F1 at the suggested τ/k, the best grid F1 and their ratio,
+then each detector's F1 (the winner marked), then the means.
+
+    python benchmarks/suggestion.py [--attacks badnet:10,11,12,13,14 frequency:0,1,2,3,4] [--cache-dir DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from deltainf import Config, Pipeline  # noqa: E402
+from deltainf.detect import delta_flags, detection_metrics, score_scale  # noqa: E402
+
+GRID_TAU = (0.0, -0.05, -0.1, -0.25, -0.5, -1.0, -2.0, -4.0)  # × scale
+GRID_K = tuple(range(0, 11))
+DETECTORS = ("delta_influence", "delta_label_only", "delta_image_only", "ekfac", "actclust", "specsig", "freqdef")
+
+
+def f1(m: dict) -> float:
+    p, r = m["precision"], m["tpr"]
+    return 0.0 if p + r == 0 or np.isnan(p) else 2 * p * r / (p + r)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--attacks", nargs="+", default=["badnet:10,11,12,13,14", "frequency:0,1,2,3,4"])
+    ap.add_argument("--cache-dir", default=None)
+    a = ap.parse_args()
+    cache = a.cache_dir or tempfile.mkdtemp(prefix="deltainf-suggestion-")
+    ratios, wins = [], {}
+    names = " ".join(f"{d[:10]:>10}" for d in DETECTORS)
+    print(f"{'attack':>10} {'seed':>4} {'sugg F1':>8} {'best F1':>8} {'ratio':>6}  {'best τ/k':>12}  | {names}")
+    for spec in a.attacks:
+        attack, seeds = spec.split(":")
+        for seed in (int(s) for s in seeds.split(",")):
+            pipe = Pipeline(Config(attack=attack, seed=seed, cache_dir=cache, detectors=DETECTORS))
+            if not pipe.implanted:
+                print(f"{attack:>10} {seed:>4}  not implanted (poison success {pipe.model_metrics['poison_success']:.2f})")
+                continue
+            delta, truth = pipe.delta(), pipe.is_poison
+            scale = score_scale(pipe.scores())
+            tau, k, _ = pipe.tau_k()
+            sugg = f1(detection_metrics(delta_flags(delta, tau, k), truth))
+            grid = {(t, kk): f1(detection_metrics(delta_flags(delta, t * scale, kk), truth))
+                    for t in GRID_TAU for kk in GRID_K}
+            (bt, bk), best = max(grid.items(), key=lambda kv: kv[1])
+            ratio = sugg / best if best > 0 else float("nan")
+            ratios.append(ratio)
+            scores = {d: f1(detection_metrics(pipe.detect(d).flagged, truth)) for d in DETECTORS}
+            winner = max(scores, key=scores.get)
+            wins.setdefault(attack, []).append(winner)
+            cells = " ".join(f"{scores[d]:>9.2f}{'*' if d == winner else ' '}" for d in DETECTORS)
+            print(f"{attack:>10} {seed:>4} {sugg:>8.2f} {best:>8.2f} {ratio:>6.2f}  {f'{bt:+.2f}·s/{bk}':>12}  | {cells}",
+                  flush=True)
+    print(f"\nsuggested / best grid F1: mean {np.nanmean(ratios):.2f}, min {np.nanmin(ratios):.2f} over {len(ratios)} "
+          f"configurations (grid τ ∈ {GRID_TAU}×scale, k ∈ 0..{GRID_K[-1]})")
+    for attack, w in wins.items():
+        print(f"best F1 on {attack}: " + ", ".join(f"{d} {w.count(d)}/{len(w)}" for d in dict.fromkeys(w)))
+
+
+if __name__ == "__main__":
+    main()
