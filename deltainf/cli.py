@@ -78,6 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--ssd-lambda", type=float, default=1.0, help="SSD dampening constant λ (default 1)")
     g = run.add_argument_group("running")
     g.add_argument("--device", default="auto", help=f"{' | '.join(DEVICES)} (default auto)")
+    g.add_argument("--precision", default="auto",
+                   help="auto | fp32 | bf16: bf16 autocast for training and kronfluence (default auto: bf16 on a GPU)")
     g.add_argument("--cache-dir", help="cache folder (default $DELTAINF_CACHE_DIR or ~/.cache/deltainf)")
     g.add_argument("--json", metavar="OUT.json", help="write every figure as JSON")
     g.add_argument("--flagged-out", metavar="OUT.csv", help="write the flagged training points as CSV")

@@ -18,6 +18,7 @@ from .errors import ConfigError
 DATASETS = ("digits", "cifar10", "cifar100", "imagefolder")
 MODELS = ("cnn", "resnet18")
 MODES = ("full", "label-only", "image-only")
+PRECISIONS = ("auto", "fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
 TRIGGER_PATTERNS = ("checker", "white", "random")
 CORNERS = ("bottom-right", "bottom-left", "top-right", "top-left")
@@ -73,6 +74,8 @@ class Config:
         "help": "with until_clean: the test image is clean once it is not predicted as the target AND the target's "
                 "probability on it is at most this (1 = the prediction alone)"})
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
+    precision: str = field(default="auto", metadata={
+        "help": "auto (bf16 on a GPU, fp32 on the CPU), fp32 or bf16: training autocast and kronfluence's dtypes"})
     cache_dir: str | None = field(default=None, metadata={"help": "cache folder (default: $DELTAINF_CACHE_DIR or ~/.cache/deltainf)"})
 
     def __post_init__(self) -> None:
@@ -85,6 +88,7 @@ class Config:
         _choice("model", self.model, MODELS)
         _choice("mode", self.mode, MODES)
         _choice("device", self.device, DEVICES)
+        _choice("precision", self.precision, PRECISIONS)
         _choice("trigger-pattern", self.trigger_pattern, TRIGGER_PATTERNS)
         _choice("trigger-corner", self.trigger_corner, CORNERS)
         for name in self.detectors:

@@ -44,6 +44,7 @@ def _task():
 
 def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """logit[y] − logsumexp(other logits), per row."""
+    logits = logits.float()  # under bf16 autocast too: the margin of near-equal logits needs fp32
     rows = torch.arange(len(y), device=logits.device)
     others = logits.clone()
     others[rows, y] = -torch.inf
@@ -57,13 +58,63 @@ def _dataset(x: torch.Tensor, y: torch.Tensor) -> TensorDataset:
 
 def _analyzer(model: nn.Module, root: Path, device: torch.device):
     from kronfluence.analyzer import Analyzer, prepare_model
+    from kronfluence.utils.dataset import DataLoaderKwargs
 
     logging.getLogger("kronfluence").setLevel(logging.WARNING)
     import copy
 
     prepared = prepare_model(copy.deepcopy(model).to(device).eval(), _task())
-    return Analyzer(analysis_name=ANALYSIS, model=prepared, task=_task(), cpu=device.type == "cpu",
-                    disable_tqdm=True, output_dir=str(root), log_level=logging.WARNING)
+    analyzer = Analyzer(analysis_name=ANALYSIS, model=prepared, task=_task(), cpu=device.type == "cpu",
+                        disable_tqdm=True, output_dir=str(root), log_level=logging.WARNING)
+    if device.type == "cuda":  # pinned host batches, collated by workers while the GPU works
+        analyzer.set_dataloader_kwargs(DataLoaderKwargs(num_workers=4, pin_memory=True, persistent_workers=False))
+    return analyzer
+
+
+PRECISIONS = ("fp32", "bf16")
+
+
+def factor_arguments(precision: str = "fp32"):
+    """EK-FAC factor settings. ``bf16``: kronfluence's "smart low precision" — bf16 autocast, covariances
+    and per-sample gradients in bf16; eigendecomposition and the eigenvalue correction (λ) in fp32."""
+    from kronfluence.arguments import FactorArguments
+
+    args = FactorArguments(strategy="ekfac")
+    if precision == "bf16":
+        args.amp_dtype = torch.bfloat16
+        args.activation_covariance_dtype = torch.bfloat16
+        args.gradient_covariance_dtype = torch.bfloat16
+        args.per_sample_gradient_dtype = torch.bfloat16
+        args.lambda_dtype = torch.float32
+    return args
+
+
+def score_arguments(damping: float | None, precision: str = "fp32"):
+    """Pairwise-score settings. ``bf16``: bf16 autocast and per-sample gradients; preconditioning and the
+    scores themselves stay fp32 (Δ subtracts scores of ~1e5 that differ in the third digit)."""
+    from kronfluence.arguments import ScoreArguments
+
+    args = ScoreArguments(damping_factor=damping)
+    if precision == "bf16":
+        args.amp_dtype = torch.bfloat16
+        args.per_sample_gradient_dtype = torch.bfloat16
+        args.precondition_dtype = torch.float32
+        args.score_dtype = torch.float32
+    return args
+
+
+def with_batch_backoff(run, batch_size: int, what: str, warn=None):
+    """``run(batch_size)``, halving the batch after a CUDA out-of-memory error (and saying so) instead of dying."""
+    while True:
+        try:
+            return run(batch_size)
+        except torch.cuda.OutOfMemoryError:
+            if batch_size <= 1:
+                raise
+            torch.cuda.empty_cache()
+            batch_size //= 2
+            message = f"{what}: out of GPU memory, retrying with batch size {batch_size}"
+            (warn or logging.getLogger("deltainf").warning)(message)
 
 
 def factors_dir(root: Path, key: str) -> Path:
@@ -77,14 +128,12 @@ def factors_ready(root: Path, key: str) -> bool:
 
 
 def fit_factors(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, root: Path, key: str,
-                device: torch.device, batch_size: int = 256, seed: int = 0) -> Path:
+                device: torch.device, batch_size: int = 256, seed: int = 0, precision: str = "fp32") -> Path:
     """Fit EK-FAC factors of ``model`` on the training set once; stored at ``factors_dir(root, key)``.
 
     The true Fisher samples labels from the model; ``seed`` fixes those draws so the same inputs
     always give the same factors (and so the same flagged set).
     """
-    from kronfluence.arguments import FactorArguments
-
     final = factors_dir(root, key)
     if factors_ready(root, key):
         return final
@@ -92,11 +141,14 @@ def fit_factors(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, 
     analyzer = _analyzer(model, root, device)
     devices = [device] if device.type == "cuda" else []
     try:
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            analyzer.fit_all_factors(factors_name=staging, dataset=_dataset(x_train, y_train),
-                                     per_device_batch_size=batch_size, factor_args=FactorArguments(strategy="ekfac"),
-                                     overwrite_output_dir=True)
+        def fit(bs: int) -> None:
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(seed)
+                analyzer.fit_all_factors(factors_name=staging, dataset=_dataset(x_train, y_train),
+                                         per_device_batch_size=bs, factor_args=factor_arguments(precision),
+                                         overwrite_output_dir=True)
+
+        with_batch_backoff(fit, batch_size, "EK-FAC factors")
         tmp = factors_dir(root, staging)
         if factors_ready(root, key):  # another process finished first
             shutil.rmtree(tmp, ignore_errors=True)
@@ -111,23 +163,21 @@ def fit_factors(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, 
 
 def pairwise_scores(model: nn.Module, x_query: torch.Tensor, y_query: torch.Tensor, x_train: torch.Tensor,
                     y_train: torch.Tensor, root: Path, factors_key: str, device: torch.device,
-                    damping: float | None = None, train_batch_size: int = 512) -> np.ndarray:
+                    damping: float | None = None, train_batch_size: int = 512, precision: str = "fp32") -> np.ndarray:
     """Influence of every training point on every query, shape (Q, N), in ONE pass over the training set.
 
     All queries go in one query batch, so T+1 queries cost about as much as one.
     """
-    from kronfluence.arguments import ScoreArguments
-
     if not factors_ready(root, factors_key):
         raise RuntimeError(f"EK-FAC factors {factors_key} are missing; fit them first")
     analyzer = _analyzer(model, root, device)
     name = f"run-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
-        analyzer.compute_pairwise_scores(
+        with_batch_backoff(lambda bs: analyzer.compute_pairwise_scores(
             scores_name=name, factors_name=factors_key, query_dataset=_dataset(x_query, y_query),
             train_dataset=_dataset(x_train, y_train), per_device_query_batch_size=len(y_query),
-            per_device_train_batch_size=train_batch_size, score_args=ScoreArguments(damping_factor=damping),
-            overwrite_output_dir=True)
+            per_device_train_batch_size=bs, score_args=score_arguments(damping, precision),
+            overwrite_output_dir=True), train_batch_size, "influence scores")
         scores = analyzer.load_pairwise_scores(name)["all_modules"]
         return scores.float().cpu().numpy()
     finally:

@@ -97,11 +97,20 @@ class Pipeline:
         return d
 
     # ----------------------------------------------------------------- model
+    @cached_property
+    def precision(self) -> str:
+        """fp32 or bf16: ``--precision``, where ``auto`` means bf16 on a GPU and fp32 on the CPU."""
+        p = self.config.precision
+        return ("bf16" if self.device.type == "cuda" else "fp32") if p == "auto" else p
+
     def _recipe(self) -> dict:
         c = self.config
-        return {"model": c.model, "epochs": self.epochs, "lr": self.lr, "batch_size": c.batch_size,
-                "weight_decay": c.weight_decay, "label_smoothing": c.label_smoothing, "seed": c.seed,
-                "augment": self.augment}
+        r = {"model": c.model, "epochs": self.epochs, "lr": self.lr, "batch_size": c.batch_size,
+             "weight_decay": c.weight_decay, "label_smoothing": c.label_smoothing, "seed": c.seed,
+             "augment": self.augment}
+        if self.precision != "fp32":  # fp32 keys stay as they were before precision was a choice
+            r["precision"] = self.precision
+        return r
 
     @cached_property
     def train_key(self) -> str:
@@ -129,7 +138,7 @@ class Pipeline:
                            batch_size=r["batch_size"], weight_decay=r["weight_decay"],
                            label_smoothing=r["label_smoothing"], seed=r["seed"], device=self.device,
                            augment=r["augment"], optimizer="adam" if r["model"] == "cnn" else "sgd",
-                           progress=self.progress, stage=stage)
+                           progress=self.progress, stage=stage, precision=self.precision)
 
     def evaluate(self, model: nn.Module) -> dict:
         """Clean test accuracy, poison success, and the query image's predicted label."""
@@ -289,7 +298,7 @@ class Pipeline:
     @cached_property
     def factors_key(self) -> str:
         # The model key already hashes the training data it was fitted on.
-        return content_key("factors", self.train_key)
+        return content_key("factors", self.train_key, *([self.precision] if self.precision != "fp32" else []))
 
     def factors(self):
         """Fit (or find) EK-FAC factors for the model on its training set."""
@@ -303,7 +312,8 @@ class Pipeline:
             if not self.cached["factors_s"]:
                 self.progress("factors", 0, 1)
                 with self.store.lock(key):
-                    influence.fit_factors(model, x, y, root, key, self.device, seed=self.config.seed)
+                    influence.fit_factors(model, x, y, root, key, self.device, seed=self.config.seed,
+                                          batch_size=self.influence_batch, precision=self.precision)
                 self.progress("factors", 1, 1)
         return influence.factors_dir(root, key)
 
@@ -320,7 +330,8 @@ class Pipeline:
         (e.g. an unlearned model, for the re-check loop)."""
         p = self.poisoned.data
         keep_t = torch.as_tensor(keep, dtype=torch.long)
-        fkey = content_key("factors", model_key, array_fingerprint(keep_t))
+        fkey = content_key("factors", model_key, array_fingerprint(keep_t),
+                           *([self.precision] if self.precision != "fp32" else []))
         return self._scores_for(model, fkey, p.x_train[keep_t], p.y_train[keep_t], mode or self.config.mode)
 
     def _scores_for(self, model, factors_key, x, y, mode) -> np.ndarray:
@@ -337,12 +348,23 @@ class Pipeline:
                 if entry is None:
                     self.progress("scores", 0, 1)
                     s = influence.pairwise_scores(model, q.images, q.labels, x, y, self.store.kron_root, factors_key,
-                                                  self.device, damping=self.config.damping).astype(np.float32)
+                                                  self.device, damping=self.config.damping,
+                                                  train_batch_size=2 * self.influence_batch,
+                                                  precision=self.precision).astype(np.float32)
                     self.store.put(key, {"scores": s}, {"mode": mode})
                     entry = Entry({"scores": s}, {"mode": mode})
                     self.progress("scores", 1, 1)
         self.timings["scores_s"] = self.timings.get("scores_s", 0.0) + time.perf_counter() - start
         return entry.arrays["scores"]
+
+    @property
+    def influence_batch(self) -> int:
+        """Training points per kronfluence batch when fitting factors (scoring uses twice as many): sized to a
+        GPU's memory (halved automatically on an out-of-memory error), 256 on the CPU."""
+        if self.device.type != "cuda":
+            return 256
+        gib = torch.cuda.get_device_properties(self.device).total_memory / 2**30
+        return 1024 if gib >= 40 else 512 if gib >= 16 else 256
 
     def tau_k(self, mode: str | None = None) -> tuple[float, int, bool]:
         """(τ, k, suggested?): the configured values, with any that are unset suggested from Δ alone."""

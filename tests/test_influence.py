@@ -1,5 +1,6 @@
 """EK-FAC scoring: one batched pass equals one query at a time; staged factor folders."""
 import numpy as np
+import pytest
 import torch
 
 from deltainf import influence
@@ -48,3 +49,41 @@ def test_incomplete_factor_folder_is_not_trusted(demo, tmp_path):
     assert influence.factors_ready(tmp_path, key)
     assert not (d / "covariance_factors.safetensors").exists()  # the half-written leftover is replaced whole
     assert any(d.glob("lambda_matrix*.safetensors"))
+
+
+def test_precision_choices():
+    """bf16 lowers what kronfluence's docs call safe to lower; fp32 leaves its defaults alone."""
+    f32, b16 = influence.factor_arguments("fp32"), influence.factor_arguments("bf16")
+    assert f32.amp_dtype is None and f32.per_sample_gradient_dtype == torch.float32
+    assert b16.amp_dtype == torch.bfloat16 and b16.activation_covariance_dtype == torch.bfloat16
+    assert b16.eigendecomposition_dtype == torch.float64 and b16.lambda_dtype == torch.float32
+    s = influence.score_arguments(None, "bf16")
+    assert s.amp_dtype == torch.bfloat16 and s.per_sample_gradient_dtype == torch.bfloat16
+    assert s.score_dtype == torch.float32 and s.precondition_dtype == torch.float32  # Δ needs full-precision scores
+
+
+def test_precision_is_resolved_and_keyed(demo):
+    from deltainf import Config
+    from deltainf.pipeline import Pipeline
+
+    assert demo.precision == "fp32"  # auto on the CPU
+    bf = Pipeline(demo.config.replace(precision="bf16"), store=demo.store)
+    assert bf.precision == "bf16"
+    assert bf.train_key != demo.train_key and bf.factors_key != demo.factors_key  # never mixed in the cache
+    assert Pipeline(Config(precision="fp32"), store=demo.store).precision == "fp32"
+    with pytest.raises(Exception, match="--precision"):
+        Config(precision="fp16")
+
+
+def test_out_of_memory_halves_the_batch():
+    seen, said = [], []
+
+    def run(bs):
+        seen.append(bs)
+        if bs > 128:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return bs
+
+    assert influence.with_batch_backoff(run, 512, "scores", warn=said.append) == 128
+    assert seen == [512, 256, 128] and said == ["scores: out of GPU memory, retrying with batch size 256",
+                                                "scores: out of GPU memory, retrying with batch size 128"]
