@@ -21,6 +21,7 @@ rows = ui.await_job(ui.runtime().start(("compare", ikey, tuple(names)), "Every d
 # …then the ones with a τ/k rule again at the session's τ and k: fast, from the cached scores.
 tau, k = st.session_state.det_tau, st.session_state.det_k
 tuned = [n for n in names if {"tau", "k"} & set(pipe.detect(n).params)]
+tk_pipe = pipe  # Δ detectors at the session's τ and k once they are set (else the engine's suggestion)
 if tau is not None and k is not None and tuned:
     k = min(k, pipe.config.transforms - 1)
     tk_pipe = ui.runtime().view(("at_tau_k", ikey, tau, k), lambda: pipe.at_tau_k(tau, k))
@@ -61,10 +62,10 @@ methods = c1.multiselect("Methods", list(UNLEARNERS), default=list(UNLEARNERS), 
 singles = [r["detector"] for r in rows if r["detector"] in DETECTORS]
 chosen = c2.multiselect("Detectors", singles, default=singles,
                         key="grid_detectors")
-grid_key = ("unlearn-grid", ikey, tuple(chosen), tuple(methods))
+grid_key = ("unlearn-grid", ikey, tau, k, tuple(chosen), tuple(methods))
 if st.button(f"Unlearn {len(chosen)} × {len(methods)} flag sets", key="run_grid", icon=":material/play_arrow:",
              disabled=not (methods and chosen)):
-    ui.runtime().start(grid_key, "Unlearning every detector's flags", pipe,
+    ui.runtime().start(grid_key, "Unlearning every detector's flags", tk_pipe,
                        lambda p: report.unlearning_grid(p, chosen, methods))
     st.session_state.grid_job = grid_key
 last = st.session_state.get("grid_job")
