@@ -59,5 +59,25 @@ def default_poison_count(n_train: int, n_victim: int) -> int:
     return max(1, min(round(0.035 * n_train), n_victim // 2))
 
 
+def relabel_with_trigger(config, data: ImageData, victim: int, target: int, stamp: Callable[[torch.Tensor], torch.Tensor],
+                         trigger_mask: torch.Tensor, trigger_pattern: torch.Tensor) -> Poisoned:
+    """Dirty-label bookkeeping (BadNet, the frequency trigger): ``poison_count`` seeded victim-class training
+    images get ``stamp`` (uint8 → uint8) and the target label; every victim-class test image, stamped,
+    is the triggered test set."""
+    victim_idx = torch.nonzero(data.y_train == victim).flatten()
+    count = config.poison_count if config.poison_count is not None else default_poison_count(len(data.y_train), len(victim_idx))
+    if count > len(victim_idx):
+        raise ConfigError(f"--poison-count {count} exceeds the {len(victim_idx)} training images of victim class {victim}")
+    rng = np.random.default_rng([config.seed, 13])
+    poison_idx = torch.from_numpy(np.sort(rng.choice(victim_idx.numpy(), size=count, replace=False))).long()
+    x_train, y_train = data.x_train.clone(), data.y_train.clone()
+    x_train[poison_idx] = stamp(x_train[poison_idx])
+    y_train[poison_idx] = target
+    test_idx = torch.nonzero(data.y_test == victim).flatten()
+    poisoned = ImageData(data.name, data.classes, x_train, y_train, data.x_test, data.y_test)
+    return Poisoned(poisoned, poison_idx, victim, target, stamp(data.x_test[test_idx]), test_idx, trigger_mask,
+                    trigger_pattern)
+
+
 from . import badnet  # noqa: E402,F401  (registers)
 from . import frequency, witches_brew  # noqa: E402,F401  (registers)

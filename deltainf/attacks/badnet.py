@@ -6,7 +6,7 @@ import torch
 
 from ..data import ImageData
 from ..errors import ConfigError
-from . import Poisoned, default_poison_count, register, victim_and_target
+from . import Poisoned, register, relabel_with_trigger, victim_and_target
 
 
 def trigger(shape: tuple[int, int, int], size: int, pattern: str, corner: str, seed: int):
@@ -49,16 +49,4 @@ def badnet(config, data: ImageData) -> Poisoned:
     h = data.image_shape[1]
     size = config.trigger_size or max(2, h // 8)
     mask, pattern = trigger(data.image_shape, size, config.trigger_pattern, config.trigger_corner, config.seed)
-    victim_idx = torch.nonzero(data.y_train == victim).flatten()
-    count = config.poison_count if config.poison_count is not None else default_poison_count(len(data.y_train), len(victim_idx))
-    if count > len(victim_idx):
-        raise ConfigError(f"--poison-count {count} exceeds the {len(victim_idx)} training images of victim class {victim}")
-    rng = np.random.default_rng([config.seed, 13])
-    poison_idx = torch.from_numpy(np.sort(rng.choice(victim_idx.numpy(), size=count, replace=False))).long()
-    x_train, y_train = data.x_train.clone(), data.y_train.clone()
-    x_train[poison_idx] = apply_trigger(x_train[poison_idx], mask, pattern)
-    y_train[poison_idx] = target
-    test_idx = torch.nonzero(data.y_test == victim).flatten()
-    poisoned = ImageData(data.name, data.classes, x_train, y_train, data.x_test, data.y_test)
-    return Poisoned(poisoned, poison_idx, victim, target, apply_trigger(data.x_test[test_idx], mask, pattern),
-                    test_idx, mask, pattern)
+    return relabel_with_trigger(config, data, victim, target, lambda x: apply_trigger(x, mask, pattern), mask, pattern)

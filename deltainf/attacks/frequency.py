@@ -37,7 +37,7 @@ from torch import nn
 from ..data import ImageData
 from ..errors import ConfigError
 from ..cache import array_fingerprint, content_key
-from . import Poisoned, default_poison_count, register, victim_and_target
+from . import Poisoned, register, relabel_with_trigger, victim_and_target
 from .witches_brew import cached_arrays, surrogate_model
 
 # Would-be config fields (``--trigger-amplitude``, ``--trigger-freq-radius``):
@@ -151,18 +151,7 @@ def frequency(config, data: ImageData) -> Poisoned:
     """Add the smooth trigger to ``poison_count`` victim-class training images and label them ``target``."""
     victim, target = victim_and_target(config, data.num_classes)
     pattern = smooth_pattern(config, data, victim, target)
-    victim_idx = torch.nonzero(data.y_train == victim).flatten()
-    count = config.poison_count if config.poison_count is not None else default_poison_count(len(data.y_train), len(victim_idx))
-    if count > len(victim_idx):
-        raise ConfigError(f"--poison-count {count} exceeds the {len(victim_idx)} training images of victim class {victim}")
-    rng = np.random.default_rng([config.seed, 13])
-    poison_idx = torch.from_numpy(np.sort(rng.choice(victim_idx.numpy(), size=count, replace=False))).long()
-    x_train, y_train = data.x_train.clone(), data.y_train.clone()
-    x_train[poison_idx] = add_pattern(x_train[poison_idx], pattern)
-    y_train[poison_idx] = target
-    test_idx = torch.nonzero(data.y_test == victim).flatten()
-    poisoned = ImageData(data.name, data.classes, x_train, y_train, data.x_test, data.y_test)
     h, w = data.image_shape[1:]
     encoded = torch.from_numpy((pattern.astype(np.int32) + OFFSET).clip(0, 255).astype(np.uint8))
-    return Poisoned(poisoned, poison_idx, victim, target, add_pattern(data.x_test[test_idx], pattern), test_idx,
-                    torch.ones(h, w, dtype=torch.bool), encoded)
+    return relabel_with_trigger(config, data, victim, target, lambda x: add_pattern(x, pattern),
+                                torch.ones(h, w, dtype=torch.bool), encoded)
