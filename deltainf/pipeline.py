@@ -103,12 +103,18 @@ class Pipeline:
         p = self.config.precision
         return ("bf16" if self.device.type == "cuda" else "fp32") if p == "auto" else p
 
+    @property
+    def _precision_tag(self) -> list[str]:
+        """Part of the model and factor keys: empty for fp32, so fp32 keys stay as they were before
+        precision was a choice."""
+        return [] if self.precision == "fp32" else [self.precision]
+
     def _recipe(self) -> dict:
         c = self.config
         r = {"model": c.model, "epochs": self.epochs, "lr": self.lr, "batch_size": c.batch_size,
              "weight_decay": c.weight_decay, "label_smoothing": c.label_smoothing, "seed": c.seed,
              "augment": self.augment}
-        if self.precision != "fp32":  # fp32 keys stay as they were before precision was a choice
+        if self._precision_tag:
             r["precision"] = self.precision
         return r
 
@@ -298,7 +304,7 @@ class Pipeline:
     @cached_property
     def factors_key(self) -> str:
         # The model key already hashes the training data it was fitted on.
-        return content_key("factors", self.train_key, *([self.precision] if self.precision != "fp32" else []))
+        return content_key("factors", self.train_key, *self._precision_tag)
 
     def factors(self):
         """Fit (or find) EK-FAC factors for the model on its training set."""
@@ -330,8 +336,7 @@ class Pipeline:
         (e.g. an unlearned model, for the re-check loop)."""
         p = self.poisoned.data
         keep_t = torch.as_tensor(keep, dtype=torch.long)
-        fkey = content_key("factors", model_key, array_fingerprint(keep_t),
-                           *([self.precision] if self.precision != "fp32" else []))
+        fkey = content_key("factors", model_key, array_fingerprint(keep_t), *self._precision_tag)
         return self._scores_for(model, fkey, p.x_train[keep_t], p.y_train[keep_t], mode or self.config.mode)
 
     def _scores_for(self, model, factors_key, x, y, mode) -> np.ndarray:
