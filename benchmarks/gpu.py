@@ -80,6 +80,8 @@ def main() -> None:
     ap.add_argument("--one-at-a-time", type=int, default=2, help="queries scored one pass each, then extrapolated")
     ap.add_argument("--no-fp32", action="store_true", help="skip the fp32 factors/scores used for the flagged-set overlap")
     ap.add_argument("--budget-s", type=float, default=420.0, help="skip the fp32 comparison once this much time is spent")
+    ap.add_argument("--profile-factors", action="store_true",
+                    help="also time kronfluence's three factor stages (covariance, eigendecomposition, λ) apart")
     ap.add_argument("--json", type=Path, default=Path(os.environ.get("OUT", tempfile.gettempdir())) / "gpu.json")
     ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     a = ap.parse_args()
@@ -125,6 +127,9 @@ def main() -> None:
     sync()
     factors_s = time.perf_counter() - t
     record(factors_s=round(factors_s, 1))
+
+    if a.profile_factors:
+        record(factor_stages_s=profile_factor_stages(pipe))
 
     q = pipe.queries()
     t = time.perf_counter()
@@ -177,6 +182,32 @@ def main() -> None:
     write_results(a.results, fig)
 
 
+def profile_factor_stages(pipe) -> dict:
+    """Seconds of each EK-FAC stage at the pipeline's precision, and of the eigendecomposition in fp32."""
+    p = pipe.poisoned.data
+    analyzer = influence._analyzer(pipe.model, pipe.store.kron_root, pipe.device)
+    data, bs = influence._dataset(p.x_train, p.y_train), pipe.influence_batch
+    args = influence.factor_arguments(pipe.precision)
+    out = {}
+    for stage, run in (
+            ("covariance", lambda: analyzer.fit_covariance_matrices("profile", data, per_device_batch_size=bs,
+                                                                    factor_args=args, overwrite_output_dir=True)),
+            ("eigendecomposition", lambda: analyzer.perform_eigendecomposition("profile", factor_args=args,
+                                                                               overwrite_output_dir=True)),
+            ("lambda", lambda: analyzer.fit_lambda_matrices("profile", data, per_device_batch_size=bs,
+                                                            factor_args=args, overwrite_output_dir=True))):
+        t = time.perf_counter()
+        run()
+        sync()
+        out[stage] = round(time.perf_counter() - t, 1)
+    args.eigendecomposition_dtype = torch.float32
+    t = time.perf_counter()
+    analyzer.perform_eigendecomposition("profile", factor_args=args, overwrite_output_dir=True)
+    sync()
+    out["eigendecomposition_fp32"] = round(time.perf_counter() - t, 1)
+    return out
+
+
 def write_results(path: Path, fig: dict) -> None:
     """Append this run to RESULTS.md (the file says "not yet measured" until a GPU has run this)."""
     lines = [f"\n## {fig.get('gpu', 'CPU (script check only)')} · {fig['date']}\n",
@@ -186,7 +217,7 @@ def write_results(path: Path, fig: dict) -> None:
              "| figure | value |", "| --- | --- |"]
     rows = [("training images", "n_train"), ("train (s)", "train_s"), ("epochs", "epochs"),
             ("clean accuracy", "clean_acc"), ("poison success", "poison_success"),
-            ("EK-FAC factors (s)", "factors_s"), ("queries in one pass", "queries"),
+            ("EK-FAC factors (s)", "factors_s"), ("factor stages, apart (s)", "factor_stages_s"), ("queries in one pass", "queries"),
             ("scores, one batched pass (s)", "scores_s"), ("factors + scores (s)", "factors_plus_scores_s"),
             ("one query per pass (s each)", "one_query_s"),
             ("one at a time, extrapolated to all queries (s)", "one_at_a_time_extrapolated_s"),
