@@ -1,7 +1,7 @@
 """Compare: every detector the engine has, on the same experiment, against the ground truth."""
 import streamlit as st
 
-from deltainf import report, views
+from deltainf import comparison, report, views
 from deltainf.detect import DETECTORS
 from deltainf.unlearn import UNLEARNERS
 from pages import _ui as ui
@@ -15,7 +15,7 @@ ikey, pipe = ui.require_trained()
 names = list(DETECTORS)
 # Every detector once per experiment (baselines fit their own models, so this is the slow part)…
 rows = ui.await_job(ui.runtime().start(("compare", ikey, tuple(names)), "Every detector", pipe,
-                                       lambda p: views.detector_rows(p, names)),
+                                       lambda p: comparison.detector_rows(p, names)),
                     what="Running every detector in the background (ablations need their own scoring passes, "
                          "baselines their own fits)…")
 # …then the ones with a τ/k rule again at the session's τ and k: fast, from the cached scores.
@@ -26,7 +26,7 @@ if tau is not None and k is not None and tuned:
     k = min(k, pipe.config.transforms - 1)
     tk_pipe = ui.runtime().view(("at_tau_k", ikey, tau, k), lambda: pipe.at_tau_k(tau, k))
     again = ui.await_job(ui.runtime().start(("compare", ikey, tau, k, tuple(tuned)), "Δ detectors at your τ and k",
-                                            tk_pipe, lambda p: views.detector_rows(p, tuned)))
+                                            tk_pipe, lambda p: comparison.detector_rows(p, tuned)))
     by_name = {r["detector"]: r for r in again}
     rows = [by_name.get(r["detector"], r) for r in rows]
 rows = [{**r, "what it does": views.doc_line(DETECTORS[r["detector"]])} for r in rows]
@@ -43,14 +43,14 @@ if n_points > 1:
         cfg = cfg.replace(tau=tau, k=k)
     mp_key, mp_pipe = ui.pipeline(cfg)
     multi = ui.await_job(ui.runtime().start(("compare-multi", mp_key), f"Detectors over {n_points} test points",
-                                            mp_pipe, lambda p: views.detector_rows(p, ["delta_influence", "ekfac"])),
+                                            mp_pipe, lambda p: comparison.detector_rows(p, ["delta_influence", "ekfac"])),
                          what=f"Scoring {n_points} poisoned test images and their copies in the background…")
     rows += [{**r, "detector": f"{r['detector']} × {n_points} points",
               "what it does": f"{'Δ-Influence' if r['detector'] == 'delta_influence' else 'naive EK-FAC'} on "
                               f"{n_points} known poisoned test images, flags intersected"} for r in multi]
 with st.container(key="compare_table"):
     st.table([{**r, "TPR": f"{r['TPR']:.3f}", "precision": f"{r['precision']:.3f}"} for r in rows])
-st.plotly_chart(views.compare_figure(rows), key="compare_scatter")
+st.plotly_chart(comparison.compare_figure(rows), key="compare_scatter")
 
 st.subheader("Unlearning after each detector")
 st.caption("Each unlearning method on each detector's flags: poison success and clean accuracy afterwards. Flags "
@@ -79,4 +79,4 @@ with st.container(key="grid_table"):
     st.table([{"detector": r["detector"], "method": r["method"].upper(), "flagged": r["n_flagged"],
                "clean accuracy": f"{r['clean_acc']:.3f}", "poison success": f"{r['poison_success']:.2f}"}
               for r in grid])
-st.plotly_chart(views.unlearning_grid_figure(grid), key="grid_figure")
+st.plotly_chart(comparison.unlearning_grid_figure(grid), key="grid_figure")

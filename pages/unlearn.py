@@ -1,7 +1,7 @@
 """Unlearn: remove the flagged training points and check that the poison is gone."""
 import streamlit as st
 
-from deltainf import views
+from deltainf import comparison, views
 from deltainf.checkpoints import weights_to_bytes
 from deltainf.detect import DETECTORS
 from deltainf.unlearn import UNLEARNERS
@@ -85,7 +85,7 @@ with st.container(key="unlearn_result"):
         cols[4].metric("Time", f"{after['seconds']:.1f} s")
 left, right = st.columns(2)
 with left:
-    st.plotly_chart(views.before_after_figure(before, {m: r["after"] for m, r in done.items()}), key="before_after")
+    st.plotly_chart(comparison.before_after_figure(before, {m: r["after"] for m, r in done.items()}), key="before_after")
 with right:
     shown = st.selectbox("Test image after", list(done), key="unlearn_shown", format_func=str.upper) \
         if len(done) > 1 else next(iter(done))
@@ -101,7 +101,7 @@ with right:
                     key="query_before_after")
 loops = {m: r["after"]["per_round"] for m, r in done.items() if "per_round" in r["after"]}
 if loops:
-    st.plotly_chart(views.rounds_figure(loops), key="rounds")
+    st.plotly_chart(comparison.rounds_figure(loops), key="rounds")
 
 cols = st.columns(1 + len(done))
 cols[0].download_button("Flagged set (CSV)", views.flagged_csv(view, res["flagged"], tau_done), file_name="flagged.csv",
