@@ -15,15 +15,16 @@
   remove the top 1.5·ε·n of each class, with ε the poison fraction — unknown to a defender, so ε is
   fixed at ``SPECSIG_EPS`` (5 %): the top 7.5 % of every class is flagged.
 * ``freqdef`` — the frequency defence (Zeng et al., 2021): synthetic triggered copies of clean
-  images (BadNet-like patches of random size, position and colour; random blends with uniform
-  noise — the triggers Zeng et al. build it from; smooth low-frequency patterns are left out on
-  purpose: their smooth trigger is the attack made to slip past this detector, and a detector
-  trained on smooth blends knows the attack in advance), per-channel 2-D DCT log-magnitude spectra, a logistic
-  regression telling clean from triggered; training images it calls triggered are flagged. Like
-  Zeng et al.'s detector it learns from data the defender trusts to be clean — here the held-out
-  split's images (labels unused; ``FREQDEF_REFERENCE``). Learning from the training set itself
-  (cross-fitted: fitted on one half, applied to the other) is the alternative; the poisons among
-  the "clean" examples then blunt it badly (digits, BadNet: TPR ≈ 0.2 instead of 1.0).
+  images from Zeng et al.'s five families (white block, random-colour noise block, Gaussian noise,
+  random shadow, blend with another clean image — the recipe of their detector and of the paper's
+  code), per-channel 2-D DCT log-magnitude spectra, a logistic regression telling clean from
+  triggered; training images it calls triggered are flagged. Like Zeng et al.'s detector it learns
+  from data the defender trusts to be clean — here the held-out split's images (labels unused;
+  ``FREQDEF_REFERENCE``). Learning from the training set itself (cross-fitted: fitted on one half,
+  applied to the other) is the alternative; the poisons among the "clean" examples then blunt it.
+  On natural images (CIFAR-10) it behaves as Zeng et al. report — it finds patches, misses the
+  smooth trigger, and flags many clean images; on the built-in digits, whose backgrounds are a
+  flat black, anything added to an image stands out in the spectrum and it finds both triggers.
 
 Each returns a :class:`~deltainf.detect.Detection` with a per-point score (higher = more
 suspicious) and its parameters. Linear algebra and clustering come from scikit-learn/scipy.
@@ -216,27 +217,57 @@ def dct_log_spectrum(x_uint8: np.ndarray | torch.Tensor) -> np.ndarray:
     return np.log(np.abs(spec) + 1e-3).reshape(len(x), -1).astype(np.float32)
 
 
+#: Zeng et al.'s synthetic trigger families (their detector's training recipe, as in the paper's code).
+SYNTHETIC_FAMILIES = ("white_block", "noise_block", "gaussian_noise", "shadow", "blend")
+
+
+def _corner_block(out: np.ndarray, block: np.ndarray, rng: np.random.Generator) -> None:
+    """Paste ``block`` (C, bh, bw) into one image (C, H, W) at a random corner, a random margin in."""
+    _, h, w = out.shape
+    bh, bw = block.shape[1:]
+    m = int(rng.integers(0, max(1, round(6 * h / 32))))
+    r = (m, h - m - bh)[int(rng.integers(2))]
+    q = (m, w - m - bw)[int(rng.integers(2))]
+    out[:, max(r, 0):max(r, 0) + bh, max(q, 0):max(q, 0) + bw] = block
+
+
+def _shadow(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One or two random 5-gon shadows in the lower half, darkened to half (albumentations' RandomShadow)."""
+    from PIL import Image, ImageDraw
+
+    _, h, w = img.shape
+    mask = Image.new("L", (w, h), 0)
+    draw = ImageDraw.Draw(mask)
+    for _ in range(int(rng.integers(1, 3))):
+        pts = np.c_[rng.uniform(0, w, 5), rng.uniform(h / 2, h, 5)]
+        draw.polygon([tuple(p) for p in pts], fill=1)
+    dark = np.asarray(mask, dtype=bool)
+    out = img.copy()
+    out[:, dark] *= 0.5
+    return out
+
+
 def synthetic_triggers(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Triggered copies of uint8 images (N, C, H, W): half get a BadNet-like patch (random size 2..H/4,
-    position, solid colour / checker / noise), half a blend (α 0.05–0.25) with uniform noise."""
-    out = x.astype(np.float32) / 255.0
+    """Triggered copies of uint8 images (N, C, H, W), each from one of Zeng et al.'s five families, sized
+    for 32 px and scaled to H: a white block or a random-colour noise block (2–7 px a side) at a corner,
+    Gaussian noise (mean 25, variance 10–70 in 0–255 units), a random shadow, or a blend with another of
+    the clean images (+ 0.3 · other, clipped)."""
+    clean = x.astype(np.float32) / 255.0
+    out = clean.copy()
     n, c, h, w = x.shape
+    hi = max(3, round(8 * h / 32))
     for i in range(n):
-        if rng.random() < 0.5:
-            s = int(rng.integers(2, max(3, min(h, w) // 4 + 1)))
-            r, q = int(rng.integers(0, h - s + 1)), int(rng.integers(0, w - s + 1))
-            kind = rng.integers(3)
-            if kind == 0:
-                patch = np.broadcast_to(rng.random((c, 1, 1)), (c, s, s))
-            elif kind == 1:
-                ii, jj = np.meshgrid(np.arange(s), np.arange(s), indexing="ij")
-                patch = np.broadcast_to(((ii + jj) % 2).astype(np.float32), (c, s, s)) * rng.random((c, 1, 1))
-            else:
-                patch = rng.random((c, s, s))
-            out[i, :, r:r + s, q:q + s] = patch
+        family = SYNTHETIC_FAMILIES[int(rng.integers(len(SYNTHETIC_FAMILIES)))]
+        if family in ("white_block", "noise_block"):
+            bh, bw = int(rng.integers(2, hi)), int(rng.integers(2, hi))
+            block = np.ones((c, bh, bw), np.float32) if family == "white_block" else rng.random((c, bh, bw))
+            _corner_block(out[i], block, rng)
+        elif family == "gaussian_noise":
+            out[i] += (25 + np.sqrt(rng.uniform(10, 70)) * rng.standard_normal((c, h, w))) / 255.0
+        elif family == "shadow":
+            out[i] = _shadow(out[i], rng)
         else:
-            alpha = rng.uniform(0.05, 0.25)
-            out[i] = (1 - alpha) * out[i] + alpha * rng.random((c, h, w))
+            out[i] += 0.3 * clean[int(rng.integers(n))]
     return np.clip(np.round(out * 255), 0, 255).astype(np.uint8)
 
 

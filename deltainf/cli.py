@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--flagged-out", metavar="OUT.csv", help="write the flagged training points as CSV")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     table = sub.add_parser("table", help="datasets × attacks × detectors over seeds (the paper's Table 1)",
-                           description="Mean ± sd of TPR, precision and poison success after EU over seeds; "
+                           description="Mean ± sd of TPR, precision, F1 and poison success after EU over seeds (best F1 in bold); "
                                        "Markdown on stdout, and Markdown/CSV/JSON files with --out.")
     table.add_argument("--datasets", type=_names, default=("digits",), help="comma-separated (default digits)")
     table.add_argument("--attacks", type=_names, default=("badnet",), help="comma-separated (default badnet)")

@@ -78,13 +78,13 @@ def unlearning_grid_figure(rows: list[dict]) -> go.Figure:
 
 # ----------------------------------------------------------------------------- compare
 def detector_rows(pipe, names) -> list[dict]:
-    """One row per detector: TPR, precision, number flagged and its parameters."""
+    """One row per detector: TPR, precision, F1, number flagged and its parameters."""
     rows = []
     for name in names:
         r = pipe.detection_report(name)
-        params = {k: v for k, v in r.items() if k not in ("tpr", "precision", "n_flagged")}
+        params = {k: v for k, v in r.items() if k not in ("tpr", "precision", "f1", "n_flagged")}
         rows.append({"detector": name, "TPR": float(r["tpr"]), "precision": float(r["precision"]),
-                     "flagged": int(r["n_flagged"]),
+                     "F1": float(r["f1"]), "flagged": int(r["n_flagged"]),
                      "parameters": ", ".join(f"{k}={_fmt(v)}" for k, v in params.items() if _short_param(v))})
     return rows
 

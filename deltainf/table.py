@@ -15,7 +15,7 @@ import numpy as np
 from .config import Config
 from .detect import detection_metrics
 
-METRICS = ("tpr", "precision", "eu_poison_success")
+METRICS = ("tpr", "precision", "f1", "eu_poison_success")
 
 
 def run_cells(base: Config, datasets, attacks, detectors, seeds, unlearn: bool = True, progress=None) -> list[dict]:
@@ -66,12 +66,20 @@ def _pm(mean: float, sd: float) -> str:
 
 
 def markdown(summary: list[dict]) -> str:
-    """The summary as a Markdown table."""
-    lines = ["| dataset | attack | detector | implanted | TPR | precision | poison success after EU |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
+    """The summary as a Markdown table; the best mean F1 of each dataset × attack in bold."""
+    best: dict[tuple, float] = {}
     for a in summary:
+        if not math.isnan(a["f1_mean"]):
+            key = (a["dataset"], a["attack"])
+            best[key] = max(best.get(key, -1.0), a["f1_mean"])
+    lines = ["| dataset | attack | detector | implanted | TPR | precision | F1 | poison success after EU |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for a in summary:
+        f1 = _pm(a["f1_mean"], a["f1_sd"])
+        if f1 != "n/a" and a["f1_mean"] == best[(a["dataset"], a["attack"])]:
+            f1 = f"**{f1}**"
         lines.append(f"| {a['dataset']} | {a['attack']} | {a['detector']} | {a['implanted']}/{a['seeds']} | "
-                     f"{_pm(a['tpr_mean'], a['tpr_sd'])} | {_pm(a['precision_mean'], a['precision_sd'])} | "
+                     f"{_pm(a['tpr_mean'], a['tpr_sd'])} | {_pm(a['precision_mean'], a['precision_sd'])} | {f1} | "
                      f"{_pm(a['eu_poison_success_mean'], a['eu_poison_success_sd'])} |")
     return "\n".join(lines)
 

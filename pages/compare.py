@@ -49,7 +49,7 @@ if n_points > 1:
               "what it does": f"{'Δ-Influence' if r['detector'] == 'delta_influence' else 'naive EK-FAC'} on "
                               f"{n_points} known poisoned test images, flags intersected"} for r in multi]
 with st.container(key="compare_table"):
-    st.table([{**r, "TPR": f"{r['TPR']:.3f}", "precision": f"{r['precision']:.3f}"} for r in rows])
+    st.table([{**r, "TPR": f"{r['TPR']:.3f}", "precision": f"{r['precision']:.3f}", "F1": f"{r['F1']:.3f}"} for r in rows])
 st.plotly_chart(comparison.compare_figure(rows), key="compare_scatter")
 
 st.subheader("Unlearning after each detector")

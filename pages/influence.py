@@ -75,6 +75,7 @@ def live() -> None:
         st.metric("Precision", f"{m['precision']:.3f}", help="Share of the flagged that are poisons.", border=True)
         st.metric("Flagged", f"{m['n_flagged']}", help=f"of {view.delta.shape[1]} training points", border=True)
         st.metric("Poisons found", f"{round(m['tpr'] * m['n_poison'])} / {m['n_poison']}", border=True)
+        st.metric("F1", f"{m['f1']:.3f}", help="Harmonic mean of TPR and precision.", border=True)
         st.metric("Rule", f"Δ < {tau:.3g} on ≥ {view.T - k} / {view.T}", border=True,
                   help=f"Flag a training point when at least T − k = {view.T - k} of its T = {view.T} Δ fall below "
                        f"τ ({views.fmt_tau(tau / view.scale, tau)}).")

@@ -285,6 +285,7 @@ def test_influence_sliders_change_the_metrics(pipe):
         assert int(got["Flagged"]) == m["n_flagged"]
         assert float(got["TPR"]) == pytest.approx(m["tpr"], abs=1e-3)
         assert float(got["Precision"]) == pytest.approx(m["precision"], abs=1e-3)
+        assert float(got["F1"]) == pytest.approx(m["f1"], abs=1e-3)
         return got
 
     base = expect(tau0, k0)

@@ -73,6 +73,24 @@ def test_synthetic_triggers_and_spectra():
     assert baselines.dct_log_spectrum(x).shape == (20, 3 * 16 * 16)
 
 
+def test_synthetic_triggers_follow_zengs_families():
+    """On flat grey images each family leaves its own mark: a corner block, a shadow (darker, lower half
+    only), or a brightening of the whole image (Gaussian noise with mean 25, + 0.3 · another image)."""
+    x = np.full((60, 3, 32, 32), 100, np.uint8)
+    diff = baselines.synthetic_triggers(x, np.random.default_rng(3)).astype(int) - x
+    changed = (diff != 0).any(axis=1)
+    block = shadow = whole = 0
+    for d, c in zip(diff, changed):
+        rows, cols = np.nonzero(c)
+        if c.mean() > 0.95 and d.mean() > 15:
+            whole += 1
+        elif (d <= 0).all() and rows.min() >= 16 - 1 and np.isclose(d[d < 0], -50).all():
+            shadow += 1
+        elif c.sum() <= 49 and (min(rows.min(), 31 - rows.max()) <= 6) and (min(cols.min(), 31 - cols.max()) <= 6):
+            block += 1
+    assert block >= 10 and shadow >= 5 and whole >= 15 and block + shadow + whole == 60
+
+
 @pytest.mark.parametrize("attack", ["badnet", "frequency"])
 @pytest.mark.parametrize("name", NAMES)
 def test_baseline_runs_and_is_deterministic(pipes, cache, attack, name):

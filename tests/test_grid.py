@@ -64,6 +64,14 @@ def test_aggregate_mean_and_sd():
     assert "0.30 ± 0.10" in markdown([agg])
 
 
+def test_markdown_marks_the_best_f1_per_attack():
+    rows = [{"dataset": "d", "attack": a, "detector": det, "implanted": True, "tpr": 1.0, "precision": p,
+             "f1": 2 * p / (1 + p)} for a, det, p in (("a", "x", 0.5), ("a", "y", 1.0), ("b", "x", 0.2), ("b", "y", 0.1))]
+    lines = {(r.split(" | ")[1], r.split(" | ")[2]): r for r in markdown(aggregate(rows)).splitlines()[2:]}
+    assert "**1.00 ± 0.00**" in lines[("a", "y")] and "**" not in lines[("a", "x")]
+    assert "**0.33 ± 0.00**" in lines[("b", "x")] and "**" not in lines[("b", "y")]
+
+
 def test_table_bad_names(capsys):
     assert main(["table", "--attacks", "nope"]) == 2
     assert "--attack" in capsys.readouterr().err
