@@ -80,10 +80,9 @@ def score_scale(scores: np.ndarray) -> float:
 TAU_GRID = (0.0, -0.1, -0.5, -1.0, -2.0)
 
 
-#: The suggestion's cut T − k goes at most this far below T: k = 0 (every copy drops) gave the best
-#: precision at T = 50; allowing k = 1 lost F1 on held-out configurations (benchmarks/suggestion.py).
-SUGGEST_K_MAX = 0
-#: Bins just below the cut that estimate the clean background there.
+#: The suggestion's cut T − k goes at most this far below T.
+SUGGEST_K_MAX = 3
+#: Bins just below T that estimate the clean background there.
 BACKGROUND_BINS = 3
 
 
@@ -92,27 +91,35 @@ def suggest_tau_k(delta: np.ndarray, scale: float, tau: float | None = None, k: 
     """Suggest (τ, k) from Δ alone, without ground truth.
 
     Influence collapse piles poisons up at count T of the per-point count histogram h (counts of
-    #{t : Δ < τ}), above the clean points that thin out towards T. For each τ ∈ TAU_GRID × scale
-    and k ∈ 0..k_max, the pile above the cut is P = Σ h[T−k..T] and the clean background b is the
-    mean of the ``BACKGROUND_BINS`` bins just below it; the cut with the most significant excess,
-    z = (P − (k+1)·b) / √((k+1)·(b+1)), wins — a count-aware test, so a sparse tail (few points,
-    most of them clean) does not beat a tall pile. A given τ or k is kept and only the other is
-    searched.
+    #{t : Δ < τ}), above the clean points that thin out towards T.
+
+    * τ ∈ TAU_GRID × scale: the one whose pile h[T] stands most significantly above the clean
+      background b (the mean of the ``BACKGROUND_BINS`` bins below T): z = (h[T] − b) / √(b + 1).
+      A count-aware test, so a low τ that leaves a sparse tail (few points, a "cleaner" ratio by
+      chance) does not beat a tall pile.
+    * k ∈ 0..k_max at that τ: the cut T − k in the deepest valley, maximising
+      mean(h[T−k..T]) / (h[T−k−1] + 1) — poisons that missed a copy or two sit just below T.
+
+    A given τ or k is kept and only the other is searched.
     """
     T = delta.shape[0]
-    taus = [tau] if tau is not None else [t * scale for t in TAU_GRID]
-    ks = [k] if k is not None else range(min(k_max, T - 1) + 1)
-    best, best_z = (taus[0], next(iter(ks))), -np.inf
-    for t in taus:
-        h = np.bincount(drop_counts(delta, t), minlength=T + 1).astype(float)
-        for kk in ks:
-            cut = T - kk
-            below = h[max(0, cut - BACKGROUND_BINS):cut]
-            b = below.mean() if below.size else 0.0
-            z = (h[cut:].sum() - (kk + 1) * b) / np.sqrt((kk + 1) * (b + 1))
+    if tau is None:
+        best_z = -np.inf
+        for t in (t * scale for t in TAU_GRID):
+            h = np.bincount(drop_counts(delta, t), minlength=T + 1).astype(float)
+            b = h[max(0, T - BACKGROUND_BINS):T].mean() if T > 0 else 0.0
+            z = (h[T] - b) / np.sqrt(b + 1)
             if z > best_z:
-                best, best_z = (float(t), int(kk)), z
-    return best
+                tau, best_z = float(t), z
+    if k is None:
+        h = np.bincount(drop_counts(delta, tau), minlength=T + 1)
+        best_q = -1.0
+        for kk in range(min(k_max, T - 1) + 1):
+            below = h[T - kk - 1] if T - kk - 1 >= 0 else 0
+            q = h[T - kk:].mean() / (below + 1)
+            if q > best_q:
+                k, best_q = kk, q
+    return float(tau), int(k)
 
 
 def _over_test_points(pipe, single: Callable, name: str) -> Detection | None:

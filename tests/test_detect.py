@@ -39,12 +39,12 @@ def test_suggestion_finds_the_valley_without_ground_truth():
     poison = rng.normal(-5.0, 1.0, size=(T, n_poison))  # collapse: nearly always negative
     poison[0, :5] = 1.0  # a few poisons miss one copy: k = 1 catches them
     delta = np.concatenate([poison, clean], axis=1)
-    tau, k = suggest_tau_k(delta, scale=1.0)  # k = 0 by default: every copy must drop
-    flagged = delta_flags(delta, tau, k)
-    assert k == 0 and flagged[5:n_poison].all() and flagged[n_poison:].sum() <= 5
-    tau, k = suggest_tau_k(delta, scale=1.0, k_max=1)  # the pile one bin lower is real: take it
+    tau, k = suggest_tau_k(delta, scale=1.0)  # the poisons one bin below T are part of the pile: k = 1
     flagged = delta_flags(delta, tau, k)
     assert k == 1 and flagged[:n_poison].all() and flagged[n_poison:].sum() <= 5
+    tau, k = suggest_tau_k(delta, scale=1.0, k_max=0)  # every copy must drop
+    flagged = delta_flags(delta, tau, k)
+    assert k == 0 and flagged[5:n_poison].all() and not flagged[:5].any()
     assert suggest_tau_k(delta, 1.0, tau=0.0)[0] == 0.0 and suggest_tau_k(delta, 1.0, k=2)[1] == 2
 
 
