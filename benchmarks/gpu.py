@@ -4,6 +4,7 @@ agreement — fp32. One self-contained command; figures go to stdout, a JSON fil
 ``benchmarks/RESULTS.md``.
 
     python benchmarks/gpu.py [--npz PATH] [--epochs 30] [--one-at-a-time 2] [--no-fp32] [--json OUT.json]
+                             [--attack badnet] [--detectors all]
 
 Reads the CIFAR-10 JPEG archive (``cifar10-jpeg.npz``: all 60,000 images) straight into memory,
 so no torchvision download is needed. Each stage's figures are written as soon as they exist, so a
@@ -36,6 +37,7 @@ from deltainf.data import ImageData, balanced_subset  # noqa: E402
 from deltainf.detect import delta_flags, delta_matrix, detection_metrics, score_scale, suggest_tau_k  # noqa: E402
 
 DEFAULT_NPZ = ROOT.parent / "shared" / "data" / "cifar10-jpeg.npz"
+GRID_DETECTORS = ("delta_influence", "delta_label_only", "delta_image_only", "ekfac", "actclust", "specsig", "freqdef")
 
 
 def _decode(args) -> np.ndarray:
@@ -82,6 +84,9 @@ def main() -> None:
     ap.add_argument("--budget-s", type=float, default=420.0, help="skip the fp32 comparison once this much time is spent")
     ap.add_argument("--profile-factors", action="store_true",
                     help="also time kronfluence's three factor stages (covariance, eigendecomposition, λ) apart")
+    ap.add_argument("--attack", default="badnet", help="badnet or frequency")
+    ap.add_argument("--detectors", default="delta_influence,ekfac",
+                    help="comma-separated detectors to report TPR / precision / F1 for, or 'all' (the paper's grid)")
     ap.add_argument("--json", type=Path, default=Path(os.environ.get("OUT", tempfile.gettempdir())) / "gpu.json")
     ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     a = ap.parse_args()
@@ -110,11 +115,11 @@ def main() -> None:
     record(n_train=len(data.y_train), n_test=len(data.y_test), decode_s=round(time.perf_counter() - t, 1))
 
     cache = tempfile.mkdtemp(prefix="deltainf-gpu-")
-    cfg = Config(dataset="cifar10", model="resnet18", seed=0, device=a.device, epochs=a.epochs, lr=a.lr,
-                 batch_size=a.batch_size, cache_dir=cache)
+    cfg = Config(dataset="cifar10", model="resnet18", attack=a.attack, seed=0, device=a.device, epochs=a.epochs,
+                 lr=a.lr, batch_size=a.batch_size, cache_dir=cache)
     pipe = Pipeline(cfg)
     pipe.__dict__["data"] = data  # the archive, not torchvision's download
-    record(precision=pipe.precision, influence_batch=pipe.influence_batch)
+    record(precision=pipe.precision, influence_batch=pipe.influence_batch, attack=a.attack)
 
     t = time.perf_counter()
     m = pipe.model_metrics
@@ -141,6 +146,17 @@ def main() -> None:
     rep = {d: pipe.detection_report(d) for d in ("delta_influence", "ekfac")}
     record(delta_influence={k: rep["delta_influence"][k] for k in ("tpr", "precision", "n_flagged", "tau", "k")},
            ekfac={k: rep["ekfac"][k] for k in ("tpr", "precision", "n_flagged")})
+
+    names = GRID_DETECTORS if a.detectors == "all" else tuple(a.detectors.split(","))
+    if set(names) - {"delta_influence", "ekfac"}:
+        t = time.perf_counter()
+        grid = {}
+        for d in names:
+            r = pipe.detection_report(d)
+            grid[d] = {"tpr": round(r["tpr"], 3), "precision": round(r["precision"], 3), "f1": round(r["f1"], 3),
+                       "n_flagged": r["n_flagged"]}
+        sync()
+        record(detectors=grid, detectors_s=round(time.perf_counter() - t, 1))
 
     p = pipe.poisoned.data
     one = []
@@ -232,6 +248,10 @@ def write_results(path: Path, fig: dict) -> None:
         return ", ".join(map(str, v)) if isinstance(v, list) else str(v)
 
     lines += [f"| {name} | {fmt(fig[key])} |" for name, key in rows if key in fig]
+    if "detectors" in fig:
+        lines += [f"| {fig.get('attack', 'badnet')}: {d} (TPR / precision / F1, flagged) | {r['tpr']:.3f} / "
+                  f"{r['precision']:.3f} / {r['f1']:.3f}, {r['n_flagged']} |" for d, r in fig["detectors"].items()]
+        lines.append(f"| detectors after scoring (s) | {fig['detectors_s']} |")
     text = path.read_text() if path.exists() else "# GPU results\n"
     path.write_text(text.rstrip("\n") + "\n" + "\n".join(lines) + "\n")
     print(f"appended to {path}")
