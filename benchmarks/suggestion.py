@@ -33,9 +33,8 @@ GRID_K = tuple(range(0, 11))
 DETECTORS = ("delta_influence", "delta_label_only", "delta_image_only", "ekfac", "actclust", "specsig", "freqdef")
 
 
-def f1(m: dict) -> float:
-    p, r = m["precision"], m["tpr"]
-    return 0.0 if p + r == 0 or np.isnan(p) else 2 * p * r / (p + r)
+def f1(flagged: np.ndarray, truth: np.ndarray) -> float:
+    return detection_metrics(flagged, truth)["f1"]
 
 
 def main() -> None:
@@ -60,13 +59,13 @@ def main() -> None:
             delta, truth = pipe.delta(), pipe.is_poison
             scale = score_scale(pipe.scores())
             tau, k, _ = pipe.tau_k()
-            sugg = f1(detection_metrics(delta_flags(delta, tau, k), truth))
-            grid = {(t, kk): f1(detection_metrics(delta_flags(delta, t * scale, kk), truth))
+            sugg = f1(delta_flags(delta, tau, k), truth)
+            grid = {(t, kk): f1(delta_flags(delta, t * scale, kk), truth)
                     for t in GRID_TAU for kk in GRID_K}
             (bt, bk), best = max(grid.items(), key=lambda kv: kv[1])
             ratio = sugg / best if best > 0 else float("nan")
             ratios.append(ratio)
-            scores = {d: f1(detection_metrics(pipe.detect(d).flagged, truth)) for d in DETECTORS}
+            scores = {d: f1(pipe.detect(d).flagged, truth) for d in DETECTORS}
             winner = max(scores, key=scores.get)
             wins.setdefault(attack, []).append(winner)
             cells = " ".join(f"{scores[d]:>9.2f}{'*' if d == winner else ' '}" for d in DETECTORS)

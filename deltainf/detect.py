@@ -107,7 +107,7 @@ def suggest_tau_k(delta: np.ndarray, scale: float, tau: float | None = None, k: 
         best_z = -np.inf
         for t in (t * scale for t in TAU_GRID):
             h = np.bincount(drop_counts(delta, t), minlength=T + 1).astype(float)
-            b = h[max(0, T - BACKGROUND_BINS):T].mean() if T > 0 else 0.0
+            b = h[max(0, T - BACKGROUND_BINS):T].mean()  # T ≥ 1 (Config checks it)
             z = (h[T] - b) / np.sqrt(b + 1)
             if z > best_z:
                 tau, best_z = float(t), z
