@@ -29,8 +29,9 @@ page = st.navigation([
     st.Page(ui.PAGE_FILES["unlearn"], title="Unlearn", icon=":material/healing:"),
     st.Page(ui.PAGE_FILES["compare"], title="Compare", icon=":material/leaderboard:"),
 ])
-ui.sidebar()
+ui.begin_page(page.title)
 try:
     page.run()
 except DeltaInfError as exc:  # a problem the user can fix (missing data, bad index…): one clear line
     st.error(str(exc))
+ui.end_page()  # the sidebar, drawn last so it tells what the page found (pages that stop draw it first)

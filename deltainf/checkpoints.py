@@ -57,8 +57,9 @@ def load_weights_into(model: nn.Module, blob: bytes, filename: str = "weights") 
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     if missing or unexpected:
-        raise CheckpointError(f"{filename} does not fit this architecture: {len(missing)} missing and "
-                              f"{len(unexpected)} unexpected tensors (e.g. {(missing or unexpected)[0]!r})")
+        parts = [f"{len(names)} {what} (e.g. {names[0]!r})" for names, what in
+                 ((missing, "tensors missing"), (unexpected, "unexpected tensors")) if names]
+        raise CheckpointError(f"{filename} does not fit this architecture: {' and '.join(parts)}")
     for k, v in expected.items():
         if state[k].shape != v.shape:
             raise CheckpointError(f"{filename} does not fit: {k} has shape {tuple(state[k].shape)}, "

@@ -19,15 +19,19 @@ EXIT_USAGE = 2
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message):  # one line instead of usage + message
-        raise ConfigError(f"{message} (see: python -m deltainf {self.prog.split()[-1]} --help)")
+        command = " ".join(self.prog.split()[1:])  # "" for the top level, "run" or "table" below it
+        raise ConfigError(f"{message} (see: python -m deltainf {command + ' ' if command else ''}--help)")
 
 
 def _names(text: str) -> tuple[str, ...]:
-    return tuple(n.strip() for n in text.split(",") if n.strip() and n.strip() != "none")
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise argparse.ArgumentTypeError("give comma-separated names, or none")
+    return () if names == ("none",) else names
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .config import CORNERS, DATASETS, DEVICES, MODELS, MODES, TRIGGER_PATTERNS
+    from .config import ATTACK_NAMES, CORNERS, DATASETS, DETECTOR_NAMES, DEVICES, MODELS, MODES, TRIGGER_PATTERNS
 
     parser = _Parser(prog="deltainf", description="Δ-Influence: find and unlearn data poisons with influence collapse.")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
@@ -40,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--n-train", type=int, help="seeded class-balanced subset of the training set")
     g.add_argument("--n-test", type=int, help="seeded class-balanced subset of the test set")
     g.add_argument("--image-size", type=int, default=32, help="imagefolder images are resized to this (default 32)")
-    g.add_argument("--attack", default="badnet", help="poisoning attack (default badnet)")
+    g.add_argument("--attack", default="badnet", help=f"{' | '.join(ATTACK_NAMES)} (default badnet)")
     g.add_argument("--victim", type=int, help="victim class (default: drawn from the seed)")
     g.add_argument("--target", type=int, help="target class (default: drawn from the seed)")
     g.add_argument("--poison-count", type=int, help="poisoned training images (default ≈3.5%% of the data)")
@@ -56,6 +60,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--test-index", type=int, help="which triggered test image is the query (default: seeded pick)")
     g.add_argument("--transforms", type=int, default=50, metavar="T", help="transformed copies (default 50)")
     g.add_argument("--mode", default="full", help=f"{' | '.join(MODES)} (default full)")
+    g.add_argument("--transform-seed", type=int, help="seeds the T copies' draws (default: --seed)")
     g.add_argument("--tau", type=float, help="τ: a Δ below τ counts as a drop (default: suggested from Δ)")
     g.add_argument("--k", type=int, help="flag when ≥ T − k copies drop (default: suggested from Δ)")
     g.add_argument("--test-points", type=int, default=1,
@@ -65,7 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--damping", type=float, help="EK-FAC damping (default: heuristic)")
     g.add_argument("--ekfac-threshold", type=float, default=0.0, help="naive EK-FAC flags scores above this (default 0)")
     g.add_argument("--detectors", type=_names, default=("delta_influence", "ekfac"),
-                   help="comma-separated (default delta_influence,ekfac)")
+                   help=f"comma-separated, or none: {', '.join(DETECTOR_NAMES)} (default delta_influence,ekfac; "
+                        "--flagged-out writes the first)")
     g.add_argument("--unlearn", type=_names, default=(),
                    help="comma-separated unlearning methods: eu, cf, ssd, scrub, badt; or none (default none)")
     g.add_argument("--until-clean", action="store_true",
@@ -88,14 +94,22 @@ def build_parser() -> argparse.ArgumentParser:
                            description="Mean ± sd of TPR, precision, F1 and poison success after EU over seeds (best F1 in bold); "
                                        "Markdown on stdout, and Markdown/CSV/JSON files with --out.")
     table.add_argument("--datasets", type=_names, default=("digits",), help="comma-separated (default digits)")
-    table.add_argument("--attacks", type=_names, default=("badnet",), help="comma-separated (default badnet)")
-    table.add_argument("--detectors", type=_names, default=("delta_influence", "ekfac"), help="comma-separated")
+    table.add_argument("--attacks", type=_names, default=("badnet",),
+                       help=f"comma-separated: {', '.join(ATTACK_NAMES)} (default badnet)")
+    table.add_argument("--detectors", type=_names, default=("delta_influence", "ekfac"),
+                       help=f"comma-separated: {', '.join(DETECTOR_NAMES)} (default delta_influence,ekfac)")
     table.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default 0 1 2)")
     table.add_argument("--no-unlearn", action="store_true", help="skip EU after each detector")
-    for flag, kind in (("--data-root", str), ("--n-train", int), ("--n-test", int), ("--epochs", int),
-                       ("--poison-count", int), ("--transforms", int), ("--model", str), ("--cache-dir", str),
-                       ("--device", str)):
-        table.add_argument(flag, type=kind)
+    for flag, kind, text in (("--data-root", str, "data folder (imagefolder, cifar10/100)"),
+                             ("--n-train", int, "seeded class-balanced training subset"),
+                             ("--n-test", int, "seeded class-balanced test subset"),
+                             ("--epochs", int, "training epochs (default: the model's)"),
+                             ("--poison-count", int, "poisoned training images (default ≈3.5%% of the data)"),
+                             ("--transforms", int, "transformed copies T (default 50)"),
+                             ("--model", str, f"{' | '.join(MODELS)} (default cnn)"),
+                             ("--cache-dir", str, "cache folder (default $DELTAINF_CACHE_DIR or ~/.cache/deltainf)"),
+                             ("--device", str, f"{' | '.join(DEVICES)} (default auto)")):
+        table.add_argument(flag, type=kind, help=text)
     table.add_argument("--out", metavar="PREFIX", help="write PREFIX.md, PREFIX.csv and PREFIX.json")
     table.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
@@ -152,26 +166,44 @@ def run(args) -> dict:
     config = config_from_args(args)
     _check_output(args.json, "--json")
     _check_output(args.flagged_out, "--flagged-out")
+    if args.flagged_out and not config.detectors:
+        raise ConfigError("--flagged-out writes the first detector's flags, but --detectors is none")
     pipe = Pipeline(config, progress=TqdmProgress(disable=args.quiet or not sys.stderr.isatty()))
     report = run_report(pipe)
     print("\n".join(summary_lines(report)))
     if args.json:
         Path(args.json).expanduser().write_text(json.dumps(report, indent=2))
     if args.flagged_out:
-        first = next(iter(report["detectors"]))
-        write_flagged_csv(pipe, first, Path(args.flagged_out).expanduser())
+        if report["detectors"]:
+            write_flagged_csv(pipe, next(iter(report["detectors"])), Path(args.flagged_out).expanduser())
+        else:
+            print(f"deltainf: note: {args.flagged_out} not written: no detector ran (the attack did not implant)",
+                  file=sys.stderr)
     return report
+
+
+def _warn_in_one_line(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"deltainf: warning: {message}", file=sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
-    warnings.filterwarnings("ignore", category=FutureWarning)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.showwarning = _warn_in_one_line  # e.g. a damaged cache entry: a line, not a source path
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE
+        from .device import configure_cpu_threads
+
+        configure_cpu_threads()  # the app's rule too: same seed, same model and flagged set in both
         if args.command == "run":
             run(args)
         elif args.command == "table":

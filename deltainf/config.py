@@ -22,6 +22,9 @@ PRECISIONS = ("auto", "fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda")
 TRIGGER_PATTERNS = ("checker", "white", "random")
 CORNERS = ("bottom-right", "bottom-left", "top-right", "top-left")
+# The registries' names, for help texts without importing torch (a test keeps them equal).
+ATTACK_NAMES = ("badnet", "frequency", "witches_brew")
+DETECTOR_NAMES = ("delta_influence", "delta_label_only", "delta_image_only", "ekfac", "actclust", "specsig", "freqdef")
 
 def default_cache_dir() -> Path:
     """``$DELTAINF_CACHE_DIR``, else the user's cache directory (XDG) ``/deltainf``."""
@@ -58,6 +61,8 @@ class Config:
     test_index: int | None = field(default=None, metadata={"help": "which triggered test image is the query"})
     transforms: int = field(default=50, metadata={"help": "T, the number of transformed copies of the query"})
     mode: str = field(default="full", metadata={"help": "full, label-only or image-only transformations"})
+    transform_seed: int | None = field(default=None, metadata={
+        "help": "seeds the draws of the T copies (augmentation, random label); None = the experiment's seed"})
     tau: float | None = field(default=None, metadata={"help": "τ: a Δ below τ counts as a drop; None = suggested from Δ"})
     k: int | None = field(default=None, metadata={"help": "k: flag when at least T - k copies drop; None = suggested"})
     test_points: int = field(default=1, metadata={"help": "known poisoned test points; flags are intersected"})
@@ -97,11 +102,14 @@ class Config:
             _choice("unlearn", name, tuple(UNLEARNERS))
         if self.tau is not None and (not isinstance(self.tau, (int, float)) or not math.isfinite(self.tau)):
             raise ConfigError(f"--tau must be a finite number, got {self.tau!r}")
+        if not isinstance(self.ekfac_threshold, (int, float)) or not math.isfinite(self.ekfac_threshold):
+            raise ConfigError(f"--ekfac-threshold must be a finite number, got {self.ekfac_threshold!r}")
         _at_least("transforms", self.transforms, 1)
         if self.k is not None and not (isinstance(self.k, int) and 0 <= self.k < self.transforms):
             raise ConfigError(f"--k must be in 0..T-1 = 0..{self.transforms - 1} (T = --transforms), got {self.k}")
         for name, lo in (("epochs", 1), ("poison_count", 0), ("n_train", 10), ("n_test", 10),
-                         ("trigger_size", 1), ("victim", 0), ("target", 0), ("test_index", 0)):
+                         ("trigger_size", 1), ("victim", 0), ("target", 0), ("test_index", 0),
+                         ("transform_seed", 0)):
             value = getattr(self, name)
             if value is not None:
                 _at_least(name, value, lo)

@@ -6,6 +6,7 @@ act on pixels; models normalise internally.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,12 +59,17 @@ def load_dataset(name: str, data_root: str | None, seed: int, *, n_train: int | 
         data = load_imagefolder(Path(data_root).expanduser(), image_size)
     else:  # guarded by Config
         raise DataError(f"unknown dataset {name!r}")
-    if n_train is not None and n_train < len(data.y_train):
-        idx = balanced_subset(data.y_train, n_train, seed)
-        data.x_train, data.y_train = data.x_train[idx], data.y_train[idx]
-    if n_test is not None and n_test < len(data.y_test):
-        idx = balanced_subset(data.y_test, n_test, seed + 1)
-        data.x_test, data.y_test = data.x_test[idx], data.y_test[idx]
+    for split, n, offset in (("train", n_train, 0), ("test", n_test, 1)):
+        x, y = getattr(data, f"x_{split}"), getattr(data, f"y_{split}")
+        if n is None or n == len(y):
+            continue
+        if n > len(y):
+            what = "training" if split == "train" else "test"
+            warnings.warn(f"--n-{split} {n} is more than the {len(y):,} {what} images of {name}: using all of them")
+            continue
+        idx = balanced_subset(y, n, seed + offset)
+        setattr(data, f"x_{split}", x[idx])
+        setattr(data, f"y_{split}", y[idx])
     return data
 
 
@@ -180,7 +186,7 @@ def read_image(source, image_size: int | None = None) -> torch.Tensor:
     """
     from PIL import Image, UnidentifiedImageError
 
-    name = getattr(source, "name", source)
+    name = str(source) if isinstance(source, (str, Path)) else getattr(source, "name", "the image")  # the whole path
     try:
         with Image.open(source) as im:
             im = im.convert("RGB")

@@ -6,6 +6,8 @@ computed under a temporary name, and only renamed into place once complete.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 import shutil
@@ -121,10 +123,39 @@ def factors_dir(root: Path, key: str) -> Path:
     return Path(root) / ANALYSIS / f"factors_{key}"
 
 
-def factors_ready(root: Path, key: str) -> bool:
-    """Complete factors exist for ``key`` (only fully written runs are ever renamed into place)."""
+MANIFEST = "deltainf-manifest.json"  # size and SHA-256 of every factor file, written once the fit completed
+
+
+def _manifest(d: Path) -> dict:
+    return {f.name: [f.stat().st_size, hashlib.sha256(f.read_bytes()).hexdigest()]
+            for f in sorted(d.iterdir()) if f.is_file() and f.name != MANIFEST}
+
+
+def factors_problem(root: Path, key: str, checksums: bool = True) -> str | None:
+    """None when complete, intact factors exist for ``key``; else what is wrong ("missing" when there are none).
+
+    Only fully written fits are renamed into place, with a manifest; a file truncated or altered since
+    (a disk fault, a full disk) fails the size or, with ``checksums``, the SHA-256 check.
+    """
     d = factors_dir(root, key)
-    return d.is_dir() and any(d.glob("lambda_matrix*.safetensors"))
+    if not d.is_dir():
+        return "missing"
+    try:
+        files = json.loads((d / MANIFEST).read_text())
+    except (OSError, ValueError):
+        return "no manifest: an unfinished fit, or one from an older version"
+    for name, (size, digest) in files.items():
+        f = d / name
+        if not f.is_file() or f.stat().st_size != size:
+            return f"{name} is missing or truncated"
+        if checksums and hashlib.sha256(f.read_bytes()).hexdigest() != digest:
+            return f"{name} does not match its checksum"
+    return None
+
+
+def factors_ready(root: Path, key: str) -> bool:
+    """Complete factors exist for ``key`` (sizes checked; :func:`factors_problem` also checks contents)."""
+    return factors_problem(root, key, checksums=False) is None
 
 
 def fit_factors(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, root: Path, key: str,
@@ -150,10 +181,11 @@ def fit_factors(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, 
 
         with_batch_backoff(fit, batch_size, "EK-FAC factors")
         tmp = factors_dir(root, staging)
+        (tmp / MANIFEST).write_text(json.dumps(_manifest(tmp)))
         if factors_ready(root, key):  # another process finished first
             shutil.rmtree(tmp, ignore_errors=True)
         else:
-            if final.exists():  # a damaged leftover that never completed
+            if final.exists():  # a damaged or unfinished leftover
                 shutil.rmtree(final, ignore_errors=True)
             os.replace(tmp, final)
     finally:

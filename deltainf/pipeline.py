@@ -6,7 +6,9 @@ that determines it, and shared by the CLI and the app.
 """
 from __future__ import annotations
 
+import shutil
 import time
+import warnings
 from contextlib import contextmanager
 from functools import cached_property
 
@@ -22,7 +24,7 @@ from .config import Config
 from .data import ImageData, load_dataset
 from .detect import (DETECTORS, Detection, delta_flags, delta_matrix, detection_metrics, score_scale,
                      suggest_tau_k)
-from .device import resolve_device
+from .device import numerics_tag, resolve_device
 from .errors import ConfigError
 from .models import build_model, channel_stats
 from .progress import ProgressFn, silent
@@ -32,6 +34,7 @@ from .unlearn import UNLEARNERS, method_settings
 
 
 IMPLANT_THRESHOLD = 0.5
+LEARNED_OVER_CHANCE = 2.0  # clean accuracy must reach this multiple of chance for an attack to count as implanted
 
 
 class Pipeline:
@@ -116,6 +119,8 @@ class Pipeline:
              "augment": self.augment}
         if self._precision_tag:
             r["precision"] = self.precision
+        if numerics_tag(self.device):
+            r["numerics"] = numerics_tag(self.device)
         return r
 
     @cached_property
@@ -192,9 +197,20 @@ class Pipeline:
 
     @property
     def implanted(self) -> bool:
-        """Whether the attack took hold (poison success ≥ 0.5); detection numbers mean nothing otherwise."""
-        ps = self.model_metrics["poison_success"]
-        return bool(ps == ps and ps >= IMPLANT_THRESHOLD)
+        """Whether the attack took hold (see :attr:`implant_problem`); detection numbers mean nothing otherwise."""
+        return self.implant_problem is None
+
+    @property
+    def implant_problem(self) -> str | None:
+        """Why the attack did not take hold, or None: poison success below 0.5, or a model no better than
+        chance on clean images (one that sends everything to the target "succeeds" without any backdoor)."""
+        m, chance = self.model_metrics, 1 / self.data.num_classes
+        ps = m["poison_success"]
+        if not (ps == ps and ps >= IMPLANT_THRESHOLD):
+            return f"poison success {ps:.2f} < {IMPLANT_THRESHOLD}"
+        if m["clean_acc"] < LEARNED_OVER_CHANCE * chance:
+            return f"clean accuracy {m['clean_acc']:.2f}, no better than chance, {chance:.2f}: the model learned nothing"
+        return None
 
     def _metrics_for(self, key: str, model: nn.Module) -> dict:
         mkey = content_key("metrics", key, array_fingerprint(self.query_image))
@@ -289,7 +305,8 @@ class Pipeline:
         """The original query plus its T transformed copies, for ``mode`` (default: the configured one)."""
         c, mode = self.config, mode or self.config.mode
         offset = self.test_index if self._query_override is None else 0
-        args = (self.query_image, self.query_label, self.data.num_classes, c.transforms, mode, c.seed + offset)
+        seed = c.seed if c.transform_seed is None else c.transform_seed
+        args = (self.query_image, self.query_label, self.data.num_classes, c.transforms, mode, seed + offset)
         # Cached so a warm run never needs torchvision (whose import alone costs ~3 s).
         key = content_key("queries", array_fingerprint(args[0]), *args[1:])
         entry = self.store.get(key)
@@ -314,12 +331,18 @@ class Pipeline:
     def _factors_for(self, model, key, x, y):
         root = self.store.kron_root
         with self._timed("factors_s"):
-            self.cached["factors_s"] = influence.factors_ready(root, key)
-            if not self.cached["factors_s"]:
+            problem = influence.factors_problem(root, key)
+            self.cached["factors_s"] = problem is None
+            if problem is not None:
                 self.progress("factors", 0, 1)
                 with self.store.lock(key):
-                    influence.fit_factors(model, x, y, root, key, self.device, seed=self.config.seed,
-                                          batch_size=self.influence_batch, precision=self.precision)
+                    problem = influence.factors_problem(root, key)  # another process may have fitted them
+                    if problem is not None and problem != "missing":
+                        warnings.warn(f"EK-FAC factors {key} cannot be trusted ({problem}); refitting them")
+                        shutil.rmtree(influence.factors_dir(root, key), ignore_errors=True)
+                    if problem is not None:
+                        influence.fit_factors(model, x, y, root, key, self.device, seed=self.config.seed,
+                                              batch_size=self.influence_batch, precision=self.precision)
                 self.progress("factors", 1, 1)
         return influence.factors_dir(root, key)
 

@@ -65,7 +65,7 @@ def run_report(pipe) -> dict:
                  "victim": p.victim, "target": p.target, "test_index": pipe.test_index,
                  "query_label": pipe.query_label, "classes": p.data.classes},
         "model": {"clean_acc": model_metrics["clean_acc"], "poison_success": model_metrics["poison_success"],
-                  "implanted": pipe.implanted},
+                  "implanted": pipe.implanted, "implant_problem": pipe.implant_problem},
         "detectors": detectors,
         "unlearn": unlearn,
         **({"counterfactual": counterfactual} if counterfactual else {}),
@@ -92,8 +92,9 @@ def summary_lines(report: dict) -> list[str]:
         f"T = {c['transforms']} ({c['mode']})   [factors {t['factors_s']:.1f} s, scores {t['scores_s']:.1f} s]",
     ]
     if not m.get("implanted", True):
-        lines.append(f"the attack did not implant (poison success {_fmt(m['poison_success'])} < 0.5): detection would be "
-                     f"meaningless, so none ran; try more poisons (--poison-count) or epochs (--epochs)")
+        why = m.get("implant_problem") or f"poison success {_fmt(m['poison_success'])} < 0.5"
+        lines.append(f"the attack did not implant ({why}): detection would be meaningless, so none ran; "
+                     f"try more data (--n-train), poisons (--poison-count) or epochs (--epochs)")
         return lines
     lines.append(f"{'detector':<18}{'TPR':>6}{'precision':>11}{'flagged':>9}")
     for name, r in report["detectors"].items():

@@ -32,7 +32,7 @@ PAGE_FILES = {
     "compare": "pages/compare.py",
 }
 #: Config fields that do not change the trained model (so changing them never asks to train again).
-QUERY_FIELDS = ("test_index", "transforms", "mode", "tau", "k", "damping", "ekfac_threshold", "detectors", "unlearn")
+QUERY_FIELDS = ("test_index", "transforms", "mode", "transform_seed", "tau", "k", "damping", "ekfac_threshold", "detectors", "unlearn")
 STAGE_TEXT = {"train": "training the model", "factors": "fitting EK-FAC factors (one pass + eigendecomposition)",
               "scores": "scoring the T + 1 queries against every training point"}
 MAX_PIPELINES = 4
@@ -166,6 +166,7 @@ class Runtime:
         self.ready: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Pipeline → levels loaded in memory
         self.jobs: OrderedDict[tuple, Job] = OrderedDict()
         self.views: OrderedDict[tuple, Any] = OrderedDict()
+        self.notice: str | None = None      # a server setting that could not be used, shown in the sidebar
 
     def store(self, root) -> Any:
         from deltainf.cache import Store
@@ -240,20 +241,16 @@ def _silent(stage, done, total):
 
 @st.cache_resource(show_spinner=False)
 def runtime() -> Runtime:
-    _limit_torch_threads()
-    return Runtime()
+    """The server's one Runtime. Sets torch's CPU threads by the engine's rule (the CLI's too), so the app
+    and the CLI give the same model and flagged set from the same seed and share one cache."""
+    from deltainf.device import configure_cpu_threads
 
-
-def _limit_torch_threads() -> None:
-    """Leave one core to the server and the browser: the UI stays responsive while a job computes, and
-    torch's thread pool never fights another process for every core (on a busy 2-core machine two
-    threads made the built-in walk-through 15× slower than one). ``DELTAINF_TORCH_THREADS`` overrides."""
-    import os
-
-    import torch
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    torch.set_num_threads(int(os.environ.get("DELTAINF_TORCH_THREADS") or max(1, cores - 1)))
+    rt = Runtime()
+    try:
+        configure_cpu_threads()
+    except DeltaInfError as exc:
+        rt.notice = f"{exc}; using torch's default"
+    return rt
 
 
 def pipeline(cfg: Config | None = None) -> tuple[tuple, Any]:
@@ -322,15 +319,15 @@ def require_trained(level: str = "model"):
         st.info("There is no trained model for the current experiment yet. Open **Experiment** and press "
                 "**Train** first (it loads from the cache when this experiment was trained before).")
         page_link("experiment", "Go to Experiment")
-        st.stop()
+        stop()
     if not job.finished.is_set():
         st.info("The model is still training; this page opens when it is done.")
         progress_panel(job)
-        st.stop()
+        stop()
     if job.error:
         st.info(f"Training failed ({job.error}). Fix the experiment on the **Experiment** page and train again.")
         page_link("experiment", "Go to Experiment")
-        st.stop()
+        stop()
     ikey, pipe = pipeline()
     rt = runtime()
     if not rt.is_ready(pipe, level):
@@ -411,13 +408,13 @@ def await_job(job: Job, wait: float = 0.6, what: str | None = None) -> Any:
     """The job's result; else show its progress (or its error) and stop this script run."""
     if not job.finished.wait(wait):
         progress_panel(job, what)
-        st.stop()
+        stop()
     if job.error:
         st.error(f"{job.label} failed: {job.error}")
         if job.trace:
             with st.expander("Traceback"):
                 st.code(job.trace)
-        st.stop()
+        stop()
     return job.result
 
 
@@ -431,38 +428,35 @@ def require_scores(ikey: tuple, pipe) -> Job:
         st.info("Influence scores are not computed yet for this test image. Open **Influence** first: it "
                 "computes them (or loads them from the cache) and lets you tune τ and k.")
         page_link("influence", "Go to Influence")
-        st.stop()
+        stop()
     return job
 
 
 # ----------------------------------------------------------------------------- sidebar
-def sidebar() -> None:
+def begin_page(page_title: str) -> None:
+    """Before a page runs: its sidebar is drawn after it (by :func:`stop` or :func:`end_page`), so what the
+    sidebar says about jobs is what the page found (a job can finish or fail while the page waits on it)."""
+    st.session_state["_sidebar_for"] = page_title
+
+
+def end_page() -> None:
+    """Draw this run's sidebar, once."""
+    page_title = st.session_state.pop("_sidebar_for", None)
+    if page_title is not None:
+        sidebar(page_title)
+
+
+def stop() -> None:
+    """``st.stop()`` after drawing the sidebar (nothing can be drawn after a stop)."""
+    end_page()
+    st.stop()
+
+
+def sidebar(page_title: str = "") -> None:
+    """The session's experiment, running jobs, the cache and the device."""
     cfg = config()
-    weights, query = uploads()
     with st.sidebar:
-        st.markdown("#### Current experiment")
-        data = {"digits": "built-in digits", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
-                "imagefolder": f"ImageFolder {cfg.data_root}"}.get(cfg.dataset, cfg.dataset)
-        lines = [f"**{data}** · {cfg.attack} · {cfg.model} · seed {cfg.seed}"]
-        tjob = runtime().jobs.get(train_key())
-        if tjob is not None and tjob.ok:
-            m = tjob.result["metrics"]
-            lines.append(f"clean acc {m['clean_acc']:.3f} · poison success {m['poison_success']:.2f}")
-        elif tjob is not None and not tjob.finished.is_set():
-            lines.append("training…")
-        else:
-            lines.append("not trained yet")
-        lines.append(f"weights: {'uploaded ' + weights.name if weights else 'trained here'}")
-        lines.append(f"test image: {'uploaded ' + query.name if query else ('#' + str(cfg.test_index) if cfg.test_index is not None else 'seeded pick')}")
-        tau, k = st.session_state.det_tau, st.session_state.det_k
-        lines.append(f"T = {cfg.transforms} ({cfg.mode}) · " + ("τ, k: suggested from Δ" if tau is None or k is None
-                                                              else f"τ = {tau:.4g} · k = {k}"))
-        st.markdown("  \n".join(lines))
-        running = runtime().running()
-        if running:
-            st.markdown("#### Running")
-            for job in running:
-                st.caption(f"{job.label}: {job.text()}")
+        _sidebar_status_body(page_title)
         st.markdown("#### Cache")
         try:
             s = runtime().store(cfg.cache_path).summary()
@@ -472,6 +466,8 @@ def sidebar() -> None:
             st.caption(f"unavailable: {exc}")
         st.markdown("#### Device")
         st.caption(device_text(cfg.device))
+        if runtime().notice:
+            st.warning(runtime().notice)
 
 
 @st.cache_data(show_spinner=False)
@@ -482,6 +478,40 @@ def device_text(name: str) -> str:
         return describe(resolve_device(name))
     except DeltaInfError as exc:
         return str(exc)
+
+
+def _sidebar_status_body(page_title: str) -> None:
+    cfg = config()
+    weights, query = uploads()
+    st.markdown("#### Current experiment")
+    data = {"digits": "built-in digits", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
+            "imagefolder": f"ImageFolder {cfg.data_root}"}.get(cfg.dataset, cfg.dataset)
+    lines = [f"**{data}** · {cfg.attack} · {cfg.model} · seed {cfg.seed}"]
+    tjob = runtime().jobs.get(train_key())
+    if tjob is not None and tjob.ok:
+        m = tjob.result["metrics"]
+        lines.append(f"clean acc {m['clean_acc']:.3f} · poison success {m['poison_success']:.2f}")
+    elif tjob is not None and not tjob.finished.is_set():
+        lines.append("training…")
+    elif tjob is not None:
+        lines.append("training failed (see the Experiment page)")
+    else:
+        lines.append("not trained yet")
+    lines.append(f"weights: {'uploaded ' + weights.name if weights else 'trained here'}")
+    lines.append(f"test image: {'uploaded ' + query.name if query else ('#' + str(cfg.test_index) if cfg.test_index is not None else 'seeded pick')}")
+    tau, k = st.session_state.det_tau, st.session_state.det_k
+    if page_title == "Influence":  # its sliders rerun only their own fragment, never this sidebar
+        tk = "τ, k: set on this page"
+    else:
+        tk = "τ, k: suggested from Δ" if tau is None or k is None else f"τ = {tau:.4g} · k = {k}"
+    lines.append(f"T = {cfg.transforms} ({cfg.mode}) · {tk}")
+    st.markdown("  \n".join(lines))
+    running = runtime().running()
+    if running:
+        st.markdown("#### Running")
+        for job in running:
+            st.caption(f"{job.label}: {job.text()}")
+
 
 
 # ----------------------------------------------------------------------------- cached page data

@@ -73,7 +73,7 @@ job = ui.runtime().jobs.get(last) if last else None
 if job is None or last[1] != ikey:
     st.info("Choose methods and detectors, then press the button (EU retrains once per detector; on the built-in "
             "data each run takes a few seconds).")
-    st.stop()
+    ui.stop()
 grid = ui.await_job(job, what="Unlearning each detector's flags in the background…")
 with st.container(key="grid_table"):
     st.table([{"detector": r["detector"], "method": r["method"].upper(), "flagged": r["n_flagged"],

@@ -1,6 +1,4 @@
 """Transformations: the T copies of the test image, each with one augmentation and a random label."""
-import dataclasses
-
 import streamlit as st
 
 from deltainf import views
@@ -15,7 +13,6 @@ st.caption("Each copy of the test image gets one augmentation drawn at random (f
 
 ikey, pipe = ui.require_trained("queries")
 cfg = ui.config()
-SEED_FIELD = "transform_seed" if "transform_seed" in {f.name for f in dataclasses.fields(cfg)} else None
 
 
 def change(**fields) -> None:
@@ -38,15 +35,11 @@ c2.segmented_control("Mode", MODES, default=cfg.mode, key="mode_input", selectio
                      on_change=lambda: change(mode=st.session_state.mode_input or cfg.mode),
                      help="full: new image and random label; label-only: random label on the unchanged image; "
                           "image-only: transformed image keeping the predicted label (ablations).")
-if SEED_FIELD:
-    current = getattr(cfg, SEED_FIELD)
-    c3.number_input("Seed of the draws", min_value=0, value=cfg.seed if current is None else current, step=1,
-                    key="transform_seed_input",
-                    on_change=lambda: change(**{SEED_FIELD: int(st.session_state.transform_seed_input)}))
-else:
-    c3.number_input("Seed of the draws", value=cfg.seed, disabled=True, key="transform_seed_input",
-                    help="The draws follow the experiment's seed (set on the Experiment page); a separate "
-                         "seed for the transformations needs engine support.")
+current = cfg.transform_seed
+c3.number_input("Seed of the draws", min_value=0, value=cfg.seed if current is None else current, step=1,
+                key="transform_seed_input",
+                on_change=lambda: change(transform_seed=int(st.session_state.transform_seed_input)),
+                help="Draw another set of copies (augmentations and labels); the model stays the same.")
 if st.session_state.get("transform_error"):
     st.error(st.session_state.transform_error)
 

@@ -62,7 +62,7 @@ last = st.session_state.get("unlearn_job")
 job = ui.runtime().jobs.get(last) if last else None
 if job is None or last[1] != ikey:
     st.info("Choose one or more methods and press **Run unlearning**.")
-    st.stop()
+    ui.stop()
 res = ui.await_job(job, what=f"{job.label} in the background…")
 _, methods_done, source_done, tau_done, k_done, repeat_done = last[1:]
 done = res["methods"]

@@ -252,16 +252,22 @@ def test_test_image_page_pick_and_uploads(pipe):
 def test_transformations_page_controls():
     at = trained(open_app())
     check(at.switch_page(PAGES["transforms"]).run())
-    assert "T = 50" in texts(at.markdown)
+    settle(at, lambda a: "T = 50" in texts(a.markdown))
     assert len(captions(at)) == 51 and "→" in captions(at)[1]  # "1: augmentation → random label"
     assert at.segmented_control(key="mode_input").value == "full"
     check(at.number_input(key="T_input").set_value(8).run())
     assert at.session_state["config"].transforms == 8
-    assert "T = 8" in texts(at.markdown)
+    settle(at, lambda a: "T = 8" in texts(a.markdown))  # the new copies are drawn in the background
     assert len(captions(at)) == 9 and captions(at)[0].startswith("original")
     check(at.segmented_control(key="mode_input").set_value("label-only").run())
     assert at.session_state["config"].mode == "label-only"
-    assert sum("label only" in c for c in captions(at)) == 8  # the 8 copies, captioned with their random label
+    settle(at, lambda a: sum("label only" in c for c in captions(a)) == 8)  # the 8 copies, with their random label
+    check(at.segmented_control(key="mode_input").set_value("full").run())
+    settle(at, lambda a: len(captions(a)) == 9 and "label only" not in captions(a)[1])
+    before = captions(at)
+    check(at.number_input(key="transform_seed_input").set_value(at.session_state["config"].seed + 1).run())
+    assert at.session_state["config"].transform_seed == at.session_state["config"].seed + 1
+    settle(at, lambda a: len(captions(a)) == 9 and captions(a)[1:] != before[1:])  # other augmentations, labels
 
 
 def test_influence_sliders_change_the_metrics(pipe):

@@ -57,6 +57,11 @@ def test_json_and_flagged_csv(demo, cache_dir, tmp_path, capsys):
     (["run", "--epochs", "two"], "--epochs"),
     (["run", "--bogus-flag"], "unrecognized"),
     (["explode"], "invalid choice"),
+    (["--bogus"], "see: python -m deltainf --help"),
+    (["run", "--detectors", ""], "--detectors"),
+    (["run", "--ekfac-threshold", "nan"], "--ekfac-threshold"),
+    (["run", "--transform-seed", "-1"], "transform"),
+    (["run", "--detectors", "none", "--flagged-out", "out.csv"], "--flagged-out"),
 ])
 def test_bad_input_exits_2_with_one_line(argv, needle, cache_dir, capsys):
     code, stdout, stderr = _run(capsys, *argv, *(["--cache-dir", str(cache_dir)] if argv[0] == "run" else []))
@@ -84,3 +89,17 @@ def test_real_process_prints_no_traceback(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines() == [r.stderr.strip()] and "--tau" in r.stderr
+
+
+def test_bad_thread_setting_is_one_line(monkeypatch, cache_dir, capsys):
+    monkeypatch.setenv("DELTAINF_TORCH_THREADS", "many")
+    code, _, stderr = _run(capsys, "run", "--cache-dir", str(cache_dir))
+    assert code == 2 and stderr.strip().splitlines() == [stderr.strip()] and "DELTAINF_TORCH_THREADS" in stderr
+
+
+def test_attack_that_did_not_implant_writes_no_flagged_csv(cache_dir, tmp_path, capsys):
+    out = tmp_path / "flagged.csv"
+    code, stdout, stderr = _run(capsys, "run", "--cache-dir", str(cache_dir), "--poison-count", "0", "--quiet",
+                                "--flagged-out", str(out))
+    assert code == 0 and "did not implant" in stdout
+    assert "not written" in stderr and not out.exists()

@@ -61,7 +61,7 @@ def test_imagefolder_layout_errors(tmp_path, breakage, needle):
 def test_broken_image_is_named(tmp_path):
     root = _tree(tmp_path)
     (root / "train" / "cat" / "zz.png").write_bytes(b"not a png")
-    with pytest.raises(DataError, match="zz.png"):
+    with pytest.raises(DataError, match=r"train/cat/zz\.png is not a readable image"):  # split and class too
         load_imagefolder(root, 16)
 
 
@@ -84,3 +84,9 @@ def test_cifar_offline_without_data_says_where_to_put_it(tmp_path, monkeypatch):
     monkeypatch.setattr(tvu, "download_url", offline)
     with pytest.raises(DataError, match="extract it into"):
         load_dataset("cifar10", str(tmp_path), seed=0)
+
+
+def test_subset_larger_than_the_data_says_so():
+    with pytest.warns(UserWarning, match="more than the 1,438 training images"):
+        data = load_dataset("digits", None, 0, n_train=10**6)
+    assert len(data.y_train) == 1438

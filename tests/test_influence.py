@@ -51,6 +51,25 @@ def test_incomplete_factor_folder_is_not_trusted(demo, tmp_path):
     assert any(d.glob("lambda_matrix*.safetensors"))
 
 
+def test_damaged_factor_files_are_refitted_not_read(demo):
+    """A factor file altered or truncated after its fit is caught (checksum, size) and refitted with a warning."""
+    p, q, root, key = demo.poisoned.data, demo.queries(), demo.store.kron_root, "factors-test-damaged"
+    x, y = p.x_train[:200], p.y_train[:200]
+    f = demo._factors_for(demo.model, key, x, y) / "activation_eigenvectors.safetensors"
+    good = f.read_bytes()
+    f.write_bytes(good[:-8] + bytes(8))  # same size, other contents
+    assert influence.factors_ready(root, key) and "checksum" in influence.factors_problem(root, key)
+    with pytest.warns(UserWarning, match="checksum"):
+        demo._factors_for(demo.model, key, x, y)
+    assert influence.factors_problem(root, key) is None
+    f.write_bytes(f.read_bytes()[:50])  # truncated, as the bug report's disk fault
+    assert not influence.factors_ready(root, key)
+    with pytest.warns(UserWarning, match="truncated"):
+        demo._factors_for(demo.model, key, x, y)
+    scores = influence.pairwise_scores(demo.model, q.images[:2], q.labels[:2], x, y, root, key, demo.device)
+    assert scores.shape == (2, 200) and np.isfinite(scores).all()
+
+
 def test_precision_choices():
     """bf16 lowers what kronfluence's docs call safe to lower; fp32 leaves its defaults alone."""
     f32, b16 = influence.factor_arguments("fp32"), influence.factor_arguments("bf16")

@@ -98,3 +98,36 @@ def test_at_tau_k_reuses_scores_and_flags_by_the_new_rule(demo, monkeypatch):
     assert np.array_equal(other.detect("delta_influence").flagged, expected)
     assert not np.array_equal(expected, demo.detect("delta_influence").flagged)
     assert demo.config.tau is None  # the original is untouched
+
+
+def test_transform_seed_redraws_the_copies_not_the_model(demo):
+    import torch
+
+    other = Pipeline(demo.config.replace(transform_seed=demo.config.seed + 1), store=demo.store)
+    assert other.train_key == demo.train_key  # the model is reused
+    a, b = demo.queries(), other.queries()
+    assert torch.equal(a.images[0], b.images[0]) and not torch.equal(a.images[1:], b.images[1:])
+    same = Pipeline(demo.config.replace(transform_seed=demo.config.seed), store=demo.store)
+    assert torch.equal(same.queries().images, a.images)  # None means the experiment's seed
+    with pytest.raises(ConfigError, match="transform"):
+        demo.config.replace(transform_seed=-1)
+
+
+def test_cpu_thread_count_is_part_of_the_model_key(demo):
+    """Multi-threaded CPU sums depend on the thread count, so models trained with another count are not mixed."""
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(before + 1)
+        assert Pipeline(demo.config, store=demo.store).train_key != demo.train_key
+    finally:
+        torch.set_num_threads(before)
+    assert Pipeline(demo.config, store=demo.store).train_key == demo.train_key
+
+
+def test_a_model_at_chance_is_not_an_implanted_backdoor(cache_dir):
+    """Ten training images: the model sends everything to the target, so "poison success" is 1 without a backdoor."""
+    pipe = Pipeline(Config(n_train=10, cache_dir=str(cache_dir)), store=Store(cache_dir))
+    assert pipe.model_metrics["poison_success"] >= 0.5
+    assert not pipe.implanted and "chance" in pipe.implant_problem

@@ -35,6 +35,7 @@ from scipy.fft import idct, idctn
 from torch import nn
 
 from ..data import ImageData
+from ..device import numerics_tag, resolve_device
 from ..errors import ConfigError
 from ..cache import array_fingerprint, content_key
 from . import Poisoned, register, relabel_with_trigger, victim_and_target
@@ -124,7 +125,7 @@ def smooth_pattern(config, data: ImageData, victim: int, target: int) -> np.ndar
 
     key = content_key("frequency-trigger", ALGORITHM_VERSION, array_fingerprint(data.x_train, data.y_train), config.seed, victim, target,
                       AMPLITUDE, FREQ_RADIUS, OPT_STEPS, SURROGATE, config.epochs, config.lr, config.batch_size,
-                      config.weight_decay, config.label_smoothing)
+                      config.weight_decay, config.label_smoothing, *numerics_tag(resolve_device(config.device)))
     return cached_arrays(config, key, make)["pattern"]
 
 

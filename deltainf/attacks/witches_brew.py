@@ -31,7 +31,7 @@ from torch import nn
 from ..cache import Store, array_fingerprint, content_key
 from ..checkpoints import arrays_to_model, state_to_arrays
 from ..data import ImageData
-from ..device import resolve_device
+from ..device import numerics_tag, resolve_device
 from ..errors import CacheError, ConfigError
 from ..models import build_model, channel_stats
 from ..train import DEFAULT_EPOCHS, DEFAULT_LR, predict_logits, to_float, train_model
@@ -93,6 +93,8 @@ def surrogate_model(config, data: ImageData, model_name: str | None = None, memb
     recipe = {"model": name, "epochs": epochs, "lr": lr, "batch_size": config.batch_size,
               "weight_decay": config.weight_decay, "label_smoothing": config.label_smoothing, "seed": seed}
     device = resolve_device(config.device)
+    if numerics_tag(device):
+        recipe["numerics"] = numerics_tag(device)
 
     def new():
         with torch.random.fork_rng(devices=[]):
@@ -234,7 +236,7 @@ def witches_brew(config, data: ImageData) -> Poisoned:
         key = content_key("witches-brew", ALGORITHM_VERSION, array_fingerprint(data.x_train, data.y_train, data.x_test),
                           config.seed, adv, count, target_idx, EPS, STEPS, RESTARTS, STEP_SIZE, ENSEMBLE,
                           config.model, config.epochs, config.lr, config.batch_size, config.weight_decay,
-                          config.label_smoothing)
+                          config.label_smoothing, *numerics_tag(resolve_device(config.device)))
         x_train[poison_idx] = torch.from_numpy(np.array(cached_arrays(config, key, make)["poisons"]))
     poisoned = ImageData(data.name, data.classes, x_train, data.y_train.clone(), data.x_test, data.y_test)
     h, w = data.image_shape[1:]
