@@ -37,9 +37,13 @@ def test_until_clean_reports_rounds(demo):
 def test_until_clean_adds_points_when_the_first_flags_miss(demo):
     flagged = np.zeros_like(demo.is_poison)
     flagged[np.flatnonzero(demo.is_poison)[:5]] = True  # far too few: the backdoor survives round 1
+    demo.scores()
+    own = {k: demo.timings.get(k) for k in ("factors_s", "scores_s")}
     _, r = demo.unlearn_until_clean("eu", flagged, max_rounds=2)
     assert r["per_round"][0]["query_pred"] == demo.query_label
     assert r["rounds"] == 2 and r["total_removed"] > 5
+    assert {k: demo.timings.get(k) for k in own} == own  # the re-check's factors and scores are counted apart
+    assert demo.timings["recheck_s"] > 0
     assert r["per_round"][1]["hits"] > r["per_round"][0]["hits"]
 
 
