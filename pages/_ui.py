@@ -32,7 +32,8 @@ PAGE_FILES = {
     "compare": "pages/compare.py",
 }
 #: Config fields that do not change the trained model (so changing them never asks to train again).
-QUERY_FIELDS = ("test_index", "transforms", "mode", "transform_seed", "tau", "k", "damping", "ekfac_threshold", "detectors", "unlearn")
+QUERY_FIELDS = ("test_index", "transforms", "mode", "transform_seed", "tau", "k", "damping", "ekfac_threshold",
+                "detectors", "unlearn")
 STAGE_TEXT = {"train": "training the model", "factors": "fitting EK-FAC factors (one pass + eigendecomposition)",
               "scores": "scoring the T + 1 queries against every training point"}
 MAX_PIPELINES = 4
@@ -470,16 +471,6 @@ def sidebar(page_title: str = "") -> None:
             st.warning(runtime().notice)
 
 
-@st.cache_data(show_spinner=False)
-def device_text(name: str) -> str:
-    from deltainf.device import describe, resolve_device
-
-    try:
-        return describe(resolve_device(name))
-    except DeltaInfError as exc:
-        return str(exc)
-
-
 def _sidebar_status_body(page_title: str) -> None:
     cfg = config()
     weights, query = uploads()
@@ -512,6 +503,15 @@ def _sidebar_status_body(page_title: str) -> None:
         for job in running:
             st.caption(f"{job.label}: {job.text()}")
 
+
+@st.cache_data(show_spinner=False)
+def device_text(name: str) -> str:
+    from deltainf.device import describe, resolve_device
+
+    try:
+        return describe(resolve_device(name))
+    except DeltaInfError as exc:
+        return str(exc)
 
 
 # ----------------------------------------------------------------------------- cached page data
