@@ -16,16 +16,21 @@ def _method_colour(m: str, i: int = 0) -> str:
     return METHOD_COLOURS.get(m, ["#000000", "#F0E442"][i % 2])
 
 
+def _labels(values: list[float]) -> list[str]:
+    """Clean accuracy to 3 decimals, poison success to 2: as the metrics beside the chart show them."""
+    return [f"{values[0]:.3f}", f"{values[1]:.2f}"]
+
+
 def before_after_figure(before: dict, afters: dict[str, dict]) -> go.Figure:
     """Clean accuracy and poison success of the poisoned model, then after each unlearning method."""
     names = ["clean accuracy", "poison success"]
     b = [before["clean_acc"], before["poison_success"]]
     data = [_bar(names, b, "before (poisoned model)", POISON, "before: %{y:.3f}", opacity=1.0,
-                 text=[f"{v:.2f}" for v in b], textposition="outside")]
+                 text=_labels(b), textposition="outside")]
     for i, (m, a) in enumerate(afters.items()):
         v = [a["clean_acc"], a["poison_success"]]
         data.append(_bar(names, v, f"after {m.upper()}", _method_colour(m, i), f"after {m.upper()}: %{{y:.3f}}",
-                         opacity=1.0, text=[f"{x:.2f}" for x in v], textposition="outside"))
+                         opacity=1.0, text=_labels(v), textposition="outside"))
     title = "Before and after unlearning" if len(afters) == 1 else "Before and after each unlearning method"
     layout = _layout(title, "", "fraction of test images", height=340, barmode="group")
     layout["yaxis"]["range"] = [0, 1.15]

@@ -63,6 +63,7 @@ def init_state() -> None:
         ss.det_tau = ss.config.tau  # τ in raw score units as last set on the Influence page (None: suggest)
         ss.det_scale = None     # the score scale det_tau was set against
         ss.det_k = ss.config.k  # None: suggest
+        ss.det_chosen = ss.config.tau is not None or ss.config.k is not None  # set by the user, not suggested
 
 
 def config() -> Config:
@@ -333,6 +334,10 @@ def require_trained(level: str = "model"):
     rt = runtime()
     if not rt.is_ready(pipe, level):
         await_job(rt.start(("prepare", level, ikey), LEVELS[level], pipe, _prepare(level)))
+    if not pipe.implanted:  # the CLI runs no detector then; here every page says why its numbers mean nothing
+        st.warning(f"The attack did not implant ({pipe.implant_problem}): there is no backdoor to trace, so "
+                   f"flags, TPR and precision on these pages mean nothing. Try more poisons, more training "
+                   f"images or more epochs on the Experiment page.")
     return ikey, pipe
 
 
@@ -366,8 +371,12 @@ def delta_view(ikey: tuple, pipe):
 # ----------------------------------------------------------------------------- τ and k, kept across pages
 def detector_params(view, pipe) -> tuple[float, int]:
     """The τ (raw) and k last chosen on the Influence page (rescaled if the score scale changed), or the
-    engine's suggestion from Δ alone while none was chosen."""
+    engine's suggestion from Δ alone while none was chosen — suggested again for every new Δ matrix."""
     ss = st.session_state
+    seen = (view.scale, view.T, pipe.config.mode, pipe.config.transform_seed, pipe.test_index)
+    if not ss.get("det_chosen") and ss.get("det_seen") != seen:
+        ss.det_tau = ss.det_k = None  # a suggestion for another experiment is not a choice
+    ss.det_seen = seen
     if ss.det_tau is None or ss.det_k is None:
         tau, k, _ = pipe.tau_k(pipe.config.mode)
         ss.det_tau = float(tau) if ss.det_tau is None else ss.det_tau
@@ -491,10 +500,12 @@ def _sidebar_status_body(page_title: str) -> None:
     lines.append(f"weights: {'uploaded ' + weights.name if weights else 'trained here'}")
     lines.append(f"test image: {'uploaded ' + query.name if query else ('#' + str(cfg.test_index) if cfg.test_index is not None else 'seeded pick')}")
     tau, k = st.session_state.det_tau, st.session_state.det_k
-    if page_title == "Influence":  # its sliders rerun only their own fragment, never this sidebar
+    if page_title == "Influence" and tjob is not None and tjob.ok:  # its sliders rerun only their fragment
         tk = "τ, k: set on this page"
     else:
         tk = "τ, k: suggested from Δ" if tau is None or k is None else f"τ = {tau:.4g} · k = {k}"
+        if tau is not None and k is not None and not st.session_state.get("det_chosen"):
+            tk += " (suggested)"
     lines.append(f"T = {cfg.transforms} ({cfg.mode}) · {tk}")
     st.markdown("  \n".join(lines))
     running = runtime().running()

@@ -21,8 +21,8 @@ rows = ui.await_job(ui.runtime().start(("compare", ikey, tuple(names)), "Every d
 # …then the ones with a τ/k rule again at the session's τ and k: fast, from the cached scores.
 tau, k = st.session_state.det_tau, st.session_state.det_k
 tuned = [n for n in names if {"tau", "k"} & set(pipe.detect(n).params)]
-tk_pipe = pipe  # Δ detectors at the session's τ and k once they are set (else the engine's suggestion)
-if tau is not None and k is not None and tuned:
+tk_pipe = pipe  # Δ detectors at the τ and k the user chose on Influence (else each one's own suggestion)
+if st.session_state.get("det_chosen") and tau is not None and k is not None and tuned:
     k = min(k, pipe.config.transforms - 1)
     tk_pipe = ui.runtime().view(("at_tau_k", ikey, tau, k), lambda: pipe.at_tau_k(tau, k))
     again = ui.await_job(ui.runtime().start(("compare", ikey, tau, k, tuple(tuned)), "Δ detectors at your τ and k",

@@ -144,9 +144,6 @@ cols[1].metric("Poison success", f"{m['poison_success']:.2f}",
                help="Share of triggered test images the model sends to the attacker's class.")
 cols[2].metric("Poisons", f"{facts['n_poison']} / {facts['n_train']}", help="Poisoned / all training images.")
 cols[3].metric("Attack", f"{facts['victim']} → {facts['target']}", help="Victim class → target class.")
-if not pipe.implanted:
-    st.warning(f"The attack did not implant ({pipe.implant_problem}), so the detection numbers on the next pages "
-               f"would mean nothing: try more poisons, more training images or more epochs.")
 t = result["timings"].get("train_s", 0.0)
 st.caption(f"Model {'loaded from the cache' if result['cached'].get('train_s') else 'trained'} in {t:.1f} s on "
            f"{ui.device_text(ui.config().device)}.")

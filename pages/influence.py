@@ -27,22 +27,34 @@ st.markdown(f"{view.delta.shape[1]} training points ({int(view.is_poison.sum())}
 
 def _from_rel() -> None:
     ss = st.session_state
-    ss.det_tau = float(ss.tau_rel) * view.scale
+    ss.det_tau, ss.det_chosen = float(ss.tau_rel) * view.scale, True
     ss.tau_raw = ss.det_tau
 
 
 def _from_raw() -> None:
     ss = st.session_state
-    ss.det_tau = float(ss.tau_raw)
-    ss.tau_rel = float(np.clip(round(ss.det_tau / view.scale / STEP) * STEP, -2.0, 2.0))
+    ss.det_tau, ss.det_chosen = float(ss.tau_raw), True
+    ss.tau_rel = _rel(ss.det_tau)
 
 
 def _from_k() -> None:
-    st.session_state.det_k = int(st.session_state.k)
+    st.session_state.det_k, st.session_state.det_chosen = int(st.session_state.k), True
 
 
 def _use_suggestion() -> None:
     st.session_state.det_tau, st.session_state.det_k = suggested
+    st.session_state.det_chosen = False
+
+
+def _rel(tau: float) -> float:
+    return float(np.clip(round(tau / view.scale / STEP) * STEP, -2.0, 2.0))
+
+
+def _set(key: str, value) -> None:
+    """Give a widget the session's value only when it differs: rewriting a value the widget already holds
+    made fast key presses on the slider get lost."""
+    if st.session_state.get(key) != value:
+        st.session_state[key] = value
 
 
 @st.fragment
@@ -51,9 +63,10 @@ def live() -> None:
     ss = st.session_state
     tau, k = float(ss.det_tau), int(ss.det_k)
     # Widgets take their values from the session's τ and k, which outlive page switches.
-    ss.tau_raw = tau
-    ss.tau_rel = float(np.clip(round(tau / view.scale / STEP) * STEP, -2.0, 2.0))
-    ss.k = k
+    _set("tau_raw", tau)
+    if abs(ss.get("tau_rel", np.inf) * view.scale - tau) > STEP * view.scale / 2:  # the slider shows τ rounded
+        _set("tau_rel", _rel(tau))
+    _set("k", k)
     c1, c2, c3 = st.columns([3, 2, 3])
     c1.slider("τ in units of the scale", -2.0, 2.0, step=STEP, key="tau_rel", on_change=_from_rel,
               help="A Δ below τ counts as a drop. 0 is the paper code's default.")

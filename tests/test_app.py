@@ -313,6 +313,39 @@ def test_influence_sliders_change_the_metrics(pipe):
     assert charts(at) >= 4
 
 
+def test_suggested_tau_k_follow_the_experiment_and_chosen_ones_stay(pipe):
+    """τ/k the user never touched are suggested again for a new Δ matrix; τ/k the user set carry over."""
+    at = trained(open_app())
+    check(at.switch_page(PAGES["influence"]).run())
+    settle(at, lambda a: "TPR" in metrics(a))
+    full_tau = at.session_state["det_tau"]
+    assert full_tau == pytest.approx(pipe.tau_k()[0]) and not at.session_state["det_chosen"]
+    check(at.switch_page(PAGES["transforms"]).run())
+    check(at.segmented_control(key="mode_input").set_value("label-only").run())
+    check(at.switch_page(PAGES["influence"]).run())
+    settle(at, lambda a: "TPR" in metrics(a) and at.session_state["config"].mode == "label-only")
+    tau, k, _ = pipe.tau_k("label-only")  # label-only's own suggestion (its scores are in the cache by now)
+    assert at.session_state["det_tau"] == pytest.approx(tau) and at.session_state["det_k"] == k
+    assert tau != pytest.approx(full_tau) and at.button(key="use_suggested").label.startswith("Using")
+    check(at.slider(key="k").set_value(4).run())
+    assert at.session_state["det_chosen"]
+    check(at.switch_page(PAGES["transforms"]).run())
+    check(at.segmented_control(key="mode_input").set_value("full").run())
+    check(at.switch_page(PAGES["influence"]).run())
+    settle(at, lambda a: "TPR" in metrics(a) and at.session_state["config"].mode == "full")
+    assert at.session_state["det_k"] == 4  # the user's k stays
+
+
+def test_every_page_says_when_the_attack_did_not_implant():
+    at = open_app()
+    at.number_input(key="poison_count").set_value(0)
+    at = trained(at)
+    assert at.session_state["config"].poison_count == 0 and "did not implant" in texts(at.warning)
+    for page in ("influence", "compare"):
+        check(at.switch_page(PAGES[page]).run())
+        assert "did not implant (poison success 0.00" in texts(at.warning)
+
+
 def test_unlearn_page_runs_methods_side_by_side_and_weights_load_back(pipe):
     from deltainf.unlearn import UNLEARNERS
 
