@@ -5,7 +5,6 @@ Every user mistake ends with exit code 2 and one line naming the problem and the
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys

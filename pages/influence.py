@@ -50,23 +50,16 @@ def _rel(tau: float) -> float:
     return float(np.clip(round(tau / view.scale / STEP) * STEP, -2.0, 2.0))
 
 
-def _set(key: str, value) -> None:
-    """Give a widget the session's value only when it differs: rewriting a value the widget already holds
-    made fast key presses on the slider get lost."""
-    if st.session_state.get(key) != value:
-        st.session_state[key] = value
-
-
 @st.fragment
 def live() -> None:
     """Controls and everything they change; a move reruns only this part."""
     ss = st.session_state
     tau, k = float(ss.det_tau), int(ss.det_k)
-    # Widgets take their values from the session's τ and k, which outlive page switches.
-    _set("tau_raw", tau)
-    if abs(ss.get("tau_rel", np.inf) * view.scale - tau) > STEP * view.scale / 2:  # the slider shows τ rounded
-        _set("tau_rel", _rel(tau))
-    _set("k", k)
+    # Widgets take their values from the session's τ and k, which outlive page switches. Written on every
+    # run on purpose: a browser that fell behind (fast key presses) is put back in step with what is used.
+    ss.tau_raw = tau
+    ss.tau_rel = _rel(tau)
+    ss.k = k
     c1, c2, c3 = st.columns([3, 2, 3])
     c1.slider("τ in units of the scale", -2.0, 2.0, step=STEP, key="tau_rel", on_change=_from_rel,
               help="A Δ below τ counts as a drop. 0 is the paper code's default.")
