@@ -328,11 +328,12 @@ class Pipeline:
         p = self.poisoned.data
         return self._factors_for(self.model, self.factors_key, p.x_train, p.y_train)
 
-    def _factors_for(self, model, key, x, y):
+    def _factors_for(self, model, key, x, y, tally: str = ""):
+        """Factors ``key``; their time and cache hit are recorded under ``tally + "factors_s"``."""
         root = self.store.kron_root
-        with self._timed("factors_s"):
+        with self._timed(f"{tally}factors_s"):
             problem = influence.factors_problem(root, key)
-            self.cached["factors_s"] = problem is None
+            self.cached[f"{tally}factors_s"] = problem is None
             if problem is not None:
                 self.progress("factors", 0, 1)
                 with self.store.lock(key):
@@ -360,24 +361,18 @@ class Pipeline:
         p = self.poisoned.data
         keep_t = torch.as_tensor(keep, dtype=torch.long)
         fkey = content_key("factors", model_key, array_fingerprint(keep_t), *self._precision_tag)
-        timings, cached = dict(self.timings), dict(self.cached)
-        try:
-            return self._scores_for(model, fkey, p.x_train[keep_t], p.y_train[keep_t], mode or self.config.mode)
-        finally:  # the query's own factors/scores figures stay its own; the re-check is counted apart
-            spent = sum(self.timings.get(k, 0.0) - timings.get(k, 0.0) for k in ("factors_s", "scores_s"))
-            for mine, saved in ((self.timings, timings), (self.cached, cached)):
-                mine.clear()
-                mine.update(saved)
-            self.timings["recheck_s"] = timings.get("recheck_s", 0.0) + spent
+        # Tallied apart ("recheck_…"): the query's own factors/scores figures stay its own.
+        return self._scores_for(model, fkey, p.x_train[keep_t], p.y_train[keep_t], mode or self.config.mode,
+                                tally="recheck_")
 
-    def _scores_for(self, model, factors_key, x, y, mode) -> np.ndarray:
+    def _scores_for(self, model, factors_key, x, y, mode, tally: str = "") -> np.ndarray:
         q = self.queries(mode)
         key = content_key("scores", factors_key, array_fingerprint(q.images, q.labels), self.config.damping)
         start = time.perf_counter()
         entry = self.store.get(key)
-        self.cached["scores_s"] = entry is not None
+        self.cached[f"{tally}scores_s"] = entry is not None
         if entry is None:
-            self._factors_for(model, factors_key, x, y)
+            self._factors_for(model, factors_key, x, y, tally)
             start = time.perf_counter()
             with self.store.lock(key):
                 entry = self.store.get(key)
@@ -390,7 +385,7 @@ class Pipeline:
                     self.store.put(key, {"scores": s}, {"mode": mode})
                     entry = Entry({"scores": s}, {"mode": mode})
                     self.progress("scores", 1, 1)
-        self.timings["scores_s"] = self.timings.get("scores_s", 0.0) + time.perf_counter() - start
+        self.timings[f"{tally}scores_s"] = self.timings.get(f"{tally}scores_s", 0.0) + time.perf_counter() - start
         return entry.arrays["scores"]
 
     @property
