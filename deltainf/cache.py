@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import struct
+import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -81,11 +83,34 @@ class Store:
         except OSError as exc:
             raise CacheError(f"cache folder {self.root} is not writable ({exc.strerror}); "
                              f"pass --cache-dir PATH or set DELTAINF_CACHE_DIR") from None
+        #: Set when a damaged database was set aside on opening; a line for the user.
+        self.notice: str | None = None
+        store = self.root / "store"
+
+        def open_store():
+            return diskcache.Cache(str(store), size_limit=2**34, eviction_policy="least-recently-used")
+
         try:
-            self.cache = diskcache.Cache(str(self.root / "store"), size_limit=2**34, eviction_policy="least-recently-used")
+            try:
+                self.cache = open_store()
+            except sqlite3.OperationalError:
+                raise  # locked, read-only, out of space: not damage, so nothing is moved
+            except sqlite3.DatabaseError as exc:
+                with self.lock("store-repair"):  # two processes finding it damaged repair it once
+                    try:
+                        self.cache = open_store()
+                    except sqlite3.OperationalError:
+                        raise
+                    except sqlite3.DatabaseError:
+                        aside = self.root / f"store.damaged-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+                        store.rename(aside)
+                        self.cache = open_store()
+                        self.notice = (f"the cache database in {store} was damaged ({exc}); it was moved to "
+                                       f"{aside.name} and a new one started (kronfluence factors stay in use)")
+                        warnings.warn(self.notice)
         except (sqlite3.DatabaseError, OSError) as exc:
-            raise CacheError(f"cache database in {self.root / 'store'} is damaged ({exc}); "
-                             f"move that folder away (kronfluence factors beside it stay usable) or pass --cache-dir") from None
+            raise CacheError(f"cache database in {store} cannot be opened ({exc}); "
+                             f"pass another --cache-dir (kronfluence factors in this one stay usable)") from None
 
     @property
     def kron_root(self) -> Path:

@@ -97,7 +97,7 @@ class Runtime:
         self.ready: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Pipeline → levels loaded in memory
         self.jobs: OrderedDict[tuple, Job] = OrderedDict()
         self.views: OrderedDict[tuple, Any] = OrderedDict()
-        self.notice: str | None = None      # a server setting that could not be used, shown in the sidebar
+        self.notice: str | None = None      # a server setting that could not be used, a cache set aside: shown in the sidebar
 
     def store(self, root) -> Any:
         from deltainf.cache import Store
@@ -106,6 +106,8 @@ class Runtime:
             key = str(root)
             if key not in self.stores:
                 self.stores[key] = Store(root)
+                if note := self.stores[key].notice:  # a damaged database was set aside: say so in the sidebar
+                    self.notice = " ".join(filter(None, [self.notice, note[0].upper() + note[1:] + "."]))
             return self.stores[key]
 
     def pipeline(self, cfg: Config, weights: Upload | None, query: Upload | None) -> tuple[tuple, Any]:

@@ -163,6 +163,19 @@ def test_missing_data_fails_with_a_clear_message(tmp_path):
     assert "Training failed" in texts(at.info) and "cifar10 not found" in texts(at.info)
 
 
+def test_damaged_cache_database_is_set_aside_and_said_in_the_sidebar(tmp_path, monkeypatch):
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "cache.db").write_bytes(b"this is not sqlite" * 100)
+    monkeypatch.setenv("DELTAINF_CACHE_DIR", str(tmp_path))
+    with pytest.warns(UserWarning, match="was damaged"):
+        at = open_app()
+    assert "was damaged" in texts(at.sidebar.warning) and "store.damaged-" in texts(at.sidebar.warning)
+    assert "empty" in texts(at.sidebar.caption)  # the new database is in use
+    from pages import _ui
+
+    _ui.runtime().notice = None
+
+
 # ----------------------------------------------------------------------------- the walk-through
 def test_train_shows_metrics_and_poison_strip(pipe):
     at = trained(open_app())

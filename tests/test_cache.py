@@ -35,11 +35,25 @@ def test_content_key_changes_with_content():
     assert content_key("scores", "f1", "q1") != content_key("scores", "f1", "q2")
 
 
-def test_damaged_database_gives_one_clear_message(tmp_path):
+def test_damaged_database_is_set_aside_with_one_message(tmp_path):
     (tmp_path / "store").mkdir()
     (tmp_path / "store" / "cache.db").write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(CacheError, match="damaged"):
+    (tmp_path / "kronfluence" / "deltainf" / "factors_x").mkdir(parents=True)
+    with pytest.warns(UserWarning, match="damaged") as caught:
+        store = Store(tmp_path)
+    assert len(caught) == 1 and store.notice and "store.damaged-" in store.notice
+    aside = [p for p in tmp_path.iterdir() if p.name.startswith("store.damaged-")]
+    assert len(aside) == 1 and (aside[0] / "cache.db").read_bytes().startswith(b"this is not sqlite")
+    assert (tmp_path / "kronfluence" / "deltainf" / "factors_x").is_dir()  # factors untouched
+    store.put("k", {"a": np.arange(3)}, {"x": 1})
+    assert Store(tmp_path).get("k").meta == {"x": 1} and Store(tmp_path).notice is None
+
+
+def test_unopenable_database_gives_one_clear_message(tmp_path):
+    (tmp_path / "store" / "cache.db").mkdir(parents=True)  # a folder where the database file should be
+    with pytest.raises(CacheError, match="cannot be opened"):
         Store(tmp_path)
+    assert (tmp_path / "store" / "cache.db").is_dir()  # not damage: nothing is moved
 
 
 def test_killed_run_leaves_nothing_trusted_and_rerun_matches(demo, tmp_path):
