@@ -8,8 +8,8 @@ pattern applied other ways:
 
 * as made (clipped to 0–255);
 * unclipped — negative grey levels kept: not a valid image, but the pattern stays smooth;
-* made non-negative (pattern − its minimum, halved to the same peak-to-peak as made), which needs no
-  clipping at 0 but brightens the black background.
+* made non-negative ((pattern − its minimum) / 2: from 0 up to the trigger's amplitude, 32 grey
+  levels), which needs no clipping at 0 but brightens the black background.
 
 Seed 0, 2-core CPU, 2026-11-28: 15 % of the poisons' pixels are clipped at 0; FreqDef flags 100 %
 of the poisons as made, 4 % unclipped and 72 % non-negative (0 % of their clean originals). So on
