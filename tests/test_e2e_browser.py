@@ -173,6 +173,12 @@ def text(pg, selector: str) -> str:
     return pg.locator(selector).first.text_content() or ""
 
 
+def sidebar(pg) -> str:
+    """The sidebar's text once drawn: it is drawn after the page, so a page can be ready before it."""
+    pg.wait_for_selector("[data-testid='stSidebarUserContent'] h4:has-text('Device')")  # its last heading
+    return text(pg, "[data-testid='stSidebarUserContent']")
+
+
 # In-page probe: time from the key press to the moment the metrics AND the watched charts show new content.
 ARM_PROBE = """([charts]) => {
   const read = (sel) => { const el = document.querySelector(sel); return el ? el.textContent : ''; };
@@ -326,7 +332,7 @@ def bad_uploads(pg):
     pg.locator("[data-testid='stSidebarNav'] a", has_text="Experiment").first.click()
     pg.wait_for_selector(READY["Experiment"])
     metrics = text(pg, "[data-testid='stHorizontalBlock']:has([data-testid='stMetric'])")
-    sidebar = text(pg, "[data-testid='stSidebarUserContent']")
+    before = sidebar(pg)
     pg.locator("[data-testid='stExpander'] summary", has_text="own weights").click()
     uploader = pg.locator(".st-key-weights_upload input[type=file]")
     uploader.set_input_files({"name": "broken.safetensors", "mimeType": "application/octet-stream",
@@ -340,7 +346,7 @@ def bad_uploads(pg):
     uploader.set_input_files({"name": "foreign.safetensors", "mimeType": "application/octet-stream", "buffer": foreign})
     pg.wait_for_selector("text=does not fit this architecture", timeout=SLOW)
     assert text(pg, "[data-testid='stHorizontalBlock']:has([data-testid='stMetric'])") == metrics
-    assert "weights: trained here" in text(pg, "[data-testid='stSidebarUserContent']")
+    assert "weights: trained here" in sidebar(pg)
     no_exception(pg)
 
     goto(pg, "Test image")
@@ -352,7 +358,7 @@ def bad_uploads(pg):
     assert text(pg, "[data-testid='stImageCaption']") == caption
     no_exception(pg)
     shot(pg, "8-bad-upload")
-    assert text(pg, "[data-testid='stSidebarUserContent']").split("Cache")[0] == sidebar.split("Cache")[0]
+    assert sidebar(pg).split("Cache")[0] == before.split("Cache")[0]
 
 
 def test_a_restarted_server_keeps_everything_computed(server, browser):
