@@ -306,7 +306,7 @@ def stop() -> None:
     st.stop()
 
 
-def sidebar(page_title: str = "") -> None:
+def sidebar(page_title: str) -> None:
     """The session's experiment, running jobs, the cache and the device."""
     cfg = config()
     with st.sidebar:
