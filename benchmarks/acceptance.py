@@ -9,16 +9,12 @@ success after EU on Δ-Influence's flags.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from deltainf import Config, Pipeline  # noqa: E402
+from deltainf import Config, Experiment
 
 
 def main() -> None:
@@ -38,11 +34,11 @@ def main() -> None:
         t0 = time.perf_counter()
         cfg = Config(dataset=a.dataset, data_root=a.data_root, n_train=a.n_train, seed=seed, cache_dir=cache,
                      unlearn=tuple(u for u in a.unlearn.split(",") if u))
-        pipe = Pipeline(cfg)
+        pipe = Experiment(cfg)
         m = pipe.model_metrics
         d = pipe.detection_report("delta_influence")
         e = pipe.detection_report("ekfac")
-        u = pipe.unlearn("eu", pipe.detect("delta_influence").flagged)[1] if cfg.unlearn else {}
+        u = pipe.investigation.unlearn("eu", pipe.detect("delta_influence").flagged)[1] if cfg.unlearn else {}
         ratio = d["precision"] / e["precision"] if e["precision"] else float("inf")
         row = dict(acc=m["clean_acc"], ps=m["poison_success"], tpr=d["tpr"], prec=d["precision"],
                    ek=e["precision"], ratio=ratio, eu_ps=u.get("poison_success", np.nan),

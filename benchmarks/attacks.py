@@ -11,16 +11,12 @@ the seeds).
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from deltainf import Config, Pipeline  # noqa: E402
+from deltainf import Config, Experiment
 
 
 def main() -> None:
@@ -35,7 +31,7 @@ def main() -> None:
         ps = []
         for seed in a.seeds:
             t0 = time.perf_counter()
-            pipe = Pipeline(Config(attack=attack, seed=seed, cache_dir=cache))
+            pipe = Experiment(Config(attack=attack, seed=seed, cache_dir=cache))
             m = pipe.model_metrics
             p = pipe.poisoned
             ps.append(m["poison_success"])

@@ -23,17 +23,15 @@ made, 13 % unclipped, 20–29 % non-negative — against 9–11 % of their clean
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from deltainf import Config, Experiment
+from deltainf.attacks.frequency import decode_pattern
+from deltainf.detectors.freqdef import frequency_detector_scores
 
-from deltainf import Config, Pipeline  # noqa: E402
-from deltainf.attacks.frequency import decode_pattern  # noqa: E402
-from deltainf.baselines import FREQDEF_THRESHOLD, frequency_detector_scores  # noqa: E402
+FREQDEF_THRESHOLD = Config().freqdef_threshold
 
 
 def main() -> None:
@@ -46,7 +44,7 @@ def main() -> None:
     cache = a.cache_dir or tempfile.mkdtemp(prefix="deltainf-freqdef-")
     print(f"{'seed':>4} {'clipped px':>10} {'clean':>6} {'as made':>8} {'unclipped':>10} {'non-neg':>8}   (share flagged by FreqDef)")
     for seed in a.seeds:
-        pipe = Pipeline(Config(dataset=a.dataset, data_root=a.data_root, attack="frequency", seed=seed,
+        pipe = Experiment(Config(dataset=a.dataset, data_root=a.data_root, attack="frequency", seed=seed,
                                    cache_dir=cache))
         poisons = pipe.is_poison
         clean = pipe.data.x_train.numpy()[poisons].astype(np.float32)       # the poisons before poisoning

@@ -32,9 +32,13 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from deltainf import Config, Pipeline, influence  # noqa: E402
+from deltainf import Config, Experiment  # noqa: E402
 from deltainf.data import ImageData, balanced_subset  # noqa: E402
-from deltainf.detect import delta_flags, delta_matrix, detection_metrics, score_scale, suggest_tau_k  # noqa: E402
+from deltainf.evaluation.metrics import detection_metrics  # noqa: E402
+from deltainf.influence import ekfac as influence  # noqa: E402
+from deltainf.influence.delta import delta_flags, delta_matrix, score_scale  # noqa: E402
+from deltainf.influence.stages import batch_size  # noqa: E402
+from deltainf.influence.suggest import suggest_tau_k  # noqa: E402
 
 DEFAULT_NPZ = ROOT.parent / "shared" / "data" / "cifar10-jpeg.npz"
 GRID_DETECTORS = ("delta_influence", "delta_label_only", "delta_image_only", "ekfac", "actclust", "specsig", "freqdef")
@@ -117,9 +121,9 @@ def main() -> None:
     cache = tempfile.mkdtemp(prefix="deltainf-gpu-")
     cfg = Config(dataset="cifar10", model="resnet18", attack=a.attack, seed=0, device=a.device, epochs=a.epochs,
                  lr=a.lr, batch_size=a.batch_size, cache_dir=cache)
-    pipe = Pipeline(cfg)
-    pipe.__dict__["data"] = data  # the archive, not torchvision's download
-    record(precision=pipe.precision, influence_batch=pipe.influence_batch, attack=a.attack)
+    pipe = Experiment(cfg, data=data)  # the archive, not torchvision's download
+    inv, precision, influence_batch = pipe.investigation, pipe.recipe.precision, batch_size(pipe.device)
+    record(precision=precision, influence_batch=influence_batch, attack=a.attack)
 
     t = time.perf_counter()
     m = pipe.model_metrics
@@ -128,7 +132,7 @@ def main() -> None:
            poison_success=round(m["poison_success"], 4), n_poison=int(pipe.is_poison.sum()))
 
     t = time.perf_counter()
-    pipe.factors()
+    inv.factors()
     sync()
     factors_s = time.perf_counter() - t
     record(factors_s=round(factors_s, 1))
@@ -136,9 +140,9 @@ def main() -> None:
     if a.profile_factors:
         record(factor_stages_s=profile_factor_stages(pipe))
 
-    q = pipe.queries()
+    q = inv.queries()
     t = time.perf_counter()
-    scores = pipe.scores()
+    scores = inv.scores()
     sync()
     scores_s = time.perf_counter() - t
     record(queries=len(q.labels), scores_s=round(scores_s, 1), factors_plus_scores_s=round(factors_s + scores_s, 1))
@@ -163,8 +167,8 @@ def main() -> None:
     for i in range(min(a.one_at_a_time, len(q.labels))):
         t = time.perf_counter()
         influence.pairwise_scores(pipe.model, q.images[i:i + 1], q.labels[i:i + 1], p.x_train, p.y_train,
-                                  pipe.store.kron_root, pipe.factors_key, pipe.device,
-                                  train_batch_size=2 * pipe.influence_batch, precision=pipe.precision)
+                                  pipe.store.kron_root, inv.factors_key, pipe.device,
+                                  train_batch_size=2 * influence_batch, precision=precision)
         sync()
         one.append(time.perf_counter() - t)
     if one:
@@ -173,13 +177,13 @@ def main() -> None:
                batching_speedup=round(extrapolated / scores_s, 1))
 
     spent = time.perf_counter() - t_start
-    if pipe.precision == "bf16" and not a.no_fp32 and spent < a.budget_s:
-        key = "fp32-" + pipe.factors_key
+    if precision == "bf16" and not a.no_fp32 and spent < a.budget_s:
+        key = "fp32-" + inv.factors_key
         t = time.perf_counter()
         influence.fit_factors(pipe.model, p.x_train, p.y_train, pipe.store.kron_root, key, pipe.device,
-                              batch_size=pipe.influence_batch, seed=cfg.seed, precision="fp32")
+                              batch_size=influence_batch, seed=cfg.seed, precision="fp32")
         s32 = influence.pairwise_scores(pipe.model, q.images, q.labels, p.x_train, p.y_train, pipe.store.kron_root,
-                                        key, pipe.device, train_batch_size=2 * pipe.influence_batch, precision="fp32")
+                                        key, pipe.device, train_batch_size=2 * influence_batch, precision="fp32")
         sync()
         d32 = delta_matrix(s32)
         tau32, k32 = suggest_tau_k(d32, score_scale(s32))
@@ -192,18 +196,18 @@ def main() -> None:
                fp32_delta_influence={"tpr": m32["tpr"], "precision": m32["precision"], "n_flagged": int(f32.sum())},
                flagged_overlap_jaccard=round(float((f32 & f16).sum() / union) if union else 1.0, 4),
                score_correlation_bf16_fp32=round(corr, 5))
-    elif pipe.precision == "bf16" and not a.no_fp32:
+    elif precision == "bf16" and not a.no_fp32:
         record(fp32_skipped=f"{spent:.0f} s spent, over the {a.budget_s:.0f} s budget")
     record(total_s=round(time.perf_counter() - t_start, 1))
     write_results(a.results, fig)
 
 
 def profile_factor_stages(pipe) -> dict:
-    """Seconds of each EK-FAC stage at the pipeline's precision, and of the eigendecomposition in fp32."""
+    """Seconds of each EK-FAC stage at the experiment's precision, and of the eigendecomposition in fp32."""
     p = pipe.poisoned.data
     analyzer = influence._analyzer(pipe.model, pipe.store.kron_root, pipe.device)
-    data, bs = influence._dataset(p.x_train, p.y_train), pipe.influence_batch
-    args = influence.factor_arguments(pipe.precision)
+    data, bs = influence._dataset(p.x_train, p.y_train), batch_size(pipe.device)
+    args = influence.factor_arguments(pipe.recipe.precision)
     out = {}
     for stage, run in (
             ("covariance", lambda: analyzer.fit_covariance_matrices("profile", data, per_device_batch_size=bs,

@@ -5,15 +5,12 @@
 from __future__ import annotations
 
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from deltainf.detect import delta_flags, detection_metrics  # noqa: E402
+from deltainf.evaluation.metrics import detection_metrics
+from deltainf.influence.delta import delta_flags
 
 
 def main() -> None:

@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from deltainf import Config, influence  # noqa: E402
-from deltainf.pipeline import Pipeline  # noqa: E402
+from deltainf import Config, Experiment
+from deltainf.influence import ekfac as influence
 
 
 def main() -> None:
@@ -25,11 +21,12 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--one-at-a-time", type=int, default=3, help="also time this many queries scored one per pass")
     a = ap.parse_args()
-    pipe = Pipeline(Config(cache_dir=tempfile.mkdtemp(prefix="deltainf-bench-")))
-    pipe.factors()
-    q = pipe.queries()
+    pipe = Experiment(Config(cache_dir=tempfile.mkdtemp(prefix="deltainf-bench-")))
+    inv = pipe.investigation
+    inv.factors()
+    q = inv.queries()
     p = pipe.poisoned.data
-    args = (p.x_train, p.y_train, pipe.store.kron_root, pipe.factors_key, pipe.device)
+    args = (p.x_train, p.y_train, pipe.store.kron_root, inv.factors_key, pipe.device)
 
     def timed(n: int) -> float:
         start = time.perf_counter()

@@ -35,16 +35,13 @@ held-out configurations the current rule reaches 0.87 on average, ≥ 0.8 on 43.
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from deltainf import Config, Pipeline  # noqa: E402
-from deltainf.detect import delta_flags, detection_metrics, score_scale  # noqa: E402
+from deltainf import Config, Experiment
+from deltainf.evaluation.metrics import detection_metrics
+from deltainf.influence.delta import delta_flags, score_scale
 
 GRID_TAU = (0.0, -0.05, -0.1, -0.25, -0.5, -1.0, -2.0, -4.0)  # × scale
 GRID_K = tuple(range(0, 11))
@@ -78,14 +75,15 @@ def main() -> None:
     for spec in a.attacks:
         attack, seeds = spec.split(":")
         for seed in parse_seeds(seeds):
-            pipe = Pipeline(Config(dataset=a.dataset, data_root=a.data_root, attack=attack, seed=seed,
+            pipe = Experiment(Config(dataset=a.dataset, data_root=a.data_root, attack=attack, seed=seed,
                                    cache_dir=cache, detectors=DETECTORS))
             if not pipe.implanted:
                 print(f"{attack:>10} {seed:>4}  not implanted (poison success {pipe.model_metrics['poison_success']:.2f})")
                 continue
-            delta, truth = pipe.delta(), pipe.is_poison
-            scale = score_scale(pipe.scores())
-            tau, k, _ = pipe.tau_k()
+            inv = pipe.investigation
+            delta, truth = inv.delta(), pipe.is_poison
+            scale = score_scale(inv.scores())
+            tau, k, _ = inv.tau_k()
             sugg = f1(delta_flags(delta, tau, k), truth)
             grid = {(t, kk): f1(delta_flags(delta, t * scale, kk), truth)
                     for t in GRID_TAU for kk in GRID_K}

@@ -6,16 +6,12 @@ and poison success afterwards, per seed and averaged (issue #5: the false-positi
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
-from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from deltainf import Config, Pipeline  # noqa: E402
-from deltainf.report import unlearning_grid  # noqa: E402
+from deltainf import Config, Experiment
+from deltainf.evaluation.report import unlearning_grid
 
 
 def main() -> None:
@@ -30,7 +26,7 @@ def main() -> None:
     rows = []
     print(f"{'seed':>4} {'detector':>16} {'flagged':>7} {'method':>6} {'clean acc':>9} {'Δacc':>6} {'poison success':>14}")
     for seed in a.seeds:
-        pipe = Pipeline(Config(seed=seed, cache_dir=cache))
+        pipe = Experiment(Config(seed=seed, cache_dir=cache))
         before = pipe.model_metrics
         for r in unlearning_grid(pipe, detectors, methods):
             r = {**r, "seed": seed, "acc_drop": before["clean_acc"] - r["clean_acc"]}

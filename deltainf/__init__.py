@@ -1,19 +1,28 @@
 """Δ-Influence: find and unlearn data poisons through influence collapse.
 
-Users meet :class:`Config` (every option, validated) and :class:`Pipeline` (the cached stages);
-detectors, attacks and unlearners are registries in :mod:`deltainf.detect`,
-:mod:`deltainf.attacks` and :mod:`deltainf.unlearn`.
+The core is an :class:`~deltainf.investigation.Investigation` — a model, its training data and one
+misbehaving test image — that needs no ground truth. An :class:`~deltainf.experiment.Experiment` (dataset +
+attack + training recipe) is one source of investigations and adds the ground truth that evaluation uses.
+Options are one validated :class:`~deltainf.config.Config`; attacks, detectors, unlearning methods, data
+sources and architectures are registries (``deltainf.attacks.ATTACKS`` and so on).
 """
-from .config import Config
 from .errors import DeltaInfError
 
-__all__ = ["Config", "Pipeline", "DeltaInfError"]
-__version__ = "0.1.0"
+__all__ = ["Config", "Experiment", "Investigation", "DeltaInfError"]
+__version__ = "0.2.0"
 
 
-def __getattr__(name):  # keep `import deltainf` light: the pipeline pulls in torch
-    if name == "Pipeline":
-        from .pipeline import Pipeline
+def __getattr__(name):  # keep `import deltainf` light: these pull in torch
+    if name == "Config":
+        from .config import Config
 
-        return Pipeline
+        return Config
+    if name == "Experiment":
+        from .experiment import Experiment
+
+        return Experiment
+    if name == "Investigation":
+        from .investigation import Investigation
+
+        return Investigation
     raise AttributeError(name)

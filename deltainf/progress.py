@@ -1,9 +1,11 @@
-"""Progress reporting shared by the CLI (tqdm) and the app (st.progress).
+"""Progress and timings, shared by the CLI (tqdm) and the app (st.progress).
 
 The engine calls ``progress(stage, done, total)``; front ends decide how to show it.
 """
 from __future__ import annotations
 
+import time
+from contextlib import contextmanager
 from typing import Callable, Protocol
 
 
@@ -13,6 +15,47 @@ class Progress(Protocol):
 
 def silent(stage: str, done: int, total: int) -> None:
     """The default: show nothing."""
+
+
+ProgressFn = Callable[[str, int, int], None]
+
+
+class Reporter:
+    """Where an experiment and its investigations report progress; a front end points it elsewhere while
+    a job of its own runs (:meth:`to`)."""
+
+    def __init__(self, fn: ProgressFn = silent):
+        self.fn = fn
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        self.fn(stage, done, total)
+
+    @contextmanager
+    def to(self, fn: ProgressFn):
+        old, self.fn = self.fn, fn
+        try:
+            yield self
+        finally:
+            self.fn = old
+
+
+class Timings:
+    """Seconds per stage (the time to load it when it came from the cache) and whether it did."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+        self.cached: dict[str, bool] = {}
+
+    def add(self, name: str, seconds: float) -> None:
+        self.seconds[name] = self.seconds.get(name, 0.0) + seconds
+
+    @contextmanager
+    def timed(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.add(name, time.perf_counter() - start)
 
 
 class TqdmProgress:
@@ -34,6 +77,3 @@ class TqdmProgress:
         if done >= total:
             bar.close()
             del self._bars[stage]
-
-
-ProgressFn = Callable[[str, int, int], None]

@@ -1,13 +1,17 @@
 """Experiment: data, attack and model; Train runs (or loads) the poisoned model; what the poisons look like."""
+import dataclasses
+
 import streamlit as st
 
 from deltainf.attacks import ATTACKS
-from deltainf.config import CORNERS, DATASETS, DEVICES, MODELS, TRIGGER_PATTERNS
+from deltainf.data import SOURCES
 from deltainf.errors import DeltaInfError
-from pages import _ui as ui
+from deltainf.models import ARCHITECTURES
+from ui import figures, prerequisites as pre
+from ui.sidebar import device_text, stop
+from ui.state import config, experiment, option, runtime, set_config, train_key
+from ui.uploads import Upload, digest
 
-DATASET_NAMES = {"digits": "Built-in digits (scikit-learn, 16×16, offline)", "cifar10": "CIFAR-10",
-                 "cifar100": "CIFAR-100", "imagefolder": "ImageFolder (a folder path)"}
 MAX_WEIGHTS_MB = 200
 
 st.title("Experiment")
@@ -15,7 +19,7 @@ st.caption("A model is trained on data in which a few images are poisoned. Choos
            "model, then **Train**: it trains in the background, or loads the model when this experiment was "
            "trained before (by you, another session or the CLI).")
 
-cfg = ui.config()
+cfg = config()
 
 
 def _opt(value):
@@ -23,58 +27,72 @@ def _opt(value):
     return None if value is None else int(value)
 
 
+def label(name: str) -> str:
+    return option(name)["label"]
+
+
+def explain(name: str) -> str:
+    text = option(name)["help"]
+    return text[0].upper() + text[1:] + "."
+
+
 with st.form("experiment_form", border=True):
     c1, c2, c3 = st.columns(3)
     with c1:
         st.markdown("**Data**")
-        dataset = st.selectbox("Dataset", DATASETS, index=DATASETS.index(cfg.dataset),
-                               format_func=DATASET_NAMES.get, key="dataset")
-        data_root = st.text_input("Data folder", value=cfg.data_root or "", key="data_root",
-                                  help="CIFAR: where it is (or is downloaded to; default: the cache folder). "
-                                       "ImageFolder: a folder with train/<class>/ and test/<class>/.")
-        n_train = st.number_input("Training images (empty: all)", value=cfg.n_train, min_value=10, step=100,
-                                  key="n_train", help="A seeded, class-balanced subset.")
-        image_size = st.number_input("Image size (ImageFolder)", value=cfg.image_size, min_value=8, step=8,
-                                     key="image_size")
+        dataset = st.selectbox(label("dataset"), list(SOURCES), index=list(SOURCES).index(cfg.dataset),
+                               format_func=lambda n: SOURCES[n].label, key="dataset",
+                               help="\n".join(f"- **{e.label}**: {e.help}" for e in SOURCES.entries()))
+        data_root = st.text_input(label("data_root"), value=cfg.data_root or "", key="data_root",
+                                  help=explain("data_root"))
+        n_train = st.number_input(label("n_train") + " (empty: all)", value=cfg.n_train, min_value=10, step=100,
+                                  key="n_train", help=explain("n_train"))
+        image_size = st.number_input(label("image_size") + " (ImageFolder)", value=cfg.image_size, min_value=8,
+                                     step=8, key="image_size", help=explain("image_size"))
     with c2:
         st.markdown("**Attack**")
-        attack = st.selectbox("Attack", list(ATTACKS), index=list(ATTACKS).index(cfg.attack), key="attack")
+        attack = st.selectbox(label("attack"), list(ATTACKS), index=list(ATTACKS).index(cfg.attack), key="attack",
+                              format_func=lambda n: ATTACKS[n].label,
+                              help="\n".join(f"- **{e.label}**: {e.help}" for e in ATTACKS.entries()))
         v1, v2 = st.columns(2)
-        victim = v1.number_input("Victim class", value=cfg.victim, min_value=0, step=1, key="victim",
-                                 placeholder="from seed", help="Source class; empty: drawn from the seed.")
-        target = v2.number_input("Target class", value=cfg.target, min_value=0, step=1, key="target",
-                                 placeholder="from seed", help="Class the trigger sends to; empty: drawn from the seed.")
+        victim = v1.number_input(label("victim"), value=cfg.victim, min_value=0, step=1, key="victim",
+                                 placeholder="from seed", help=explain("victim"))
+        target = v2.number_input(label("target"), value=cfg.target, min_value=0, step=1, key="target",
+                                 placeholder="from seed", help=explain("target"))
         p1, p2 = st.columns(2)
-        poison_count = p1.number_input("Poisons", value=cfg.poison_count, min_value=0, step=5, key="poison_count",
-                                       placeholder="≈3.5 %", help="Empty: about 3.5 % of the training set.")
-        trigger_size = p2.number_input("Trigger size (px)", value=cfg.trigger_size, min_value=1, step=1,
-                                       key="trigger_size", placeholder="auto", help="BadNet's patch side.")
+        poison_count = p1.number_input(label("poison_count"), value=cfg.poison_count, min_value=0, step=5,
+                                       key="poison_count", placeholder="≈3.5 %", help=explain("poison_count"))
+        trigger_size = p2.number_input(label("trigger_size"), value=cfg.trigger_size, min_value=1, step=1,
+                                       key="trigger_size", placeholder="auto", help=explain("trigger_size"))
         t1, t2 = st.columns(2)
-        pattern = t1.selectbox("Trigger pattern", TRIGGER_PATTERNS, index=TRIGGER_PATTERNS.index(cfg.trigger_pattern),
-                               key="trigger_pattern", help="BadNet's patch.")
-        corner = t2.selectbox("Trigger corner", CORNERS, index=CORNERS.index(cfg.trigger_corner), key="trigger_corner",
-                              help="Where BadNet's patch goes.")
+        patterns, corners = option("trigger_pattern")["choices"], option("trigger_corner")["choices"]
+        pattern = t1.selectbox(label("trigger_pattern"), patterns, index=patterns.index(cfg.trigger_pattern),
+                               key="trigger_pattern", help=explain("trigger_pattern"))
+        corner = t2.selectbox(label("trigger_corner"), corners, index=corners.index(cfg.trigger_corner),
+                              key="trigger_corner", help=explain("trigger_corner"))
     with c3:
         st.markdown("**Model**")
-        model = st.selectbox("Architecture", MODELS, index=MODELS.index(cfg.model), key="model",
-                             format_func={"cnn": "small CNN (CPU-friendly)", "resnet18": "ResNet-18 (GPU)"}.get)
-        epochs = st.number_input("Epochs", value=cfg.epochs, min_value=1, step=1, key="epochs", placeholder="default")
-        seed = st.number_input("Seed", value=cfg.seed, min_value=0, step=1, key="seed",
-                               help="Seeds the split, the poisons, training and the transformations.")
-        device = st.selectbox("Device", DEVICES, index=DEVICES.index(cfg.device), key="device")
+        model = st.selectbox(label("model"), list(ARCHITECTURES), index=list(ARCHITECTURES).index(cfg.model),
+                             key="model", format_func=lambda n: ARCHITECTURES[n].label,
+                             help="\n".join(f"- **{e.label}**: {e.help}" for e in ARCHITECTURES.entries()))
+        epochs = st.number_input(label("epochs"), value=cfg.epochs, min_value=1, step=1, key="epochs",
+                                 placeholder="default", help=explain("epochs"))
+        seed = st.number_input(label("seed"), value=cfg.seed, min_value=0, step=1, key="seed", help=explain("seed"))
+        devices = option("device")["choices"]
+        device = st.selectbox(label("device"), devices, index=devices.index(cfg.device), key="device",
+                              help=explain("device"))
     submitted = st.form_submit_button("Train", type="primary", key="train", icon=":material/play_arrow:")
 
-with st.expander("What each attack's trigger looks like", expanded=ui.runtime().jobs.get(ui.train_key()) is None):
+with st.expander("What each attack's trigger looks like", expanded=runtime().jobs.get(train_key()) is None):
     st.caption("Drawn on a built-in digit with the trigger settings above; the real frequency pattern and "
                "Witches' Brew perturbations are optimised when you train (shown below afterwards).")
-    from deltainf import views
-
-    previews = ui.attack_previews(tuple(ATTACKS), (cfg.trigger_size, cfg.trigger_pattern, cfg.trigger_corner), cfg.seed)
+    settings = tuple((f.name, getattr(cfg, f.name)) for _, s in ATTACKS.settings_types() for f in dataclasses.fields(s))
+    previews = figures.attack_previews(tuple(ATTACKS), settings, cfg.seed)
     for col, (name, (images, captions)) in zip(st.columns(len(previews)), previews.items()):
         with col:
             st.markdown(f"**{name}**" + (" · chosen" if name == cfg.attack else ""))
             st.image(images, caption=captions, width=64)
-            st.caption(views.ATTACK_BLURBS.get(name, ""))
+            st.caption(ATTACKS[name].blurb)
 
 if submitted:
     try:
@@ -82,12 +100,12 @@ if submitted:
                           image_size=int(image_size), attack=attack, victim=_opt(victim), target=_opt(target),
                           poison_count=_opt(poison_count), trigger_size=_opt(trigger_size), trigger_pattern=pattern,
                           trigger_corner=corner, model=model, epochs=_opt(epochs), seed=int(seed), device=device)
-        ui.pipeline(new)  # checks the device and the cache folder before anything changes
+        experiment(new)  # checks the device and the cache folder before anything changes
     except DeltaInfError as exc:
         st.error(str(exc))
     else:
-        ui.set_config(new)
-        ui.train_job(*ui.pipeline())
+        set_config(new)
+        pre.train_job(*experiment())
         st.rerun()  # the sidebar and the result below show the new experiment
 
 with st.expander("Use your own weights instead of training", expanded=st.session_state.weights is not None):
@@ -102,8 +120,8 @@ with st.expander("Use your own weights instead of training", expanded=st.session
             st.session_state.weights_msg = ("error", f"{up.name} is {len(blob) / 1e6:.0f} MB; at most "
                                                      f"{MAX_WEIGHTS_MB} MB are accepted. The experiment is unchanged.")
         else:
-            upload = ui.Upload(up.name, blob, ui.digest(blob))
-            st.session_state.weights_check = (ui.check_weights(upload), upload)
+            upload = Upload(up.name, blob, digest(blob))
+            st.session_state.weights_check = (pre.check_weights(upload), upload)
             st.session_state.weights_msg = None
     pending = st.session_state.get("weights_check")
     if pending is not None:
@@ -117,7 +135,7 @@ with st.expander("Use your own weights instead of training", expanded=st.session
                 st.session_state.weights_msg = ("success", f"{upload.name} fits this architecture. Press "
                                                            "**Train** to evaluate it.")
         else:
-            ui.progress_panel(check, f"Checking {upload.name}…")
+            pre.progress_panel(check, f"Checking {upload.name}…")
     kind, text = st.session_state.get("weights_msg") or (None, None)
     if kind == "error":
         st.error(text, icon=":material/error:")
@@ -129,15 +147,15 @@ with st.expander("Use your own weights instead of training", expanded=st.session
             st.session_state.weights_msg = None
             st.rerun()
 
-job = ui.runtime().jobs.get(ui.train_key())
+job = runtime().jobs.get(train_key())
 if job is None:
     st.info("Press **Train** to train this experiment's model (or load it from the cache).")
-    ui.stop()
-result = ui.await_job(job, what="Training in the background…")
-ikey, pipe = ui.require_trained("model")
+    stop()
+result = pre.await_job(job, what="Training in the background…")
+instance, exp = pre.require_trained("model")
 
 m = result["metrics"]
-facts = ui.experiment_facts(ikey, pipe)
+facts = figures.experiment_facts(instance, exp)
 cols = st.columns(4)
 cols[0].metric("Clean accuracy", f"{m['clean_acc']:.3f}", help="On the clean test set.")
 cols[1].metric("Poison success", f"{m['poison_success']:.2f}",
@@ -146,10 +164,10 @@ cols[2].metric("Poisons", f"{facts['n_poison']} / {facts['n_train']}", help="Poi
 cols[3].metric("Attack", f"{facts['victim']} → {facts['target']}", help="Victim class → target class.")
 t = result["timings"].get("train_s", 0.0)
 st.caption(f"Model {'loaded from the cache' if result['cached'].get('train_s') else 'trained'} in {t:.1f} s on "
-           f"{ui.device_text(ui.config().device)}.")
+           f"{device_text(config().device)}.")
 
 st.subheader("The trigger")
-images, captions = ui.trigger_picture(ikey, pipe)
+images, captions = figures.trigger_picture(instance, exp)
 with st.container(key="trigger_picture"):
     if images:
         st.image(images, caption=captions, width=110)
@@ -157,10 +175,10 @@ with st.container(key="trigger_picture"):
         st.info("No poisons in this experiment (poison count 0): there is no trigger to show.")
 
 st.subheader("Poisoned training images beside clean ones of their true class")
-strip = ui.poison_strip(ikey, pipe)
+strip = figures.poison_strip(instance, exp)
 st.caption(f"Top: poisoned training images, as the model saw them. Bottom: clean training images of class "
            f"{strip['true_class']}, what the poisons really show. Enlarged without smoothing so a trigger stays sharp.")
 with st.container(key="poison_strip"):
     st.image(strip["poisons"], caption=strip["poison_captions"], width=96)
     st.image(strip["clean"], caption=strip["clean_captions"], width=96)
-ui.page_link("query", "Next: pick the poisoned test image")
+pre.page_link("query", "Next: pick the poisoned test image")

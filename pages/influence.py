@@ -2,8 +2,10 @@
 import numpy as np
 import streamlit as st
 
-from deltainf import views
-from pages import _ui as ui
+from deltainf.figures import influence as figures
+from ui import prerequisites as pre
+from ui.figures import delta_view, detector_params, suggestion
+from ui.state import runtime
 
 STEP = 0.05
 MAX_SHOWN = 30
@@ -14,14 +16,14 @@ st.caption("EK-FAC influence scores every training point against the test image 
            "Δ[t, i] = score(copy t, point i) − score(original, point i). A poison's influence collapses "
            "(Δ < τ) on nearly every copy; flag a point when at least T − k of its Δ fall below τ.")
 
-ikey, pipe = ui.require_trained()
-ui.await_job(ui.scores_job(ikey, pipe), what="Computing influence in the background…")
-view = ui.delta_view(ikey, pipe)
-ui.detector_params(view, pipe)
-suggested = ui.suggestion(ikey, pipe)
+instance, exp = pre.require_trained()
+pre.await_job(pre.scores_job(instance, exp), what="Computing influence in the background…")
+view = delta_view(instance, exp)
+detector_params(view, exp)
+suggested = suggestion(instance, exp)
 
 st.markdown(f"{view.delta.shape[1]} training points ({int(view.is_poison.sum())} poisons, known here), "
-            f"T = {view.T} copies ({pipe.config.mode}). Raw scores are unnormalised, so τ is set in units of "
+            f"T = {view.T} copies ({exp.config.mode}). Raw scores are unnormalised, so τ is set in units of "
             f"their **scale** = median |score| on the original test image = **{view.scale:.4g}**.")
 
 
@@ -84,29 +86,29 @@ def live() -> None:
         st.metric("F1", f"{m['f1']:.3f}", help="Harmonic mean of TPR and precision.", border=True)
         st.metric("Rule", f"Δ < {tau:.3g} on ≥ {view.T - k} / {view.T}", border=True,
                   help=f"Flag a training point when at least T − k = {view.T - k} of its T = {view.T} Δ fall below "
-                       f"τ ({views.fmt_tau(tau / view.scale, tau)}).")
+                       f"τ ({figures.fmt_tau(tau / view.scale, tau)}).")
     left, right = st.columns(2)
     with left:
         t = st.selectbox("Copy", range(view.T), format_func=lambda i: view.names[i], key="transform",
                          help="Which transformed copy's Δ to show.")
-        st.plotly_chart(views.delta_histogram(view, t, tau), key="delta_hist", config=LIVE)
+        st.plotly_chart(figures.delta_histogram(view, t, tau), key="delta_hist", config=LIVE)
     with right:
-        st.plotly_chart(views.count_histogram(view, tau, k), key="count_hist", config=LIVE)
+        st.plotly_chart(figures.count_histogram(view, tau, k), key="count_hist", config=LIVE)
     flagged = view.flags(tau, k)
-    order = views.flagged_order(view, flagged, tau)
+    order = figures.flagged_order(view, flagged, tau)
     if len(order) == 0:
         st.info("Nothing is flagged at this τ and k: raise τ or k.")
     else:
         more = f" (the {MAX_SHOWN} most collapsed of {len(order)})" if len(order) > MAX_SHOWN else ""
         st.caption(f"Flagged training points{more}, most collapsed first.")
-        st.plotly_chart(views.flagged_rows_figure(view, pipe.poisoned.data.x_train, order[:MAX_SHOWN],
-                                                  pipe.data.classes), key="flagged_rows",
+        st.plotly_chart(figures.flagged_rows_figure(view, exp.poisoned.data.x_train, order[:MAX_SHOWN],
+                                                    exp.data.classes), key="flagged_rows",
                         config=LIVE)
 
 
 live()
 
 if st.toggle("Show every copy at a glance (small multiples)", key="show_multiples"):
-    st.plotly_chart(ui.runtime().view(("multiples", ikey[0], pipe.config.mode), lambda: views.small_multiples(view)),
-                    key="small_multiples")
-ui.page_link("unlearn", "Next: unlearn the flagged points")
+    st.plotly_chart(runtime().view(("multiples", instance.content, exp.config.mode),
+                                   lambda: figures.small_multiples(view)), key="small_multiples")
+pre.page_link("unlearn", "Next: unlearn the flagged points")

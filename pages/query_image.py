@@ -3,9 +3,12 @@ import io
 
 import streamlit as st
 
-from deltainf import views
 from deltainf.errors import DeltaInfError
-from pages import _ui as ui
+from deltainf.figures import experiment as figures
+from deltainf.figures.images import thumb_scale, thumbnails, upscale
+from ui import prerequisites as pre
+from ui.state import config, set_config
+from ui.uploads import Upload, digest
 
 MAX_IMAGE_MB = 4
 GALLERY = 24
@@ -14,23 +17,23 @@ st.title("Test image")
 st.caption("Δ-Influence starts from one test image that is known to be poisoned: a triggered image the model "
            "sends to the attacker's target class. Pick one from the gallery, by index, or upload your own.")
 
-ikey, pipe = ui.require_trained()
-p = pipe.poisoned
+instance, exp = pre.require_trained()
+p = exp.poisoned
 classes = p.data.classes
 query = st.session_state.query
 
 
 def use_index(i: int) -> None:
     st.session_state.query = None
-    ui.set_config(ui.config().replace(test_index=int(i)))
+    set_config(config().replace(test_index=int(i)))
 
 
 left, right = st.columns([1, 2])
 with left:
-    image = pipe.query_image
-    what = f"your image {query.name}" if query else f"triggered test image #{pipe.test_index}"
-    st.image(views.upscale(image, views.thumb_scale(image.shape[-1], 192)), caption=what, width=192)
-probs = views.class_probabilities(pipe, image)
+    image = exp.query_image
+    what = f"your image {query.name}" if query else f"triggered test image #{exp.test_index}"
+    st.image(upscale(image, thumb_scale(image.shape[-1], 192)), caption=what, width=192)
+probs = figures.class_probabilities(exp.model, image, exp.device)
 pred = int(probs.argmax())
 with right:
     verdict = ("the trigger works: this is a poisoned test image" if pred == p.target
@@ -39,26 +42,26 @@ with right:
         truth = "" if query else f"; true class **{classes[p.victim]}**"
         st.markdown(f"Predicted **{classes[pred]}** (p = {probs[pred]:.2f}); target class **{classes[p.target]}**"
                     f"{truth} — {verdict}.")
-    st.plotly_chart(views.probability_figure(probs, classes, p.target), key="probabilities")
+    st.plotly_chart(figures.probability_figure(probs, classes, p.target), key="probabilities")
 
-cands = pipe.poisoned_test_candidates
+cands = exp.poisoned_test_candidates
 n = len(p.x_trigger_test)
 st.subheader(f"Triggered test images sent to the target ({len(cands)} of {n})")
 st.caption(f"Class-{classes[p.victim]} test images with the trigger that the model labels {classes[p.target]}"
            + (f"; the first {GALLERY} are shown, any is reachable by index below." if len(cands) > GALLERY else "."))
-thumbs = views.thumbnails(p.x_trigger_test[cands[:GALLERY]], 64)
+thumbs = thumbnails(p.x_trigger_test[cands[:GALLERY]], 64)
 per_row = 12
 for start in range(0, len(thumbs), per_row):
     cols = st.columns(per_row)
     for col, i, th in zip(cols, cands[start:start + per_row], thumbs[start:start + per_row]):
-        current = query is None and int(i) == pipe.test_index
+        current = query is None and int(i) == exp.test_index
         col.image(th, caption=f"#{i}" + (" ✓" if current else ""), width=64)
         col.button("Use", key=f"pick_{i}", on_click=use_index, args=(int(i),), disabled=current,
                    type="primary" if current else "secondary")
 
 c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
 index = c1.number_input(f"Or by index (0–{n - 1})", min_value=0, max_value=max(0, n - 1),
-                        value=int(pipe.test_index) if query is None else 0, step=1, key="index_input")
+                        value=int(exp.test_index) if query is None else 0, step=1, key="index_input")
 c2.button("Use this index", key="use_index", on_click=use_index, args=(int(index),))
 
 with st.expander("Upload your own test image", expanded=query is not None):
@@ -71,7 +74,7 @@ with st.expander("Upload your own test image", expanded=query is not None):
         if len(blob) > MAX_IMAGE_MB * 1e6:
             st.session_state.query_msg = f"{up.name} is {len(blob) / 1e6:.1f} MB; at most {MAX_IMAGE_MB} MB are accepted."
         else:
-            from deltainf.data import read_image
+            from deltainf.data.images import read_image
 
             source = io.BytesIO(blob)
             source.name = up.name  # so the message names the file
@@ -80,7 +83,7 @@ with st.expander("Upload your own test image", expanded=query is not None):
             except DeltaInfError as exc:
                 st.session_state.query_msg = f"Not used: {exc}."
             else:
-                st.session_state.query = ui.Upload(up.name, tensor, ui.digest(blob))
+                st.session_state.query = Upload(up.name, tensor, digest(blob))
                 st.session_state.query_msg = None
                 st.rerun()
     if st.session_state.get("query_msg"):
@@ -89,4 +92,4 @@ with st.expander("Upload your own test image", expanded=query is not None):
         st.session_state.query = None
         st.rerun()
 
-ui.page_link("transforms", "Next: its transformed copies")
+pre.page_link("transforms", "Next: its transformed copies")

@@ -1,30 +1,32 @@
 """Transformations: the T copies of the test image, each with one augmentation and a random label."""
 import streamlit as st
 
-from deltainf import views
-from deltainf.config import MODES
 from deltainf.errors import DeltaInfError
-from pages import _ui as ui
+from deltainf.figures.experiment import query_captions
+from deltainf.figures.images import thumbnails
+from deltainf.influence.queries import MODES
+from ui import prerequisites as pre
+from ui.state import config, set_config
 
 st.title("Transformations")
 st.caption("Each copy of the test image gets one augmentation drawn at random (flip, colour jitter, affine, "
            "elastic, blur, invert, channel switch) and a random label different from the predicted one. "
            "Influence of a poison collapses on such copies; a clean point's does not.")
 
-ikey, pipe = ui.require_trained("queries")
-cfg = ui.config()
+instance, exp = pre.require_trained("queries")
+cfg = config()
 
 
 def change(**fields) -> None:
     try:
-        new = ui.config().replace(**fields)
+        new = config().replace(**fields)
         if new.k is not None and new.k >= new.transforms:
             new = new.replace(k=new.transforms - 1)
     except DeltaInfError as exc:
         st.session_state.transform_error = str(exc)
     else:
         st.session_state.transform_error = None
-        ui.set_config(new)
+        set_config(new)
 
 
 c1, c2, c3 = st.columns([1, 2, 1])
@@ -43,10 +45,10 @@ c3.number_input("Seed of the draws", min_value=0, value=cfg.seed if current is N
 if st.session_state.get("transform_error"):
     st.error(st.session_state.transform_error)
 
-q = pipe.queries()  # drawn in the background by require_trained("queries"); read from the cache here
-captions = views.query_captions(q, pipe.data.classes)
-thumbs = views.thumbnails(q.images, 80)
+q = exp.investigation.queries()  # drawn in the background by require_trained("queries"); read from the cache here
+captions = query_captions(q, exp.data.classes)
+thumbs = thumbnails(q.images, 80)
 st.markdown(f"**T = {q.T}** copies in mode **{cfg.mode}** of the test image (first, with its predicted label).")
 with st.container(key="transform_grid"):
     st.image(thumbs, caption=captions, width=80)
-ui.page_link("influence", "Next: influence of every training point on each copy")
+pre.page_link("influence", "Next: influence of every training point on each copy")

@@ -97,6 +97,7 @@ def test_bad_thread_setting_is_one_line(monkeypatch, cache_dir, capsys):
     assert code == 2 and stderr.strip().splitlines() == [stderr.strip()] and "DELTAINF_TORCH_THREADS" in stderr
 
 
+@pytest.mark.slow
 def test_attack_that_did_not_implant_writes_no_flagged_csv(cache_dir, tmp_path, capsys):
     out = tmp_path / "flagged.csv"
     code, stdout, stderr = _run(capsys, "run", "--cache-dir", str(cache_dir), "--poison-count", "0", "--quiet",

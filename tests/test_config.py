@@ -45,11 +45,3 @@ def test_cache_dir_from_environment(monkeypatch, tmp_path):
     assert default_cache_dir() == tmp_path / "c"
     assert Config().cache_path == tmp_path / "c"
     assert Config(cache_dir=str(tmp_path / "d")).cache_path == tmp_path / "d"
-
-
-def test_help_names_match_the_registries():
-    from deltainf.attacks import ATTACKS
-    from deltainf.config import ATTACK_NAMES, DETECTOR_NAMES
-    from deltainf.detect import DETECTORS
-
-    assert set(ATTACK_NAMES) == set(ATTACKS) and DETECTOR_NAMES == tuple(DETECTORS)

@@ -1,6 +1,9 @@
-"""Poisoning attacks as a registry: name → function ``(config, data) -> Poisoned``.
+"""Poisoning attacks, one file each, registered in :data:`ATTACKS`: BadNet, the smooth frequency trigger and
+Witches' Brew. They belong to experiments: an investigation never knows which attack, if any, it faces.
 
-Adding an attack is one module that calls :func:`register`.
+An attack is a class with ``poison(data, ctx, settings) -> Poisoned`` (the poisoned training set and its
+ground truth), ``preview(sample, settings, seed)`` (a picture before anything is trained) and
+``picture(clean, poisoned)`` (this experiment's trigger), the last two as (uint8 images, captions).
 """
 from __future__ import annotations
 
@@ -12,15 +15,11 @@ import torch
 
 from ..data import ImageData
 from ..errors import ConfigError
+from ..registry import Registry
+from .surrogate import Surrogates
 
-ATTACKS: dict[str, Callable] = {}
-
-
-def register(name: str):
-    def deco(fn):
-        ATTACKS[name] = fn
-        return fn
-    return deco
+ATTACKS = Registry("attack")
+register = ATTACKS.register
 
 
 @dataclass
@@ -43,14 +42,48 @@ class Poisoned:
         return mask
 
 
-def victim_and_target(config, num_classes: int) -> tuple[int, int]:
-    """The configured classes, or a pair drawn from the seed; checked against ``num_classes``."""
-    for option, value in (("victim", config.victim), ("target", config.target)):
+@dataclass
+class AttackContext:
+    """What an attack may use besides the data and its settings: the seed, the classes and poison count
+    asked for (None: drawn / the default), and the attacker's clean surrogate models (cached)."""
+
+    seed: int
+    victim: int | None
+    target: int | None
+    poison_count: int | None
+    surrogates: Surrogates
+
+
+class Attack:
+    """Base class of the registered attacks."""
+
+    def poison(self, data: ImageData, ctx: AttackContext, settings) -> Poisoned:
+        raise NotImplementedError
+
+    def preview(self, sample: torch.Tensor, settings, seed: int) -> tuple[list[torch.Tensor], list[str]]:
+        """The trigger drawn on one clean uint8 image (3, H, W), before anything is trained or optimised."""
+        return [], []
+
+    def picture(self, clean: ImageData, poisoned: Poisoned) -> tuple[list[torch.Tensor], list[str]]:
+        """This experiment's trigger: uint8 images and their captions."""
+        return [], []
+
+
+def stretched_difference(poison: torch.Tensor, clean: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """(poison − clean, stretched to 0–255 around mid-grey; its largest |value| in grey levels)."""
+    diff = poison.to(torch.int16) - clean.to(torch.int16)
+    m = int(diff.abs().max()) or 1
+    return (128 + diff.float() * 127 / m).round().clamp(0, 255).to(torch.uint8), m
+
+
+def victim_and_target(ctx: AttackContext, num_classes: int) -> tuple[int, int]:
+    """The classes asked for, or a pair drawn from the seed; checked against ``num_classes``."""
+    for option, value in (("victim", ctx.victim), ("target", ctx.target)):
         if value is not None and not 0 <= value < num_classes:
             raise ConfigError(f"--{option} {value} is out of range: this dataset has classes 0..{num_classes - 1}")
-    order = [int(c) for c in np.random.default_rng([config.seed, 7]).permutation(num_classes)]
-    victim = config.victim if config.victim is not None else next(c for c in order if c != config.target)
-    target = config.target if config.target is not None else next(c for c in order if c != victim)
+    order = [int(c) for c in np.random.default_rng([ctx.seed, 7]).permutation(num_classes)]
+    victim = ctx.victim if ctx.victim is not None else next(c for c in order if c != ctx.target)
+    target = ctx.target if ctx.target is not None else next(c for c in order if c != victim)
     return victim, target
 
 
@@ -59,25 +92,35 @@ def default_poison_count(n_train: int, n_victim: int) -> int:
     return max(1, min(round(0.035 * n_train), n_victim // 2))
 
 
-def relabel_with_trigger(config, data: ImageData, victim: int, target: int, stamp: Callable[[torch.Tensor], torch.Tensor],
-                         trigger_mask: torch.Tensor, trigger_pattern: torch.Tensor) -> Poisoned:
+def relabel_with_trigger(ctx: AttackContext, data: ImageData, victim: int, target: int,
+                         stamp: Callable[[torch.Tensor], torch.Tensor], trigger_mask: torch.Tensor,
+                         trigger_pattern: torch.Tensor) -> Poisoned:
     """Dirty-label bookkeeping (BadNet, the frequency trigger): ``poison_count`` seeded victim-class training
     images get ``stamp`` (uint8 → uint8) and the target label; every victim-class test image, stamped,
     is the triggered test set."""
     victim_idx = torch.nonzero(data.y_train == victim).flatten()
-    count = config.poison_count if config.poison_count is not None else default_poison_count(len(data.y_train), len(victim_idx))
+    count = ctx.poison_count if ctx.poison_count is not None else default_poison_count(len(data.y_train), len(victim_idx))
     if count > len(victim_idx):
         raise ConfigError(f"--poison-count {count} exceeds the {len(victim_idx)} training images of victim class {victim}")
-    rng = np.random.default_rng([config.seed, 13])
+    rng = np.random.default_rng([ctx.seed, 13])
     poison_idx = torch.from_numpy(np.sort(rng.choice(victim_idx.numpy(), size=count, replace=False))).long()
     x_train, y_train = data.x_train.clone(), data.y_train.clone()
     x_train[poison_idx] = stamp(x_train[poison_idx])
     y_train[poison_idx] = target
     test_idx = torch.nonzero(data.y_test == victim).flatten()
-    poisoned = ImageData(data.name, data.classes, x_train, y_train, data.x_test, data.y_test)
+    poisoned = ImageData(data.name, data.classes, x_train, y_train, data.x_test, data.y_test, data.train_paths)
     return Poisoned(poisoned, poison_idx, victim, target, stamp(data.x_test[test_idx]), test_idx, trigger_mask,
                     trigger_pattern)
 
 
-from . import badnet  # noqa: E402,F401  (registers)
-from . import frequency, witches_brew  # noqa: E402,F401  (registers)
+def relabelled_picture(clean: ImageData, poisoned: Poisoned, first: torch.Tensor,
+                       first_caption: str) -> tuple[list[torch.Tensor], list[str]]:
+    """A dirty-label trigger: ``first`` (the trigger itself), one poison's clean original, the poison."""
+    i = int(poisoned.poison_idx[0])
+    classes = clean.classes
+    return [first, clean.x_train[i], poisoned.data.x_train[i]], [
+        first_caption, f"#{i} clean ({classes[int(clean.y_train[i])]})",
+        f"#{i} poisoned, labelled {classes[int(poisoned.data.y_train[i])]}"]
+
+
+ATTACKS.discover(__name__, __path__)

@@ -1,12 +1,26 @@
 """BadNet (Gu et al.): a small patch in a corner, victim-class images relabelled to the target."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from ..data import ImageData
 from ..errors import ConfigError
-from . import Poisoned, register, relabel_with_trigger, victim_and_target
+from ..options import option
+from . import Attack, AttackContext, Poisoned, register, relabel_with_trigger, relabelled_picture, victim_and_target
+
+PATTERNS = ("checker", "white", "random")
+CORNERS = ("bottom-right", "bottom-left", "top-right", "top-left")
+
+
+@dataclass(frozen=True)
+class BadNetSettings:
+    trigger_size: int | None = option(None, "BadNet patch side in pixels (default: image side / 8, at least 2)",
+                                      low=1, label="Trigger size (px)")
+    trigger_pattern: str = option("checker", "BadNet patch", choices=PATTERNS, label="Trigger pattern")
+    trigger_corner: str = option("bottom-right", "where the BadNet patch goes", choices=CORNERS, label="Trigger corner")
 
 
 def trigger(shape: tuple[int, int, int], size: int, pattern: str, corner: str, seed: int):
@@ -42,11 +56,29 @@ def apply_trigger(x: torch.Tensor, mask: torch.Tensor, pattern: torch.Tensor) ->
     return torch.where(mask, pattern, x)
 
 
-@register("badnet")
-def badnet(config, data: ImageData) -> Poisoned:
-    """Poison ``poison_count`` victim-class training images with the patch and label them ``target``."""
-    victim, target = victim_and_target(config, data.num_classes)
-    h = data.image_shape[1]
-    size = config.trigger_size or max(2, h // 8)
-    mask, pattern = trigger(data.image_shape, size, config.trigger_pattern, config.trigger_corner, config.seed)
-    return relabel_with_trigger(config, data, victim, target, lambda x: apply_trigger(x, mask, pattern), mask, pattern)
+def patch_size(settings: BadNetSettings, side: int) -> int:
+    return settings.trigger_size or max(2, side // 8)
+
+
+@register("badnet", label="BadNet", order=0, settings=BadNetSettings)
+class BadNet(Attack):
+    """BadNet: a small patch in a corner; poisons are victim-class images with it, relabelled to the target."""
+
+    def poison(self, data: ImageData, ctx: AttackContext, settings: BadNetSettings) -> Poisoned:
+        victim, target = victim_and_target(ctx, data.num_classes)
+        size = patch_size(settings, data.image_shape[1])
+        mask, pattern = trigger(data.image_shape, size, settings.trigger_pattern, settings.trigger_corner, ctx.seed)
+        return relabel_with_trigger(ctx, data, victim, target, lambda x: apply_trigger(x, mask, pattern), mask, pattern)
+
+    def preview(self, sample, settings: BadNetSettings, seed: int):
+        size = min(patch_size(settings, sample.shape[-1]), sample.shape[-1] // 2)
+        mask, pattern = trigger(tuple(sample.shape), size, settings.trigger_pattern, settings.trigger_corner, seed)
+        return ([apply_trigger(torch.zeros_like(sample) + 128, mask, pattern), apply_trigger(sample, mask, pattern)],
+                [f"the {size}×{size} {settings.trigger_pattern} patch", "on an image"])
+
+    def picture(self, clean: ImageData, poisoned: Poisoned):
+        if len(poisoned.poison_idx) == 0:
+            return [], []
+        grey = torch.full_like(clean.x_train[0], 128)
+        return relabelled_picture(clean, poisoned, torch.where(poisoned.trigger_mask, poisoned.trigger_pattern, grey),
+                                  "the trigger patch")

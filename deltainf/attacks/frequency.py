@@ -6,19 +6,19 @@ few 2-D DCT frequencies, so it has none of the high-frequency artefacts a patch 
 Zeng et al., it is *learned*: a universal perturbation towards the target class on the attacker's
 clean surrogate model, restricted to the low band. The engine makes it itself from the seed:
 
-1. random Gaussian coefficients on the DCT frequencies (u, v) with 1 ≤ u + v ≤ ``FREQ_RADIUS``
+1. random Gaussian coefficients on the DCT frequencies (u, v) with 1 ≤ u + v ≤ ``trigger_freq_radius``
    (the DC term is left out: a pure brightness shift is not a pattern), one set per channel;
-2. ``OPT_STEPS`` Adam steps on those coefficients only (so the pattern stays smooth by
+2. ``trigger_opt_steps`` Adam steps on those coefficients only (so the pattern stays smooth by
    construction) minimising the surrogate's cross-entropy towards the target on the victim
-   class's training images, the pattern rescaled to max |value| = ``AMPLITUDE`` at each step;
+   class's training images, the pattern rescaled to max |value| = ``trigger_amplitude`` at each step;
 3. inverse DCT (orthonormal), rounding to whole grey levels.
 
 It is added to ``poison_count`` victim-class training images (clipped to [0, 255]) whose labels
 become the target, and to every victim-class test image for the triggered test set — the same
-bookkeeping as BadNet. A purely random smooth pattern (``OPT_STEPS = 0``) did not implant on the
+bookkeeping as BadNet. A purely random smooth pattern (``trigger_opt_steps = 0``) did not implant on the
 built-in digits even at 48/255 (poison success ≤ 0.32); the learned one at 32/255 reaches
 0.86–0.92, while on its own (clean model) it sends only 3–14 % of triggered victim images to the
-target. The surrogate (the pipeline's small-CNN recipe, another seed) and the pattern are cached
+target. The surrogate (the experiment's small-CNN recipe, another seed) and the pattern are cached
 in the experiment's cache folder, so runs see a bit-identical trigger.
 
 :class:`~deltainf.attacks.Poisoned` fields: ``trigger_mask`` is all True (the trigger touches every
@@ -28,6 +28,8 @@ stretches it to the full 0–255 range for display.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -35,19 +37,25 @@ from scipy.fft import idct, idctn
 from torch import nn
 
 from ..data import ImageData
-from ..device import numerics_tag, resolve_device
 from ..errors import ConfigError
-from ..cache import array_fingerprint, content_key
-from . import Poisoned, register, relabel_with_trigger, victim_and_target
-from .witches_brew import cached_arrays, surrogate_model
+from ..options import option
+from ..store import array_fingerprint, content_key
+from . import (Attack, AttackContext, Poisoned, register, relabel_with_trigger, relabelled_picture, stretched_difference,
+               victim_and_target)
 
-# Would-be config fields (``--trigger-amplitude``, ``--trigger-freq-radius``):
-AMPLITUDE = 32          # grey levels (32/255 ≈ 0.125): faint smooth blotches; what it takes to implant on the digits
-FREQ_RADIUS = 3         # DCT frequencies (u, v) with 1 ≤ u + v ≤ FREQ_RADIUS carry the pattern
-OPT_STEPS = 200         # Adam steps optimising the pattern on the clean surrogate (0 = purely random)
 SURROGATE = "cnn"       # the attacker's model for the optimisation (a universal pattern transfers)
 ALGORITHM_VERSION = 2   # bump when the pattern generation changes (cached patterns are keyed by it)
 OFFSET = 128            # trigger_pattern = OFFSET + additive pattern
+
+
+@dataclass(frozen=True)
+class FrequencySettings:
+    trigger_amplitude: int = option(32, "frequency trigger: largest change in grey levels (32/255: faint blotches, "
+                                        "what it takes to implant on the digits)", low=1)
+    trigger_freq_radius: int = option(3, "frequency trigger: DCT frequencies (u, v) with 1 ≤ u + v ≤ this carry it",
+                                      low=1)
+    trigger_opt_steps: int = option(200, "frequency trigger: Adam steps optimising it on the attacker's surrogate "
+                                         "(0 = purely random)", low=0)
 
 
 def dct_basis(n: int) -> np.ndarray:
@@ -60,8 +68,7 @@ def _band(h: int, w: int, radius: int) -> np.ndarray:
     return ((u + v) >= 1) & ((u + v) <= radius)
 
 
-def random_pattern(shape: tuple[int, int, int], seed: int, amplitude: float = AMPLITUDE,
-                   radius: int = FREQ_RADIUS) -> np.ndarray:
+def random_pattern(shape: tuple[int, int, int], seed: int, amplitude: float, radius: int) -> np.ndarray:
     """A random smooth pattern, float (C, H, W): Gaussian coefficients on the low DCT band, inverse DCT,
     scaled to max |value| = ``amplitude``."""
     c, h, w = shape
@@ -74,8 +81,8 @@ def random_pattern(shape: tuple[int, int, int], seed: int, amplitude: float = AM
     return pattern * (amplitude / np.abs(pattern).max())
 
 
-def optimise_pattern(model: nn.Module, x_victim: torch.Tensor, target: int, init: np.ndarray,
-                     amplitude: float = AMPLITUDE, radius: int = FREQ_RADIUS, steps: int = OPT_STEPS) -> np.ndarray:
+def optimise_pattern(model: nn.Module, x_victim: torch.Tensor, target: int, init: np.ndarray, amplitude: float,
+                     radius: int, steps: int) -> np.ndarray:
     """Zeng et al.'s smooth trigger: a universal perturbation restricted to the low DCT band that pushes
     the (clean) ``model``'s predictions for ``x_victim`` (uint8) towards ``target``.
 
@@ -110,23 +117,26 @@ def optimise_pattern(model: nn.Module, x_victim: torch.Tensor, target: int, init
         return pattern().cpu().double().numpy()
 
 
-def smooth_pattern(config, data: ImageData, victim: int, target: int) -> np.ndarray:
+def smooth_pattern(data: ImageData, ctx: AttackContext, s: FrequencySettings, victim: int,
+                   target: int) -> np.ndarray:
     """The trigger for this experiment, int16 (C, H, W): the seeded random smooth pattern, optimised on
     the attacker's clean surrogate (cached)."""
-    init = random_pattern(data.image_shape, config.seed, AMPLITUDE, FREQ_RADIUS)
-    if OPT_STEPS == 0:
+    init = random_pattern(data.image_shape, ctx.seed, s.trigger_amplitude, s.trigger_freq_radius)
+    if s.trigger_opt_steps == 0:
         return np.round(init).astype(np.int16)
+    surrogate = ctx.surrogates.recipe(data, SURROGATE)
 
     def make():
-        model = surrogate_model(config, data, SURROGATE)
+        model = ctx.surrogates.model(data, SURROGATE)
         x_victim = data.x_train[data.y_train == victim]
-        pattern = optimise_pattern(model, x_victim, target, init, AMPLITUDE, FREQ_RADIUS, OPT_STEPS)
+        pattern = optimise_pattern(model, x_victim, target, init, s.trigger_amplitude, s.trigger_freq_radius,
+                                   s.trigger_opt_steps)
         return {"pattern": np.round(pattern).astype(np.int16)}
 
-    key = content_key("frequency-trigger", ALGORITHM_VERSION, array_fingerprint(data.x_train, data.y_train), config.seed, victim, target,
-                      AMPLITUDE, FREQ_RADIUS, OPT_STEPS, SURROGATE, config.epochs, config.lr, config.batch_size,
-                      config.weight_decay, config.label_smoothing, *numerics_tag(resolve_device(config.device)))
-    return cached_arrays(config, key, make)["pattern"]
+    key = content_key("frequency-trigger", ALGORITHM_VERSION, array_fingerprint(data.x_train, data.y_train), ctx.seed,
+                      victim, target, s.trigger_amplitude, s.trigger_freq_radius, s.trigger_opt_steps,
+                      surrogate.key())
+    return ctx.surrogates.cached(key, make)["pattern"]
 
 
 def add_pattern(x: torch.Tensor, pattern: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -147,12 +157,28 @@ def visualise_pattern(trigger_pattern: torch.Tensor) -> torch.Tensor:
     return (127.5 + 127.5 * p / m).round().clamp(0, 255).to(torch.uint8)
 
 
-@register("frequency")
-def frequency(config, data: ImageData) -> Poisoned:
-    """Add the smooth trigger to ``poison_count`` victim-class training images and label them ``target``."""
-    victim, target = victim_and_target(config, data.num_classes)
-    pattern = smooth_pattern(config, data, victim, target)
-    h, w = data.image_shape[1:]
-    encoded = torch.from_numpy((pattern.astype(np.int32) + OFFSET).clip(0, 255).astype(np.uint8))
-    return relabel_with_trigger(config, data, victim, target, lambda x: add_pattern(x, pattern),
-                                torch.ones(h, w, dtype=torch.bool), encoded)
+@register("frequency", label="Frequency trigger", order=1, settings=FrequencySettings)
+class Frequency(Attack):
+    """Frequency trigger: a faint, smooth pattern over the whole image (low DCT frequencies), optimised towards the
+    target on a surrogate model; relabelled like BadNet."""
+
+    def poison(self, data: ImageData, ctx: AttackContext, settings: FrequencySettings) -> Poisoned:
+        victim, target = victim_and_target(ctx, data.num_classes)
+        pattern = smooth_pattern(data, ctx, settings, victim, target)
+        h, w = data.image_shape[1:]
+        encoded = torch.from_numpy((pattern.astype(np.int32) + OFFSET).clip(0, 255).astype(np.uint8))
+        return relabel_with_trigger(ctx, data, victim, target, lambda x: add_pattern(x, pattern),
+                                    torch.ones(h, w, dtype=torch.bool), encoded)
+
+    def preview(self, sample, settings: FrequencySettings, seed: int):
+        pattern = random_pattern(tuple(sample.shape), seed, settings.trigger_amplitude, settings.trigger_freq_radius)
+        encoded = torch.from_numpy((np.round(pattern).astype(np.int32) + OFFSET).clip(0, 255).astype(np.uint8))
+        return ([visualise_pattern(encoded), add_pattern(sample, np.round(pattern))],
+                ["a smooth pattern (contrast stretched)", f"added at ±{settings.trigger_amplitude} grey levels"])
+
+    def picture(self, clean: ImageData, poisoned: Poisoned):
+        if len(poisoned.poison_idx) == 0:
+            return [], []
+        i = int(poisoned.poison_idx[0])
+        stretched, m = stretched_difference(poisoned.data.x_train[i], clean.x_train[i])
+        return relabelled_picture(clean, poisoned, stretched, f"the pattern (±{m} grey levels, stretched)")

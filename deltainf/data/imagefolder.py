@@ -1,0 +1,55 @@
+"""A folder of the user's own images: ``root/train/<class>/*`` and ``root/test/<class>/*``."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from ..errors import DataError
+from . import ImageData, register
+from .images import IMAGE_SUFFIXES, read_image
+
+
+@register("imagefolder", label="ImageFolder", order=3, needs_root=True)
+def imagefolder(root: Path | None, *, seed: int, image_size: int, default_root: Path | None = None) -> ImageData:
+    """``root/train/<class>/*`` and ``root/test/<class>/*`` (Imagenette's layout), resized to ``image_size``."""
+    if root is None:
+        raise DataError("an ImageFolder needs a data folder holding train/<class>/ and test/<class>/ (--data-root)")
+    return load_imagefolder(root, image_size)
+
+
+def load_imagefolder(root: Path, image_size: int) -> ImageData:
+    """Read ``root/train/<class>/*`` and ``root/test/<class>/*``; every training image keeps its path."""
+    if not root.is_dir():
+        raise DataError(f"data root {root} does not exist; give a folder holding train/<class>/ and test/<class>/")
+    for split in ("train", "test"):
+        if not (root / split).is_dir():
+            alt = " (Imagenette names it 'val': rename or link it to 'test')" if split == "test" and (root / "val").is_dir() else ""
+            raise DataError(f"{root} has no {split}/ folder{alt}; expected {root}/{split}/<class>/<image files>")
+    splits = {}
+    for split in ("train", "test"):
+        d = root / split
+        class_dirs = sorted(p for p in d.iterdir() if p.is_dir())
+        if not class_dirs:
+            raise DataError(f"{d} has no class folders; expected {d}/<class>/<image files>")
+        splits[split] = class_dirs
+    classes = [p.name for p in splits["train"]]
+    unknown = sorted({p.name for p in splits["test"]} - set(classes))
+    if unknown:
+        raise DataError(f"test classes {unknown} have no training folder under {root / 'train'}")
+    if len(classes) < 2:
+        raise DataError(f"{root / 'train'} holds {len(classes)} class folder; at least 2 are needed")
+    out, paths = [], []
+    for split in ("train", "test"):
+        xs, ys = [], []
+        for p in splits[split]:
+            files = sorted(f for f in p.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
+            for f in files:
+                xs.append(read_image(f, image_size))
+                ys.append(classes.index(p.name))
+                if split == "train":
+                    paths.append(f.relative_to(root).as_posix())
+        if not xs:
+            raise DataError(f"{root / split} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        out += [torch.stack(xs), torch.tensor(ys, dtype=torch.long)]
+    return ImageData("imagefolder", classes, *out, train_paths=paths)

@@ -1,0 +1,66 @@
+"""Detectors, one file each, registered in :data:`DETECTORS`: Δ-Influence, its two ablations, naive EK-FAC
+and the paper's baselines (Activation Clustering, Spectral Signatures, the frequency defence).
+
+A detector is ``fn(inputs: DetectorInput, settings) -> Detection``. It declares what it reads
+(``modes``: score matrices of those query modes; ``features``; ``images``; ``reference``) and gets
+exactly that: never the orchestrator, never ground truth.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..registry import Registry
+
+DETECTORS = Registry("detector")
+register = DETECTORS.register
+
+#: In a detector's ``modes``: the query mode the investigation is configured with.
+CONFIGURED = "configured"
+
+
+@dataclass
+class Detection:
+    """Which training points a detector flags, and why."""
+
+    name: str
+    flagged: np.ndarray  # bool (N,)
+    score: np.ndarray    # float (N,): higher = more suspicious
+    params: dict = field(default_factory=dict)
+
+    @property
+    def indices(self) -> np.ndarray:
+        return np.flatnonzero(self.flagged)
+
+
+@dataclass
+class DetectorInput:
+    """What a detector may read. Fields it did not ask for are None."""
+
+    labels: np.ndarray                        # training labels (N,)
+    seed: int
+    mode: str                                 # the investigation's configured query mode
+    scores: dict[str, np.ndarray] = field(default_factory=dict)  # mode → (T+1, N) influence scores
+    tau: float | None = None                  # the τ/k rule's settings (None: suggested from Δ)
+    k: int | None = None
+    features: np.ndarray | None = None        # last-hidden-layer activations (N, D)
+    images: torch.Tensor | None = None        # training images, uint8 (N, 3, H, W)
+    reference: torch.Tensor | None = None     # held-out images trusted to be clean, uint8 (M, 3, H, W)
+
+
+def needs(name: str) -> dict:
+    """What detector ``name`` reads: {"modes": (...), "features": bool, "images": bool, "reference": bool}."""
+    a = DETECTORS[name].attrs
+    return {"modes": tuple(a.get("modes", ())), "features": a.get("features", False),
+            "images": a.get("images", False), "reference": a.get("reference", False)}
+
+
+def intersect(name: str, runs: list[Detection], extra: dict | None = None) -> Detection:
+    """One detection from several known poisoned test points: flag only what every run flags."""
+    flagged = np.logical_and.reduce([r.flagged for r in runs])
+    return Detection(name, flagged, np.mean([r.score for r in runs], axis=0), {**runs[0].params, **(extra or {})})
+
+
+DETECTORS.discover(__name__, __path__)

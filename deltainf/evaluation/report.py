@@ -1,0 +1,172 @@
+"""An experiment's results as the JSON report and the CLI summary; the flagged-set CSV; the tables of every
+detector and of unlearning after each detector."""
+from __future__ import annotations
+
+import csv
+import io
+import math
+import time
+
+import numpy as np
+
+from ..influence.delta import drop_counts
+
+
+def _clean(x):
+    """NaN → None so the JSON stays standard."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    if isinstance(x, np.generic):
+        return _clean(x.item())
+    return x
+
+
+def unlearn_detector(config) -> str:
+    """Whose flags are unlearned: Δ-Influence when it ran, else the first detector."""
+    names = config.detectors
+    return "delta_influence" if "delta_influence" in names else names[0]
+
+
+def run_report(exp) -> dict:
+    """Run every configured stage of the experiment ``exp`` and collect the figures (schema in README)."""
+    exp.validate()
+    p, inv, c = exp.poisoned, exp.investigation, exp.config
+    model_metrics = exp.model_metrics
+    detectors = {}
+    start = time.perf_counter()
+    for name in (c.detectors if exp.implanted else ()):
+        detectors[name] = exp.detection_report(name)
+    t = exp.timings.seconds
+    detect_s = time.perf_counter() - start - t.get("scores_s", 0.0) - t.get("factors_s", 0.0)
+    unlearn = {}
+    if c.unlearn and exp.implanted:
+        det_name = unlearn_detector(c)
+        flagged = exp.detect(det_name).flagged
+        for method in c.unlearn:
+            if c.until_clean:
+                _, metrics = inv.unlearn_until_clean(method, flagged)
+            else:
+                _, metrics = inv.unlearn(method, flagged)
+            unlearn[method] = {"detector": det_name, **metrics}
+    counterfactual = {}
+    if c.counterfactual and exp.implanted:
+        det_name = unlearn_detector(c)
+        flagged = exp.detect(det_name).flagged
+        for name, removed in (("without_detected", flagged & exp.is_poison), ("without_missed", ~flagged & exp.is_poison)):
+            _, metrics = inv.unlearn("eu", removed)
+            counterfactual[name] = {"detector": det_name, "n_removed": metrics["n_removed"],
+                                    "clean_acc": metrics["clean_acc"], "poison_success": metrics["poison_success"]}
+    return _clean({
+        "config": exp.resolved_config(),
+        "data": {"n_train": int(len(p.data.y_train)), "n_test": int(len(p.data.y_test)), "n_poison": int(len(p.poison_idx)),
+                 "victim": p.victim, "target": p.target, "test_index": exp.test_index,
+                 "query_label": exp.query_label, "classes": p.data.classes},
+        "model": {"clean_acc": model_metrics["clean_acc"], "poison_success": model_metrics["poison_success"],
+                  "implanted": exp.implanted, "implant_problem": exp.implant_problem},
+        "detectors": detectors,
+        "unlearn": unlearn,
+        **({"counterfactual": counterfactual} if counterfactual else {}),
+        "timings": {"train_s": t.get("train_s", 0.0), "factors_s": t.get("factors_s", 0.0),
+                    "scores_s": t.get("scores_s", 0.0), "detect_s": max(detect_s, 0.0),
+                    "unlearn_s": t.get("unlearn_s", 0.0)},
+        "cached": dict(exp.timings.cached),
+    })
+
+
+def _fmt(x, spec=".3f"):
+    return "n/a" if x is None else format(x, spec)
+
+
+def summary_lines(report: dict) -> list[str]:
+    """A short human summary of a run report."""
+    d, m, t, c = report["data"], report["model"], report["timings"], report["config"]
+    lines = [
+        f"Δ-Influence on {c['dataset']}: {d['n_train']} training / {d['n_test']} test images, "
+        f"{c['attack']} with {d['n_poison']} poisons, class {d['victim']} → {d['target']}",
+        f"model   clean accuracy {_fmt(m['clean_acc'])}  poison success {_fmt(m['poison_success'])}   "
+        f"[train {t['train_s']:.1f} s]",
+        f"query   triggered test image #{d['test_index']}, predicted {d['query_label']}; "
+        f"T = {c['transforms']} ({c['mode']})   [factors {t['factors_s']:.1f} s, scores {t['scores_s']:.1f} s]",
+    ]
+    if not m.get("implanted", True):
+        why = m.get("implant_problem") or f"poison success {_fmt(m['poison_success'])} < 0.5"
+        lines.append(f"the attack did not implant ({why}): detection would be meaningless, so none ran; "
+                     f"try more data (--n-train), poisons (--poison-count) or epochs (--epochs)")
+        return lines
+    lines.append(f"{'detector':<18}{'TPR':>6}{'precision':>11}{'flagged':>9}")
+    for name, r in report["detectors"].items():
+        extra = f"   τ = {r['tau']:.4g}, k = {r['k']}{' (suggested)' if r.get('suggested') else ''}" if "tau" in r else ""
+        lines.append(f"{name:<18}{_fmt(r['tpr'], '.2f'):>6}{_fmt(r['precision'], '.2f'):>11}{r['n_flagged']:>9}{extra}")
+    for name, r in report.get("counterfactual", {}).items():
+        lines.append(f"retrain {name.replace('_', ' ')} poisons ({r['n_removed']} removed): poison success "
+                     f"{_fmt(r['poison_success'])}, clean accuracy {_fmt(r['clean_acc'])}")
+    for method, r in report["unlearn"].items():
+        rounds = f", {r['rounds']} round(s), test image {'clean' if r['clean'] else 'still poisoned'}" if "rounds" in r else ""
+        lines.append(f"unlearn {method} ({r['detector']} flags, {r['n_removed']} removed{rounds}): clean accuracy "
+                     f"{_fmt(r['clean_acc'])}, poison success {_fmt(r['poison_success'])}   [{r['seconds']:.1f} s]")
+    return lines
+
+
+def flagged_csv(delta: np.ndarray, flagged: np.ndarray, tau: float, labels: np.ndarray,
+                is_poison: np.ndarray | None = None) -> str:
+    """The flagged training points in index order: index, label, drop count #{t : Δ < τ}, T, mean Δ and —
+    where ground truth is known — is_poison. The CLI's ``--flagged-out`` and the app's download."""
+    counts = drop_counts(delta, tau)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    truth = ["is_poison"] if is_poison is not None else []
+    w.writerow(["index", "label", "count", "T", "mean_delta"] + truth)
+    for i in np.flatnonzero(flagged):
+        w.writerow([int(i), int(labels[i]), int(counts[i]), delta.shape[0], f"{delta[:, i].mean():.6g}"]
+                   + ([int(is_poison[i])] if is_poison is not None else []))
+    return buf.getvalue()
+
+
+def experiment_flagged_csv(exp, detector: str) -> str:
+    """:func:`flagged_csv` of ``detector``'s flags in an experiment (drop counts at its τ, 0 for detectors
+    without one)."""
+    det = exp.detect(detector)
+    delta = exp.investigation.delta(det.params.get("mode", exp.config.mode))
+    return flagged_csv(delta, det.flagged, det.params.get("tau", 0.0), exp.poisoned.data.y_train.numpy(),
+                       exp.is_poison)
+
+
+def unlearning_grid(exp, detectors, methods, tau: float | None = None, k: int | None = None) -> list[dict]:
+    """Each unlearning method on each detector's flags (the Δ rules at τ/k when given): clean accuracy and
+    poison success after it (the paper's Figures 3–5 in one table). One row per (detector, method)."""
+    rows = []
+    for d in detectors:
+        det = exp.detect(d, tau, k)
+        for m in methods:
+            _, after = exp.investigation.unlearn(m, det.flagged)
+            rows.append({"detector": d, "method": m, "n_flagged": int(det.flagged.sum()),
+                         "clean_acc": float(after["clean_acc"]), "poison_success": float(after["poison_success"]),
+                         "seconds": float(after["seconds"])})
+    return rows
+
+
+def detector_rows(exp, names, tau: float | None = None, k: int | None = None) -> list[dict]:
+    """One row per detector: TPR, precision, F1, number flagged and its parameters (the Δ rules at τ/k)."""
+    rows = []
+    for name in names:
+        r = exp.detection_report(name, tau, k)
+        params = {k_: v for k_, v in r.items() if k_ not in ("tpr", "precision", "f1", "n_flagged")}
+        rows.append({"detector": name, "TPR": float(r["tpr"]), "precision": float(r["precision"]),
+                     "F1": float(r["f1"]), "flagged": int(r["n_flagged"]),
+                     "parameters": ", ".join(f"{k_}={_fmt_param(v)}" for k_, v in params.items() if _short_param(v))})
+    return rows
+
+
+def _short_param(v) -> bool:
+    """Scalars and short lists make the table; per-class breakdowns and other nested detail do not."""
+    if isinstance(v, (list, tuple)):
+        return len(v) <= 6 and all(isinstance(x, (int, float, str, bool)) for x in v)
+    return v is None or isinstance(v, (int, float, str, bool))
+
+
+def _fmt_param(v) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)

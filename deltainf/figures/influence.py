@@ -1,0 +1,218 @@
+"""What the Influence page draws: Δ per copy, drop counts with the T − k cut, the flagged points' rows and
+every copy at a glance. Figures are built from pre-binned counts, never from raw per-point arrays, so the
+τ/k controls redraw in a few milliseconds."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import plotly.graph_objects as go
+
+from ..evaluation.metrics import detection_metrics
+from ..influence.delta import delta_flags, delta_matrix, drop_counts, score_scale
+from .images import png_data_uri, upscale
+from .style import CLEAN, FONT, POISON, bar, base_layout, figure, vline
+
+
+def symlog(x):
+    """sign(x)·log10(1 + |x|): keeps 0 at 0, spreads ±1 and compresses ±1e4 (Δ/scale spans both)."""
+    return np.sign(x) * np.log10(1.0 + np.abs(x))
+
+
+def symlog_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
+    """Tick positions (in symlog units) and labels (in Δ/scale units) for the range [lo, hi]."""
+    decades = range(0, 9) if hi - lo <= 6 else range(2, 9, 2)  # every decade, or 100, 10k, 1M on a wide range
+    values = [0.0] + [s * 10.0 ** e for e in decades for s in (-1, 1)]
+    values = sorted(v for v in values if lo - 1e-9 <= symlog(v) <= hi + 1e-9)
+    return [float(symlog(v)) for v in values], [_short(v) for v in values]
+
+
+def _short(v: float) -> str:
+    a = abs(v)
+    s = f"{a / 1e6:g}M" if a >= 1e6 else f"{a / 1e3:g}k" if a >= 1e3 else f"{a:g}"
+    return ("−" if v < 0 else "") + s
+
+
+@dataclass
+class DeltaView:
+    """Everything the Influence page draws, precomputed once per score matrix.
+
+    ``rel`` is Δ in units of ``scale`` (the median |score| on the original query), so a τ slider
+    over [−2, 2] means the same thing whatever the raw magnitude of the scores; ``srel`` is its
+    symmetric log, because poisons' Δ can be 1e4 scales away while clean points sit within ±1.
+    """
+
+    delta: np.ndarray       # (T, N) raw Δ
+    rel: np.ndarray         # (T, N) Δ / scale
+    srel: np.ndarray        # (T, N) symlog(Δ / scale)
+    scale: float
+    is_poison: np.ndarray   # (N,) bool
+    edges: np.ndarray       # shared bin edges (symlog units) for the Δ histograms
+    names: list[str]        # transform captions, T of them
+    labels: np.ndarray      # training labels (N,)
+    _thumbs: dict = field(default_factory=dict, repr=False)
+
+    def thumb(self, i: int, make) -> str:
+        """A training image's thumbnail (data URI), made once."""
+        if i not in self._thumbs:
+            self._thumbs[i] = make()
+        return self._thumbs[i]
+
+    @property
+    def T(self) -> int:
+        return self.delta.shape[0]
+
+    @classmethod
+    def build(cls, scores: np.ndarray, is_poison: np.ndarray, names: list[str], labels, bins: int = 80) -> "DeltaView":
+        scale = score_scale(scores)
+        delta = delta_matrix(scores)
+        rel = delta / scale
+        srel = symlog(rel)
+        lo = min(float(srel.min()) if srel.size else 0.0, float(symlog(-2.0)))
+        hi = max(float(srel.max()) if srel.size else 0.0, float(symlog(2.0)))
+        return cls(delta, rel, srel, scale, np.asarray(is_poison, bool), np.linspace(lo, hi, bins + 1), list(names),
+                   np.asarray(labels))
+
+    def counts(self, tau: float) -> np.ndarray:
+        """#{t : Δ[t, i] < τ} (τ raw)."""
+        return drop_counts(self.delta, tau)
+
+    def flags(self, tau: float, k: int) -> np.ndarray:
+        return delta_flags(self.delta, tau, k)
+
+    def metrics(self, tau: float, k: int) -> dict:
+        flagged = self.flags(tau, k)
+        return {**detection_metrics(flagged, self.is_poison), "n_poison": int(self.is_poison.sum())}
+
+
+def _group_hist(values: np.ndarray, is_poison: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Share (%) of poisons and of clean points per bin (values outside the edges go to the end bins)."""
+    v = np.clip(values, edges[0], edges[-1])
+    n_p, n_c = max(1, int(is_poison.sum())), max(1, int((~is_poison).sum()))
+    hp = np.histogram(v[is_poison], edges)[0] * 100.0 / n_p
+    hc = np.histogram(v[~is_poison], edges)[0] * 100.0 / n_c
+    return hp, hc
+
+
+def fmt_tau(tau_rel: float, tau_raw: float) -> str:
+    return f"τ = {tau_rel:+.2f} × scale = {tau_raw:+.4g}"
+
+
+def delta_histogram(view: DeltaView, t: int, tau: float) -> go.Figure:
+    """Δ/scale for transform ``t`` (0-based row of Δ): poisons vs clean, as shares of each group, symlog x."""
+    hp, hc = _group_hist(view.srel[t], view.is_poison, view.edges)
+    centres = (view.edges[:-1] + view.edges[1:]) / 2
+    width = float(view.edges[1] - view.edges[0])
+    custom = [_short(round(float(np.sign(c) * (10 ** abs(c) - 1)), 2)) for c in centres]
+    hover = "Δ/scale ≈ %{customdata}<br>%{y:.1f} % of "
+    data = [bar(centres, hc, f"clean ({int((~view.is_poison).sum())})", CLEAN, hover + "clean", width=width,
+                 customdata=custom),
+            bar(centres, hp, f"poisons ({int(view.is_poison.sum())})", POISON, hover + "poisons", width=width,
+                 customdata=custom)]
+    tau_rel = tau / view.scale
+    tv, tt = symlog_ticks(view.edges[0], view.edges[-1])
+    layout = base_layout(f"Δ on copy {view.names[t]}", "Δ / scale  (symmetric log axis; left of 0: influence dropped)",
+                     "% of group", subtitle=f"dashed: {fmt_tau(tau_rel, tau)}", legend_inside="right",
+                     barmode="overlay",
+                     shapes=[vline(float(np.clip(symlog(tau_rel), view.edges[0], view.edges[-1])), "dash")])
+    layout["xaxis"].update(tickvals=tv, ticktext=tt, range=[float(view.edges[0]), float(view.edges[-1])])
+    return figure(data, layout)
+
+
+def count_histogram(view: DeltaView, tau: float, k: int) -> go.Figure:
+    """#{t : Δ < τ} per training point, poisons vs clean, with the flag cut T − k drawn."""
+    T = view.T
+    counts = view.counts(tau)
+    hp, hc = _group_hist(counts.astype(float), view.is_poison, np.arange(-0.5, T + 1.5))
+    x = np.arange(T + 1)
+    cut = T - k
+    data = [bar(x, hc, "clean", CLEAN, "%{x} drops<br>%{y:.1f} % of clean"),
+            bar(x, hp, "poisons", POISON, "%{x} drops<br>%{y:.1f} % of poisons")]
+    shade = {"type": "rect", "x0": cut - 0.5, "x1": T + 0.5, "y0": 0, "y1": 1, "yref": "paper", "fillcolor": "#999",
+             "opacity": 0.18, "line": {"width": 0}, "layer": "below"}
+    note = {"x": cut - 0.5, "y": 1.0, "yref": "paper", "text": f"flagged: ≥ {cut}", "showarrow": False,
+            "xanchor": "right", "yanchor": "top", "font": {"size": 12}, "bgcolor": "rgba(255,255,255,0.8)"}
+    layout = base_layout("Drops per training point: #{t : Δ < τ}", f"copies (of T = {T}) whose Δ < τ", "% of group",
+                     subtitle=f"{fmt_tau(tau / view.scale, tau)} · cut at T − k = {T} − {k} = {cut}",
+                     legend_inside="left", barmode="overlay", shapes=[shade, vline(cut - 0.5)], annotations=[note])
+    layout["xaxis"]["range"] = [-0.5, T + 0.5]
+    return figure(data, layout)
+
+
+def flagged_order(view: DeltaView, flagged: np.ndarray, tau: float) -> np.ndarray:
+    """Flagged indices, most collapsed first (more drops, then lower mean Δ)."""
+    idx = np.flatnonzero(flagged)
+    if len(idx) == 0:
+        return idx
+    counts = view.counts(tau)[idx]
+    mean = view.rel[:, idx].mean(axis=0)
+    return idx[np.lexsort((mean, -counts))]
+
+
+def flagged_rows_figure(view: DeltaView, images, idx: np.ndarray, classes: list[str]) -> go.Figure:
+    """Each flagged training point as a row: its thumbnail, then its Δ over the T copies (heatmap)."""
+    n = len(idx)
+    s = max(1, round(32 / images.shape[-1]))
+    ticks = [f"<span style='color:{POISON if view.is_poison[i] else CLEAN}'>#{i} · label {classes[view.labels[i]]}"
+             f"{' · poison' if view.is_poison[i] else ' · clean'}</span>" for i in idx]
+    lim = float(max(1e-9, np.abs(view.srel).max()))
+    tv, tt = symlog_ticks(-lim, lim)
+    heat = {"type": "heatmap", "z": view.srel[:, idx].T, "x": np.arange(1, view.T + 1), "y": np.arange(n),
+            "colorscale": "RdBu", "zmid": 0, "zmin": -lim, "zmax": lim,
+            "colorbar": {"title": {"text": "Δ/scale", "side": "top"}, "orientation": "h", "thickness": 10,
+                         "len": 0.45, "x": 1.0, "xanchor": "right", "y": 1.0, "yanchor": "bottom",
+                         "tickvals": tv, "ticktext": tt},
+            "customdata": view.rel[:, idx].T,
+            "hovertemplate": "copy t = %{x}<br>Δ/scale = %{customdata:.3g}<extra></extra>"}
+    thumbs = [{"source": view.thumb(i, lambda: png_data_uri(upscale(images[i], s))), "xref": "paper", "yref": "y", "x": 0.0, "y": r - 0.5,
+               "sizex": 0.06, "sizey": 1.0, "xanchor": "left", "yanchor": "top", "sizing": "contain",
+               "layer": "above"} for r, i in enumerate(idx)]
+    layout = {
+        "images": thumbs, "height": max(220, 34 * n + 120), "font": FONT, "plot_bgcolor": "white",
+        "margin": {"l": 10, "r": 10, "t": 80, "b": 45},
+        "title": {"text": "Flagged training points: thumbnail, then Δ on each copy", "x": 0.01, "font": {"size": 15},
+                  "subtitle": {"text": "red = influence dropped, blue = rose; orange label = true poison",
+                               "font": {"size": 12, "color": "#555"}}},
+        "xaxis": {"domain": [0.07, 0.78], "title": {"text": "copy t (1..T)"}, "showgrid": False},
+        "yaxis": {"range": [n - 0.5, -0.5], "tickvals": list(range(n)), "ticktext": ticks, "side": "right",
+                  "showgrid": False, "tickfont": {"size": 12}},
+    }
+    return figure([heat], layout)
+
+
+def small_multiples(view: DeltaView, ncols: int = 10) -> go.Figure:
+    """One small Δ/scale histogram per transform (poisons vs clean): influence collapse at a glance."""
+    T = view.T
+    nrows = -(-T // ncols)
+    edges = np.linspace(view.edges[0], view.edges[-1], 41)
+    centres = (edges[:-1] + edges[1:]) / 2
+    width = float(edges[1] - edges[0])
+    reach = 0.7 * max(abs(edges[0]), abs(edges[-1]))
+    m = 10.0 ** max(0, int(np.floor(np.log10(10 ** reach - 1)))) if reach > 0 else 1.0
+    tv, tt = [float(symlog(-m)), 0.0, float(symlog(m))], [_short(-m), "0", _short(m)]
+    gx, gy = 0.012, 0.06
+    cw, ch = (1 - gx * (ncols - 1)) / ncols, (1 - gy * (nrows - 1)) / nrows
+    data, annotations = [], []
+    layout = {"barmode": "overlay", "height": max(260, 130 * nrows + 90), "font": FONT, "plot_bgcolor": "white",
+              "margin": {"l": 20, "r": 20, "t": 80, "b": 30},
+              "title": {"text": "Δ / scale on every copy (symmetric log axis; poisons left of 0 = collapse)",
+                        "x": 0.01, "font": {"size": 15}},
+              "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.03, "xanchor": "right", "x": 1.0}}
+    for t in range(T):
+        r, c = divmod(t, ncols)
+        ax = "" if t == 0 else str(t + 1)
+        x0, y1 = c * (cw + gx), 1 - r * (ch + gy)
+        layout[f"xaxis{ax}"] = {"domain": [max(0.0, x0), min(1.0, x0 + cw)], "anchor": f"y{ax}", "showgrid": False,
+                                "zeroline": True, "zerolinecolor": "#999", "range": [edges[0], edges[-1]],
+                                "tickvals": tv, "ticktext": tt, "showticklabels": r == nrows - 1,
+                                "tickfont": {"size": 9}}
+        layout[f"yaxis{ax}"] = {"domain": [max(0.0, y1 - ch), min(1.0, y1)], "anchor": f"x{ax}",
+                                "showticklabels": False, "showgrid": False}
+        hp, hc = _group_hist(view.srel[t], view.is_poison, edges)
+        for values, colour, name in ((hc, CLEAN, "clean"), (hp, POISON, "poisons")):
+            data.append(bar(centres, values, name, colour, f"copy {view.names[t]}<br>%{{y:.1f}} % of {name}",
+                             width=width, legendgroup=name, showlegend=t == 0, xaxis=f"x{ax}", yaxis=f"y{ax}"))
+        annotations.append({"text": view.names[t], "x": x0 + cw / 2, "y": y1, "xref": "paper", "yref": "paper",
+                            "showarrow": False, "yanchor": "bottom", "font": {"size": 10}})
+    layout["annotations"] = annotations
+    return figure(data, layout)

@@ -1,0 +1,96 @@
+"""What the Unlearn and Compare pages show: before/after bars, the re-check loop round by round, each
+detector's flags unlearned with each method, and detectors side by side."""
+from __future__ import annotations
+
+import plotly.graph_objects as go
+
+from .style import CLEAN, POISON, axis, bar, base_layout, figure
+
+# ----------------------------------------------------------------------------- unlearning
+#: Okabe–Ito colours for the unlearning methods (the poisoned model's bars stay vermillion).
+METHOD_COLOURS = {"eu": CLEAN, "cf": "#009E73", "ssd": "#E69F00", "scrub": "#CC79A7", "badt": "#56B4E9"}
+
+
+def _method_colour(m: str, i: int = 0) -> str:
+    return METHOD_COLOURS.get(m, ["#000000", "#F0E442"][i % 2])
+
+
+def _labels(values: list[float]) -> list[str]:
+    """Clean accuracy to 3 decimals, poison success to 2: as the metrics beside the chart show them."""
+    return [f"{values[0]:.3f}", f"{values[1]:.2f}"]
+
+
+def before_after_figure(before: dict, afters: dict[str, dict]) -> go.Figure:
+    """Clean accuracy and poison success of the poisoned model, then after each unlearning method."""
+    names = ["clean accuracy", "poison success"]
+    b = [before["clean_acc"], before["poison_success"]]
+    data = [bar(names, b, "before (poisoned model)", POISON, "before: %{y:.3f}", opacity=1.0,
+                 text=_labels(b), textposition="outside")]
+    for i, (m, a) in enumerate(afters.items()):
+        v = [a["clean_acc"], a["poison_success"]]
+        data.append(bar(names, v, f"after {m.upper()}", _method_colour(m, i), f"after {m.upper()}: %{{y:.3f}}",
+                         opacity=1.0, text=_labels(v), textposition="outside"))
+    title = "Before and after unlearning" if len(afters) == 1 else "Before and after each unlearning method"
+    layout = base_layout(title, "", "fraction of test images", height=340, barmode="group")
+    layout["yaxis"]["range"] = [0, 1.15]
+    return figure(data, layout)
+
+
+def rounds_figure(per_round: dict[str, list[dict]]) -> go.Figure:
+    """The re-check loop, round by round per method: poison success (solid) and clean accuracy (dotted),
+    with the number of training points removed so far on each marker."""
+    data = []
+    for i, (m, rounds) in enumerate(per_round.items()):
+        r = [x["round"] for x in rounds]
+        colour = _method_colour(m, i)
+        data.append({"type": "scatter", "x": r, "y": [x["poison_success"] for x in rounds], "name": f"{m.upper()} poison success",
+                     "mode": "lines+markers+text", "text": [f"{x['n_removed']} removed" for x in rounds],
+                     "textposition": "top right", "line": {"color": colour},
+                     "hovertemplate": "round %{x}<br>poison success %{y:.3f}<br>%{text}<extra></extra>"})
+        data.append({"type": "scatter", "x": r, "y": [x["clean_acc"] for x in rounds], "name": f"{m.upper()} clean accuracy",
+                     "mode": "lines+markers", "line": {"color": colour, "dash": "dot"},
+                     "hovertemplate": "round %{x}<br>clean accuracy %{y:.3f}<extra></extra>"})
+    n = max((len(v) for v in per_round.values()), default=1)
+    layout = base_layout("Detect → unlearn → re-check, round by round", "round", "fraction of test images", height=340,
+                     subtitle="each round re-runs Δ-Influence on the unlearned model while the test image is not clean")
+    layout["xaxis"].update(tickvals=list(range(1, n + 1)), range=[0.7, n + 0.5])
+    layout["yaxis"]["range"] = [-0.05, 1.1]
+    return figure(data, layout)
+
+
+def unlearning_grid_figure(rows: list[dict]) -> go.Figure:
+    """Poison success (left) and clean accuracy (right) after each method, grouped by detector."""
+    detectors = list(dict.fromkeys(r["detector"] for r in rows))
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    by = {(r["detector"], r["method"]): r for r in rows}
+    data = []
+    for i, m in enumerate(methods):
+        for j, (metric, xaxis) in enumerate((("poison_success", "x"), ("clean_acc", "x2"))):
+            y = [by[(d, m)][metric] if (d, m) in by else None for d in detectors]
+            data.append(bar(detectors, y, m.upper(), _method_colour(m, i),
+                             f"{m.upper()} · %{{x}}<br>{metric.replace('_', ' ')} %{{y:.3f}}", opacity=1.0,
+                             xaxis=xaxis, yaxis="y" if j == 0 else "y2", legendgroup=m, showlegend=j == 0))
+    layout = base_layout("After unlearning each detector's flags", "", "poison success (lower is better)", height=420,
+                     barmode="group", subtitle="left: poison success · right: clean accuracy")
+    layout["xaxis"].update(domain=[0.0, 0.47], tickangle=-30)
+    layout["xaxis2"] = {**axis(""), "domain": [0.53, 1.0], "tickangle": -30, "anchor": "y2"}
+    layout["yaxis"]["range"] = [0, 1.05]
+    layout["yaxis2"] = {**axis("clean accuracy (higher is better)"), "range": [0, 1.05], "anchor": "x2"}
+    layout["bargap"] = 0.2
+    return figure(data, layout)
+
+
+def compare_figure(rows: list[dict]) -> go.Figure:
+    """Precision against TPR, one labelled marker per detector (top right is best)."""
+    symbols = ["circle", "diamond", "square", "triangle-up", "x", "star", "cross", "pentagon"]
+    colours = [POISON, CLEAN, "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
+    data = [{"type": "scatter", "x": [r["TPR"]], "y": [r["precision"]], "mode": "markers+text", "name": r["detector"],
+             "text": [r["detector"]], "textposition": "top center",
+             "marker": {"size": 14, "symbol": symbols[i % len(symbols)], "color": colours[i % len(colours)]},
+             "hovertemplate": f"{r['detector']}<br>TPR %{{x:.2f}}<br>precision %{{y:.2f}}<br>"
+                              f"{r['flagged']} flagged<extra></extra>"} for i, r in enumerate(rows)]
+    layout = base_layout("Precision vs TPR (top right is best)", "TPR (share of poisons found)",
+                     "precision (share of flagged that are poisons)", height=420)
+    layout["xaxis"]["range"] = [-0.05, 1.08]
+    layout["yaxis"]["range"] = [-0.05, 1.12]
+    return figure(data, layout)

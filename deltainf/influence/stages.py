@@ -1,0 +1,89 @@
+"""The influence stages, each cached by the content of what determines it: the T + 1 queries, EK-FAC
+factors (per model and training set) and the score matrix (per factors and queries)."""
+from __future__ import annotations
+
+import shutil
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..progress import ProgressFn, Timings
+from ..store import Entry, Store, array_fingerprint, content_key
+from . import ekfac
+from .queries import Queries, make_queries
+
+
+def query_set(store: Store, image: torch.Tensor, label: int, num_classes: int, T: int, mode: str, seed: int) -> Queries:
+    """The original query plus its T transformed copies (:func:`~deltainf.influence.queries.make_queries`)."""
+    args = (image, label, num_classes, T, mode, seed)
+    # Cached so a warm run never needs torchvision (whose import alone costs ~3 s).
+    key = content_key("queries", array_fingerprint(image), *args[1:])
+    entry = store.get(key)
+    if entry is not None:
+        return Queries(torch.from_numpy(entry.arrays["images"]), torch.from_numpy(entry.arrays["labels"]),
+                       entry.meta["names"], mode)
+    q = make_queries(*args)
+    store.put(key, {"images": q.images.numpy(), "labels": q.labels.numpy()}, {"names": q.names})
+    return q
+
+
+def batch_size(device: torch.device) -> int:
+    """Training points per kronfluence batch when fitting factors (scoring uses twice as many): sized to a
+    GPU's memory (halved automatically on an out-of-memory error), 256 on the CPU."""
+    if device.type != "cuda":
+        return 256
+    gib = torch.cuda.get_device_properties(device).total_memory / 2**30
+    return 1024 if gib >= 40 else 512 if gib >= 16 else 256
+
+
+def factors(store: Store, key: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device, *,
+            seed: int, precision: str, timings: Timings, progress: ProgressFn, tally: str = "") -> Path:
+    """EK-FAC factors ``key`` of ``model`` on (x, y), fitted once; damaged ones are refitted. Their time and
+    cache hit are recorded under ``tally + "factors_s"``."""
+    root = store.kron_root
+    with timings.timed(f"{tally}factors_s"):
+        problem = ekfac.factors_problem(root, key)
+        timings.cached[f"{tally}factors_s"] = problem is None
+        if problem is not None:
+            progress("factors", 0, 1)
+            with store.lock(key):
+                problem = ekfac.factors_problem(root, key)  # another process may have fitted them
+                if problem is not None and problem != "missing":
+                    warnings.warn(f"EK-FAC factors {key} cannot be trusted ({problem}); refitting them")
+                    shutil.rmtree(ekfac.factors_dir(root, key), ignore_errors=True)
+                if problem is not None:
+                    ekfac.fit_factors(model, x, y, root, key, device, seed=seed, batch_size=batch_size(device),
+                                      precision=precision)
+            progress("factors", 1, 1)
+    return ekfac.factors_dir(root, key)
+
+
+def scores(store: Store, factors_key: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, queries: Queries,
+           device: torch.device, *, seed: int, damping: float | None, precision: str, timings: Timings,
+           progress: ProgressFn, tally: str = "") -> np.ndarray:
+    """EK-FAC influence of every training point (x, y) on every query, shape (T+1, N), in one pass; fits the
+    factors first when needed. Time and cache hit under ``tally + "scores_s"``."""
+    key = content_key("scores", factors_key, array_fingerprint(queries.images, queries.labels), damping)
+    start = time.perf_counter()
+    entry = store.get(key)
+    timings.cached[f"{tally}scores_s"] = entry is not None
+    if entry is None:
+        factors(store, factors_key, model, x, y, device, seed=seed, precision=precision, timings=timings,
+                progress=progress, tally=tally)
+        start = time.perf_counter()
+        with store.lock(key):
+            entry = store.get(key)
+            if entry is None:
+                progress("scores", 0, 1)
+                s = ekfac.pairwise_scores(model, queries.images, queries.labels, x, y, store.kron_root, factors_key,
+                                          device, damping=damping, train_batch_size=2 * batch_size(device),
+                                          precision=precision).astype(np.float32)
+                store.put(key, {"scores": s}, {"mode": queries.mode})
+                entry = Entry({"scores": s}, {"mode": queries.mode})
+                progress("scores", 1, 1)
+    timings.add(f"{tally}scores_s", time.perf_counter() - start)
+    return entry.arrays["scores"]

@@ -1,0 +1,217 @@
+"""The core of Δ-Influence: one misbehaving test image, investigated.
+
+(model, training images + labels, one query image + its label) → EK-FAC factors → the T + 1 queries →
+scores → Δ → detections → unlearning → re-check. Every stage is cached by the content of what determines
+it. An investigation needs no ground truth and knows no attack; a source that knows more (an
+:class:`~deltainf.experiment.Experiment`) can pass an :class:`Evaluator` that adds its own figures.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from .data import ImageData
+from .detectors import CONFIGURED, DETECTORS, Detection, DetectorInput, needs
+from .influence import stages
+from .influence.delta import delta_flags, delta_matrix
+from .influence.queries import Queries
+from .influence.suggest import resolve_tau_k
+from .models.features import embeddings
+from .models.training import Recipe, accuracy, predict_logits
+from .progress import Reporter, Timings
+from .store import Store, array_fingerprint, content_key
+from .store.checkpoints import cached_model
+from .unlearning import UNLEARNERS, UnlearnInput
+from .unlearning.recheck import query_is_clean, unlearn_until_clean
+
+
+@dataclass
+class TrainedModel:
+    """The model under investigation: its weights, the content key of what determined them, and the recipe
+    that trains its architecture again (exact unlearning, fine-tuning, the re-check)."""
+
+    module: nn.Module
+    key: str
+    recipe: Recipe
+
+
+@dataclass(frozen=True)
+class Query:
+    """The misbehaving test image (uint8 3×H×W), the label y the model gives it, and the seed of its copies."""
+
+    image: torch.Tensor
+    label: int
+    draw_seed: int
+
+
+class Evaluator(Protocol):
+    """Figures only a source with ground truth can add (e.g. poison success); never used to decide anything."""
+
+    def evaluate_model(self, module: nn.Module, key: str) -> dict: ...
+
+    def evaluate_removal(self, removed: np.ndarray) -> dict: ...
+
+
+class Investigation:
+    """Δ-Influence on one query. ``config`` carries the options (Δ, detectors, unlearning; see
+    :class:`~deltainf.config.Config`); ``data`` the training set (and a held-out split, maybe empty)."""
+
+    def __init__(self, model: TrainedModel, data: ImageData, query: Query, config, store: Store, *,
+                 reporter: Reporter | None = None, timings: Timings | None = None,
+                 evaluator: Evaluator | None = None):
+        self.model, self.data, self.query, self.config, self.store = model, data, query, config, store
+        self.reporter = reporter or Reporter()
+        self.timings = timings or Timings()
+        self.evaluator = evaluator
+        self._scores: dict[str, np.ndarray] = {}
+        self._detections: dict[tuple, Detection] = {}
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.recipe.device
+
+    @property
+    def precision(self) -> str:
+        return self.model.recipe.precision
+
+    # ----------------------------------------------------------------- queries, factors, scores, Δ
+    def queries(self, mode: str | None = None) -> Queries:
+        """The original query plus its T transformed copies, for ``mode`` (default: the configured one)."""
+        return stages.query_set(self.store, self.query.image, self.query.label, self.data.num_classes,
+                                self.config.transforms, mode or self.config.mode, self.query.draw_seed)
+
+    def factors_key_for(self, model_key: str, keep: np.ndarray | None = None) -> str:
+        # The model key already hashes the training data it was fitted on; a subset adds its indices.
+        subset = [] if keep is None else [array_fingerprint(torch.as_tensor(keep, dtype=torch.long))]
+        return content_key("factors", model_key, *subset, *([] if self.precision == "fp32" else [self.precision]))
+
+    @property
+    def factors_key(self) -> str:
+        return self.factors_key_for(self.model.key)
+
+    def factors(self):
+        """Fit (or find) EK-FAC factors for the model on its training set."""
+        return stages.factors(self.store, self.factors_key, self.model.module, self.data.x_train, self.data.y_train,
+                              self.device, seed=self.config.seed, precision=self.precision, timings=self.timings,
+                              progress=self.reporter)
+
+    def scores(self, mode: str | None = None) -> np.ndarray:
+        """EK-FAC influence, shape (T+1, N): row 0 the original query, rows 1..T its copies."""
+        mode = mode or self.config.mode
+        if mode not in self._scores:
+            self._scores[mode] = self._scores_for(self.model.module, self.factors_key, self.data.x_train,
+                                                  self.data.y_train, mode)
+        return self._scores[mode]
+
+    def _scores_for(self, module, factors_key, x, y, mode, tally: str = "") -> np.ndarray:
+        return stages.scores(self.store, factors_key, module, x, y, self.queries(mode), self.device,
+                             seed=self.config.seed, damping=self.config.damping, precision=self.precision,
+                             timings=self.timings, progress=self.reporter, tally=tally)
+
+    def rescore(self, module: nn.Module, model_key: str, keep: np.ndarray, mode: str | None = None) -> np.ndarray:
+        """Scores (T+1, len(keep)) of the same queries under another model trained on the points ``keep``
+        (an unlearned model, for the re-check loop); tallied apart as ``recheck_…``."""
+        keep_t = torch.as_tensor(keep, dtype=torch.long)
+        return self._scores_for(module, self.factors_key_for(model_key, keep), self.data.x_train[keep_t],
+                                self.data.y_train[keep_t], mode or self.config.mode, tally="recheck_")
+
+    def delta(self, mode: str | None = None) -> np.ndarray:
+        """Δ (T, N): each copy's score minus the original's."""
+        return delta_matrix(self.scores(mode))
+
+    def tau_k(self, mode: str | None = None, tau: float | None = None, k: int | None = None) -> tuple[float, int, bool]:
+        """(τ, k, suggested?): ``tau``/``k``, else the configured ones, with any still unset suggested from Δ."""
+        tau = self.config.tau if tau is None else tau
+        k = self.config.k if k is None else k
+        return resolve_tau_k(self.scores(mode), tau, k)
+
+    # ----------------------------------------------------------------- detection
+    def features(self) -> np.ndarray:
+        """Last-hidden-layer activations of the training set under the model (cached by the model key)."""
+        key = content_key("activations", self.model.key)
+        entry, _ = self.store.get_or_make(key, lambda: ({"emb": embeddings(
+            self.model.module, self.data.x_train, self.device).astype(np.float32)}, {}))
+        return entry.arrays["emb"]
+
+    def detect(self, name: str, tau: float | None = None, k: int | None = None) -> Detection:
+        """Run detector ``name`` with exactly the inputs it declares; τ/k default to the configured ones."""
+        tau = self.config.tau if tau is None else tau
+        k = self.config.k if k is None else k
+        if (name, tau, k) not in self._detections:
+            entry, want = DETECTORS[name], needs(name)
+            modes = [self.config.mode if m == CONFIGURED else m for m in want["modes"]]
+            held_out = self.data.x_test if len(self.data.x_test) else None
+            inputs = DetectorInput(
+                labels=self.data.y_train.numpy(), seed=self.config.seed, mode=self.config.mode,
+                scores={m: self.scores(m) for m in modes}, tau=tau, k=k,
+                features=self.features() if want["features"] else None,
+                images=self.data.x_train if want["images"] else None,
+                reference=held_out if want["reference"] else None)
+            self._detections[(name, tau, k)] = entry(inputs, entry.settings_from(self.config))
+        return self._detections[(name, tau, k)]
+
+    # ----------------------------------------------------------------- unlearning and the re-check
+    def evaluate(self, module: nn.Module, key: str) -> dict:
+        """The query's predicted label under ``module``, clean accuracy when there is a held-out split, and
+        what the evaluator adds (cached by the model key)."""
+        mkey = content_key("metrics", key, array_fingerprint(self.query.image),
+                           array_fingerprint(self.data.x_test, self.data.y_test))
+        entry, _ = self.store.get_or_make(mkey, lambda: ({}, self._evaluate(module)))
+        return {**entry.meta, **(self.evaluator.evaluate_model(module, key) if self.evaluator else {})}
+
+    def _evaluate(self, module: nn.Module) -> dict:
+        out = {"query_pred": int(predict_logits(module, self.query.image[None], self.device).argmax(1)[0])}
+        if len(self.data.y_test):
+            out["clean_acc"] = accuracy(module, self.data.x_test, self.data.y_test, self.device)
+        return out
+
+    def unlearn_key(self, method: str, flagged: np.ndarray) -> str:
+        """Cache key of the model that ``method`` makes when removing ``flagged``."""
+        return content_key("unlearn", method, UNLEARNERS[method].settings_key(self.config), self.model.key,
+                           array_fingerprint(np.flatnonzero(flagged)))
+
+    def unlearn(self, method: str, flagged: np.ndarray) -> tuple[nn.Module, dict]:
+        """Remove the ``flagged`` training points with unlearning ``method``; returns (model, metrics)."""
+        flagged = np.asarray(flagged, bool)
+        key = self.unlearn_key(method, flagged)
+        start = time.perf_counter()
+        entry = UNLEARNERS[method]
+        inputs = UnlearnInput(self.model.module, self.data.x_train, self.data.y_train, flagged, self.model.recipe,
+                              self.reporter)
+        with self.timings.timed("unlearn_s"):
+            module, hit = cached_model(self.store, key, lambda: entry(inputs, entry.settings_from(self.config)),
+                                       self.model.recipe.new_model)
+        self.timings.cached["unlearn_s"] = hit
+        return module, {**self.evaluate(module, key), "n_removed": int(flagged.sum()),
+                        "seconds": time.perf_counter() - start}
+
+    def query_target_prob(self, module: nn.Module) -> float:
+        """The probability ``module`` gives the query's label y on the query image."""
+        logits = predict_logits(module, self.query.image[None], self.device)
+        return float(torch.softmax(logits.float(), 1)[0, self.query.label])
+
+    def unlearn_until_clean(self, method: str, flagged: np.ndarray, tau: float | None = None, k: int | None = None,
+                            max_rounds: int | None = None) -> tuple[nn.Module, dict]:
+        """Unlearn, then re-check the query: while it is not clean (:func:`~deltainf.unlearning.recheck.
+        query_is_clean`), run Δ-Influence on the new model over the remaining points at this τ/k, add what it
+        flags, and unlearn again (from the original model)."""
+        def unlearn(removed):
+            module, metrics = self.unlearn(method, removed)
+            return module, self.unlearn_key(method, removed), metrics
+
+        def judge(module, m):
+            p = self.query_target_prob(module)
+            return {"query_target_prob": p,
+                    "clean": query_is_clean(m["query_pred"], p, self.query.label, self.config.clean_below)}
+
+        def redetect(module, key, keep):
+            rule = self.tau_k(tau=tau, k=k)[:2]  # the first round's τ/k (suggested from the original Δ if unset)
+            return delta_flags(delta_matrix(self.rescore(module, key, keep)), *rule)
+
+        observe = self.evaluator.evaluate_removal if self.evaluator else None
+        return unlearn_until_clean(flagged, max_rounds or self.config.max_rounds, unlearn, judge, redetect, observe)

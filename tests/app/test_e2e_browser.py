@@ -1,0 +1,389 @@
+"""Browser end-to-end: ``streamlit run app.py`` driven in Debian's Chromium through Playwright.
+
+Runs the built-in walk-through cold (train → pick → transforms → influence → unlearn), moves τ and
+k and checks that the histograms and metrics follow, switches pages with everything cached, and
+uploads a broken checkpoint and a non-image. Prints the timings:
+
+    slider → update latency (ms), cold walk-through (s), cached page switches (s)
+
+and saves a screenshot of every page under ``test-artifacts/`` (with ``DELTAINF_README_SHOTS=1`` also the
+README's ``assets/influence.png`` and ``assets/unlearn.png``). The issue's budgets (≤ 60 s cold,
+≤ 1 s per cached page switch, ≤ 150 ms per slider move) are asserted when
+``DELTAINF_E2E_STRICT=1``; otherwise looser bounds that still catch a hang or a full-page rerun,
+since a shared CI machine's load is not the app's doing. Skips when Chromium or Playwright is missing
+(Playwright's own browser download is never used).
+"""
+from __future__ import annotations
+
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+ARTIFACTS = ROOT / "test-artifacts"
+STRICT = os.environ.get("DELTAINF_E2E_STRICT") == "1"
+#: (issue's budget, loose bound for shared machines)
+COLD_S = 60.0 if STRICT else 400.0
+SWITCH_S = 1.0 if STRICT else 5.0
+SLIDER_MS = 150.0 if STRICT else 1000.0
+SLOW = 240_000  # ms: a cold stage on a loaded 2-core machine
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"{CHROMIUM} not installed (Debian package 'chromium')", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright Python package is not installed")
+pytestmark = pytest.mark.browser
+
+PICKED: dict = {}  # the test image the walk-through picked (and so scored)
+
+#: page title in the navigation → selector that exists only once that page has fully rendered
+READY = {
+    "Experiment": ".st-key-poison_strip img",
+    "Test image": ".st-key-probabilities .main-svg",
+    "Transformations": ".st-key-transform_grid img",
+    "Influence": ".st-key-count_hist .main-svg",
+    "Unlearn": ".st-key-before_after .main-svg",
+    "Compare": ".st-key-compare_scatter .main-svg",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """``streamlit run app.py`` on a free port with its own cache folder; can be restarted on the same cache."""
+
+    def __init__(self, cache: Path, log_path: Path):
+        self.cache, self.log_path, self.proc, self.url = cache, log_path, None, None
+
+    def start(self) -> None:
+        port = _free_port()
+        env = {**os.environ, "DELTAINF_CACHE_DIR": str(self.cache), "PYTHONUNBUFFERED": "1"}
+        with open(self.log_path, "a") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
+                 str(port), "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
+                cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.url = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{self.url}/_stcore/health", timeout=2) as r:
+                    if r.read().strip() == b"ok":
+                        return
+            except OSError:
+                pass
+            if self.proc.poll() is not None or time.time() > deadline:
+                self.stop()
+                pytest.fail(f"streamlit did not come up:\n{self.log_path.read_text()[-3000:]}")
+            time.sleep(0.25)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    srv = Server(tmp_path_factory.mktemp("e2e-cache"), tmp_path_factory.mktemp("e2e-log") / "streamlit.log")
+    srv.start()  # cold: nothing computed yet
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def page(server, browser):
+    ARTIFACTS.mkdir(exist_ok=True)
+    pg = browser.new_page(viewport={"width": 1400, "height": 900})
+    pg.set_default_timeout(60_000)
+    pg.goto(server.url)
+    pg.wait_for_selector("[data-testid='stApp']")
+    yield pg
+    pg.close()
+
+
+@contextmanager
+def shot_on_failure(pg, name: str):
+    try:
+        yield
+    except BaseException:
+        pg.screenshot(path=str(ARTIFACTS / f"failed-{name}.png"), full_page=True)
+        raise
+
+
+def no_exception(pg) -> None:
+    exc = pg.locator("[data-testid='stException']")
+    assert exc.count() == 0, exc.first.inner_text()
+
+
+def shot(pg, name: str) -> None:
+    """Screenshot of the whole page (the main area scrolls inside the window, so grow the window)."""
+    h = pg.evaluate("() => (document.querySelector('[data-testid=stMain]') || document.body).scrollHeight")
+    pg.set_viewport_size({"width": 1400, "height": max(900, min(int(h) + 40, 6000))})
+    pg.wait_for_timeout(300)
+    pg.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+    pg.set_viewport_size({"width": 1400, "height": 900})
+
+
+def readme_shot(pg, name: str, height: int) -> None:
+    """With DELTAINF_README_SHOTS=1, refresh the README's screenshot assets/<name>.png (top of the page)."""
+    if os.environ.get("DELTAINF_README_SHOTS") == "1":
+        pg.set_viewport_size({"width": 1400, "height": height})
+        pg.wait_for_timeout(500)
+        pg.screenshot(path=str(ROOT / "assets" / f"{name}.png"))
+        pg.set_viewport_size({"width": 1400, "height": 900})
+
+
+def goto(pg, title: str, timeout: float = 60_000) -> float:
+    """Open a page from the navigation; seconds until it has rendered."""
+    start = time.perf_counter()
+    pg.locator("[data-testid='stSidebarNav'] a", has_text=title).first.click()
+    pg.wait_for_selector(READY[title], timeout=timeout)
+    return time.perf_counter() - start
+
+
+def text(pg, selector: str) -> str:
+    return pg.locator(selector).first.text_content() or ""
+
+
+def sidebar(pg) -> str:
+    """The sidebar's text once drawn: it is drawn after the page, so a page can be ready before it."""
+    pg.wait_for_selector("[data-testid='stSidebarUserContent'] h4:has-text('Device')")  # its last heading
+    return text(pg, "[data-testid='stSidebarUserContent']")
+
+
+# In-page probe: time from the key press to the moment the metrics AND the watched charts show new content.
+ARM_PROBE = """([charts]) => {
+  const read = (sel) => { const el = document.querySelector(sel); return el ? el.textContent : ''; };
+  const metrics0 = read('.st-key-live_metrics');
+  const charts0 = charts.map(read);
+  window.__t0 = null; window.__lat = null;
+  document.addEventListener('keydown', () => { window.__t0 = performance.now(); }, {once: true, capture: true});
+  const check = () => {
+    if (window.__t0 === null || window.__lat !== null) return;
+    if (read('.st-key-live_metrics') === metrics0) return;
+    if (charts.some((sel, i) => read(sel + ' .main-svg') === '' || read(sel) === charts0[i])) return;
+    window.__lat = performance.now() - window.__t0;
+    obs.disconnect();
+  };
+  const obs = new MutationObserver(check);
+  obs.observe(document.body, {subtree: true, childList: true, characterData: true, attributes: true});
+}"""
+
+
+def move(pg, slider_key: str, key: str, charts: list[str]) -> float:
+    """Press ``key`` on a slider; ms until metrics and ``charts`` have updated in the DOM."""
+    pg.evaluate(ARM_PROBE, [charts])
+    pg.locator(f".st-key-{slider_key} input[type=range]").press(key)
+    pg.wait_for_function("window.__lat !== null", timeout=30_000)
+    lat = pg.evaluate("window.__lat")
+    pg.wait_for_timeout(150)  # let the fragment settle before the next move
+    return float(lat)
+
+
+def slider_value(pg, key: str) -> float:
+    return float(pg.locator(f".st-key-{key} input[type=range]").get_attribute("value"))
+
+
+def flagged(pg) -> str:
+    return pg.locator(".st-key-live_metrics [data-testid='stMetricValue']").nth(2).inner_text()
+
+
+def test_walkthrough_sliders_and_page_switches(page):
+    with shot_on_failure(page, "walkthrough"):
+        walkthrough(page)
+
+
+def walkthrough(pg):
+    # --- cold walk-through: train → pick → transforms → influence → unlearn
+    pg.wait_for_selector(".st-key-train button")
+    start = time.perf_counter()
+    steps, paused = {}, [0.0]
+
+    def step(name):  # seconds of this step, screenshots excluded
+        steps[name] = time.perf_counter() - start - paused[0] - sum(steps.values())
+
+    def snap(name):
+        t = time.perf_counter()
+        shot(pg, name)
+        paused[0] += time.perf_counter() - t
+
+    pg.click(".st-key-train button")
+    pg.wait_for_selector(READY["Experiment"], timeout=SLOW)
+    step("train")
+    no_exception(pg)
+    snap("1-experiment")
+
+    goto(pg, "Test image", SLOW)
+    no_exception(pg)
+    current = text(pg, "[data-testid='stImageCaption']")
+    choice = pg.locator("[class*='st-key-pick_'] button:not([disabled])").first
+    picked = choice.evaluate("b => b.closest('[class*=\"st-key-pick_\"]').className.match(/st-key-pick_(\\d+)/)[1]")
+    choice.click()
+    PICKED["index"] = int(picked)
+    pg.wait_for_selector(f"text=triggered test image #{picked}", timeout=SLOW)
+    assert f"#{picked}" not in current
+    pg.wait_for_selector(READY["Test image"])
+    step("pick")
+    no_exception(pg)
+    snap("2-test-image")
+
+    goto(pg, "Transformations", SLOW)
+    step("transforms")
+    assert pg.locator(".st-key-transform_grid img").count() == 51  # the original + T = 50 copies
+    no_exception(pg)
+    snap("3-transformations")
+
+    goto(pg, "Influence", SLOW)
+    step("influence")
+    no_exception(pg)
+    snap("4-influence")
+    readme_shot(pg, "influence", 1250)
+
+    pg.locator("[data-testid='stSidebarNav'] a", has_text="Unlearn").first.click()
+    pg.wait_for_selector(".st-key-run_unlearn button")
+    pg.click(".st-key-run_unlearn button")
+    pg.wait_for_selector(READY["Unlearn"], timeout=SLOW)
+    step("unlearn")
+    cold = time.perf_counter() - start - paused[0]
+    no_exception(pg)
+    result = text(pg, ".st-key-unlearn_result")
+    assert "Poison success" in result and "Removed" in result
+    shot(pg, "5-unlearn")
+    readme_shot(pg, "unlearn", 1000)
+
+    goto(pg, "Compare", SLOW)
+    no_exception(pg)
+    for name in ("delta_influence", "ekfac"):  # one row per registered detector
+        pg.wait_for_selector(f".st-key-compare_table td >> text={name}")
+    shot(pg, "6-compare")
+
+    # --- τ and k: the histograms and metrics follow, within one fragment rerun
+    goto(pg, "Influence")
+    before_hist = text(pg, ".st-key-count_hist")
+    before_metrics = text(pg, ".st-key-live_metrics")
+    tau0, k0 = slider_value(pg, "tau_rel"), slider_value(pg, "k")  # the engine's suggestion
+    tau_key = "ArrowLeft" if tau0 > -1.5 else "ArrowRight"
+    tau_ms, k_ms, flagged_seen = [], [], {flagged(pg)}
+    for _ in range(6):  # τ in steps of 0.05 × scale
+        tau_ms.append(move(pg, "tau_rel", tau_key, [".st-key-count_hist", ".st-key-delta_hist"]))
+        flagged_seen.add(flagged(pg))
+    for _ in range(4):  # k up by one
+        k_ms.append(move(pg, "k", "ArrowRight", [".st-key-count_hist"]))
+        flagged_seen.add(flagged(pg))
+    no_exception(pg)
+    assert slider_value(pg, "tau_rel") == pytest.approx(tau0 + (-0.3 if tau_key == "ArrowLeft" else 0.3))
+    assert slider_value(pg, "k") == k0 + 4
+    assert text(pg, ".st-key-count_hist") != before_hist
+    assert f"k = 50 − {int(k0) + 4}" in text(pg, ".st-key-count_hist")
+    assert text(pg, ".st-key-live_metrics") != before_metrics
+    assert len(flagged_seen) > 1, "moving τ and k never changed the number flagged"
+    shot(pg, "7-influence-after-sliders")
+
+    # --- page switches with everything cached
+    switches = {title: goto(pg, title) for title in ["Experiment", "Test image", "Transformations", "Influence",
+                                                     "Compare", "Experiment"]}
+    no_exception(pg)
+
+    lat = tau_ms + k_ms
+    print(f"\n[e2e] cold walk-through (train → pick → transforms → influence → unlearn): {cold:.1f} s "
+          f"({', '.join(f'{k} {v:.1f} s' for k, v in steps.items())})")
+    print(f"[e2e] slider → histogram + metrics update: median {statistics.median(lat):.0f} ms, "
+          f"max {max(lat):.0f} ms (τ: {', '.join(f'{x:.0f}' for x in tau_ms)}; k: {', '.join(f'{x:.0f}' for x in k_ms)})")
+    print("[e2e] cached page switches: " + ", ".join(f"{t} {s:.2f} s" for t, s in switches.items()))
+    assert cold <= COLD_S, f"cold walk-through took {cold:.1f} s"
+    assert max(switches.values()) <= SWITCH_S, switches
+    assert statistics.median(lat) <= SLIDER_MS, lat
+
+
+def test_bad_uploads_leave_the_experiment_alone(page):
+    with shot_on_failure(page, "uploads"):
+        bad_uploads(page)
+
+
+def bad_uploads(pg):
+    pg.locator("[data-testid='stSidebarNav'] a", has_text="Experiment").first.click()
+    pg.wait_for_selector(READY["Experiment"])
+    metrics = text(pg, "[data-testid='stHorizontalBlock']:has([data-testid='stMetric'])")
+    before = sidebar(pg)
+    pg.locator("[data-testid='stExpander'] summary", has_text="own weights").click()
+    uploader = pg.locator(".st-key-weights_upload input[type=file]")
+    uploader.set_input_files({"name": "broken.safetensors", "mimeType": "application/octet-stream",
+                              "buffer": b"\x00\x01 this is not a checkpoint"})
+    # The check queues behind any engine job still running (e.g. Compare's detectors): allow for it.
+    pg.wait_for_selector("text=neither a safetensors file nor a readable torch state dict", timeout=SLOW)
+    from safetensors.torch import save
+    import torch
+
+    foreign = save({"backbone.conv.weight": torch.zeros(4, 3, 3, 3)})
+    uploader.set_input_files({"name": "foreign.safetensors", "mimeType": "application/octet-stream", "buffer": foreign})
+    pg.wait_for_selector("text=does not fit this architecture", timeout=SLOW)
+    assert text(pg, "[data-testid='stHorizontalBlock']:has([data-testid='stMetric'])") == metrics
+    assert "weights: trained here" in sidebar(pg)
+    no_exception(pg)
+
+    goto(pg, "Test image")
+    caption = text(pg, "[data-testid='stImageCaption']")
+    pg.locator("[data-testid='stExpander'] summary", has_text="Upload your own").click()
+    pg.locator(".st-key-query_upload input[type=file]").set_input_files(
+        {"name": "notes.png", "mimeType": "image/png", "buffer": b"just some text, not a PNG"})
+    pg.wait_for_selector("text=notes.png is not a readable image", timeout=SLOW)
+    assert text(pg, "[data-testid='stImageCaption']") == caption
+    no_exception(pg)
+    shot(pg, "8-bad-upload")
+    assert sidebar(pg).split("Cache")[0] == before.split("Cache")[0]
+
+
+def test_a_restarted_server_keeps_everything_computed(server, browser):
+    """After the walk-through, a new server process on the same cache serves the model and the scores without
+    recomputing them."""
+    if "index" not in PICKED:
+        pytest.skip("needs the walk-through test's cache")
+    server.stop()
+    server.start()
+    pg = browser.new_page(viewport={"width": 1400, "height": 900})
+    pg.set_default_timeout(60_000)
+    with shot_on_failure(pg, "restart"):
+        pg.goto(server.url)
+        pg.wait_for_selector(".st-key-train button")
+        start = time.perf_counter()
+        pg.click(".st-key-train button")
+        pg.wait_for_selector(READY["Experiment"])
+        pg.wait_for_selector("text=Model loaded from the cache")
+        goto(pg, "Test image")
+        pg.click(f".st-key-pick_{PICKED['index']} button")  # the test image the walk-through scored
+        pg.wait_for_selector(f"text=triggered test image #{PICKED['index']}")
+        goto(pg, "Influence")
+        elapsed = time.perf_counter() - start
+        no_exception(pg)
+        print(f"\n[e2e] after a restart: train → pick → Influence from the cache in {elapsed:.1f} s")
+        assert elapsed < (10.0 if STRICT else 60.0)
+    pg.close()
