@@ -62,7 +62,7 @@ def add_options(parser: argparse.ArgumentParser, sections, skip: tuple[str, ...]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .config import Config
+    from .config import CaseConfig, Config
 
     parser = _Parser(prog="deltainf", description="Δ-Influence: find and unlearn data poisons with influence collapse.")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
@@ -87,6 +87,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", metavar="PREFIX", help="write PREFIX.md, PREFIX.csv and PREFIX.json")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     add_options(table, Config.sections, skip=TABLE_SETS)
+    investigate = sub.add_parser(
+        "investigate", help="your own folder, model and one misbehaving test image: suspects, report, clean model",
+        usage="deltainf investigate --data-root DIR --model SPEC [--weights FILE] --query IMAGE [options]",
+        description="Find the training images behind one misbehaving test image of your own model, as file paths; "
+                    "optionally unlearn them. The data is used as it is (no attack is added).")
+    add_options(investigate, CaseConfig.sections)
+    g = investigate.add_argument_group("output")
+    g.add_argument("--json", metavar="OUT.json", help="write every figure as JSON")
+    g.add_argument("--flagged-out", metavar="OUT.csv",
+                   help="write the first detector's flagged files as CSV (path, label, drop_count, T, mean_delta)")
+    g.add_argument("--report", metavar="OUT.html", help="write one self-contained HTML report (opens offline)")
+    g.add_argument("--weights-out", metavar="DIR", help="write each unlearning method's weights as DIR/<method>"
+                                                        ".safetensors, loadable with the same --model")
+    g.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 
@@ -95,12 +109,13 @@ TABLE_SETS = ("dataset", "attack", "seed", "unlearn", "until_clean", "max_rounds
               "test_index", "test_points")
 
 
-def config_from_args(args):
-    """The Config of the options parsed from ``args`` (every other option keeps its default)."""
+def config_from_args(args, kind=None):
+    """The Config (or ``kind``, e.g. CaseConfig) of the options parsed from ``args``; others keep their default."""
     from .config import Config
 
-    fields = {f.name for f in dataclasses.fields(Config)}
-    return Config(**{k: v for k, v in vars(args).items() if k in fields})
+    kind = kind or Config
+    fields = {f.name for f in dataclasses.fields(kind)}
+    return kind(**{k: v for k, v in vars(args).items() if k in fields})
 
 
 def table(args) -> None:
@@ -160,6 +175,38 @@ def run(args) -> dict:
     return report
 
 
+def investigate(args) -> dict:
+    """Investigate a user's own folder, model and test image; returns the JSON report."""
+    from .case import Case
+    from .config import CaseConfig
+    from .evaluation import case_report
+    from .progress import TqdmProgress
+
+    config = config_from_args(args, CaseConfig)
+    for path, option in ((args.json, "--json"), (args.flagged_out, "--flagged-out"), (args.report, "--report")):
+        _check_output(path, option)
+    if args.flagged_out and not config.detectors:
+        raise ConfigError("--flagged-out writes the first detector's flags, but --detectors is none")
+    weights_out = Path(args.weights_out).expanduser() if args.weights_out else None
+    if weights_out is not None:
+        try:
+            weights_out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"--weights-out {weights_out}: cannot create it ({exc.strerror})") from None
+    case = Case(config, progress=TqdmProgress(disable=args.quiet or not sys.stderr.isatty()))
+    report = case_report.investigate(case, weights_out)
+    print("\n".join(case_report.summary_lines(report)))
+    if args.json:
+        Path(args.json).expanduser().write_text(json.dumps(report, indent=2))
+    if args.flagged_out:
+        Path(args.flagged_out).expanduser().write_text(case_report.case_flagged_csv(case, config.detectors[0]))
+    if args.report:
+        from .evaluation.html_report import render
+
+        Path(args.report).expanduser().write_text(render(case, report))
+    return report
+
+
 def _warn_in_one_line(message, category, filename, lineno, file=None, line=None) -> None:
     print(f"deltainf: warning: {message}", file=sys.stderr)
 
@@ -186,6 +233,8 @@ def _main(argv: list[str] | None) -> int:
             run(args)
         elif args.command == "table":
             table(args)
+        elif args.command == "investigate":
+            investigate(args)
         return 0
     except DeltaInfError as exc:
         print(f"deltainf: error: {exc}", file=sys.stderr)

@@ -19,6 +19,7 @@ from .detectors import DETECTORS
 from .errors import ConfigError
 from .influence.queries import MODES
 from .models import ARCHITECTURES
+from .models.spec import INPUT_NORMS
 from .options import check_options, flag, option
 from .unlearning import UNLEARNERS
 
@@ -60,6 +61,10 @@ class AttackOptions:
 @dataclass(frozen=True)
 class ModelOptions:
     model: str = option("cnn", "architecture", choices=ARCHITECTURES, label="Architecture")
+
+
+@dataclass(frozen=True)
+class RecipeOptions:
     epochs: int | None = option(None, "training epochs (default: the architecture's recipe)", low=1, label="Epochs")
     lr: float | None = option(None, "learning rate (default: the architecture's recipe)", kind="positive")
     batch_size: int = option(64, "training batch size", low=1)
@@ -108,32 +113,73 @@ class RunOptions:
     cache_dir: str | None = option(None, "cache folder (default: $DELTAINF_CACHE_DIR or ~/.cache/deltainf)")
 
 
+@dataclass(frozen=True)
+class CaseOptions:
+    """An analyst's own folder, model and misbehaving test image (``deltainf investigate``)."""
+
+    data_root: str | None = option(None, "the image folder: train/<class>/<images>, and optionally test/<class>/<images> "
+                                         "(then clean accuracy is reported)", metavar="DIR", label="Data folder")
+    model: str | None = option(None, "the architecture: cnn, resnet18, torchvision:<name>, path/to/file.py:callable or "
+                               "package.module:callable (called with num_classes, returns an nn.Module)",
+                        metavar="SPEC", label="Model")
+    weights: str | None = option(None, "the model's weights: safetensors, or a state dict (read with "
+                                       "torch.load(weights_only=True)); omitted: the model is trained on the folder "
+                                       "with the engine's recipe", metavar="FILE", label="Weights")
+    query: str | None = option(None, "the misbehaving test image", metavar="IMAGE", label="Test image")
+    query_label: str | None = option(None, "its label y, a class index or name (default: the model's prediction)",
+                                     metavar="CLASS", label="Its label")
+    image_size: int = option(32, "every image is resized (and centre-cropped) to this square size", low=8,
+                             label="Image size")
+    input_norm: str = option("inside", "who normalises the model's input, float pixels in [0, 1]: inside (the model "
+                                       "does), data (the engine, with the training images' statistics) or imagenet",
+                             choices=INPUT_NORMS, label="Input normalisation")
+    known_poisons: str | None = option(None, "a file of training images known to be poisoned, one path per line "
+                                             "relative to the data folder: TPR and precision are reported",
+                                       metavar="FILE")
+
+
 #: (title, section) in the order the command line lists them.
-SECTIONS = [("data", DataOptions), ("attack", AttackOptions), ("model", ModelOptions), ("the query", QueryOptions),
-            ("Δ-Influence", DeltaOptions), ("detection and unlearning", DetectOptions), ("running", RunOptions)]
+SECTIONS = [("data", DataOptions), ("attack", AttackOptions), ("model", ModelOptions),
+            ("training recipe", RecipeOptions), ("the query", QueryOptions), ("Δ-Influence", DeltaOptions),
+            ("detection and unlearning", DetectOptions), ("running", RunOptions)]
+CASE_SECTIONS = [("your data, model and test image", CaseOptions),
+                 ("training recipe (exact unlearning, and training when there are no weights)", RecipeOptions),
+                 ("Δ-Influence", DeltaOptions), ("detection and unlearning", DetectOptions), ("running", RunOptions)]
 
 
-def entry_sections() -> list[tuple[str, type]]:
-    """(title, settings dataclass) of every registered attack, detector and unlearning method that has options."""
-    return [(f"{kind} {name}", settings) for kind, reg in (("attack", ATTACKS), ("detector", DETECTORS),
-                                                           ("unlearning", UNLEARNERS))
-            for name, settings in reg.settings_types()]
+def entry_sections(kinds=("attack", "detector", "unlearning")) -> list[tuple[str, type]]:
+    """(title, settings dataclass) of every registered entry of ``kinds`` that has options."""
+    registries = {"attack": ATTACKS, "detector": DETECTORS, "unlearning": UNLEARNERS}
+    return [(f"{kind} {name}", settings) for kind in kinds for name, settings in registries[kind].settings_types()]
 
 
 # ----------------------------------------------------------------------------- checks across fields
-def _check_relations(c) -> None:
+def _check_k(c) -> None:
     if c.k is not None and not (isinstance(c.k, int) and 0 <= c.k < c.transforms):
         raise ConfigError(f"--k must be in 0..T-1 = 0..{c.transforms - 1} (T = --transforms), got {c.k}")
+
+
+def _check_experiment(c) -> None:
+    _check_k(c)
     if c.victim is not None and c.victim == c.target:
         raise ConfigError(f"--victim and --target must differ (both are {c.victim})")
     if SOURCES[c.dataset].attrs.get("needs_root") and not c.data_root:
         raise ConfigError(f"--dataset {c.dataset} needs --data-root PATH holding train/<class>/ and test/<class>/")
 
 
+def _check_case(c) -> None:
+    _check_k(c)
+    for name in ("data_root", "model", "query"):
+        if not getattr(c, name):
+            raise ConfigError(f"{flag(name)} is required (see: deltainf investigate --help)")
+
+
 class _ConfigMethods:
+    relations = None  # the checks across fields of the composed class
+
     def __post_init__(self) -> None:
         check_options(self)
-        _check_relations(self)
+        type(self).relations(self)
 
     def replace(self, **changes):
         """A copy with some fields changed (validated again)."""
@@ -147,7 +193,7 @@ class _ConfigMethods:
         return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
 
 
-def compose(name: str, sections: list[tuple[str, type]], doc: str) -> type:
+def compose(name: str, sections: list[tuple[str, type]], relations, doc: str) -> type:
     """A frozen dataclass with every field of ``sections`` (names must be unique)."""
     fields, seen = [], {}
     for title, section in sections:
@@ -159,8 +205,11 @@ def compose(name: str, sections: list[tuple[str, type]], doc: str) -> type:
     cls = dataclasses.make_dataclass(name, fields, bases=(_ConfigMethods,), frozen=True, namespace={"__doc__": doc})
     cls.__module__ = __name__
     cls.sections = tuple(sections)
+    cls.relations = staticmethod(relations)
     return cls
 
 
-Config = compose("Config", SECTIONS + entry_sections(),
+Config = compose("Config", SECTIONS + entry_sections(), _check_experiment,
                  "Everything that determines an experiment; ``None`` means the dataset's or recipe's default.")
+CaseConfig = compose("CaseConfig", CASE_SECTIONS + entry_sections(("detector", "unlearning")), _check_case,
+                     "Everything that determines an investigation of a user's own folder, model and test image.")

@@ -23,3 +23,7 @@ class CheckpointError(DeltaInfError):
 
 class CacheError(DeltaInfError):
     """A cache directory that cannot be used."""
+
+
+class ModelError(DeltaInfError):
+    """Model code that fails to import or to build, or a model the engine cannot investigate."""

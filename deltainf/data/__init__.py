@@ -32,6 +32,7 @@ class ImageData:
     x_test: torch.Tensor
     y_test: torch.Tensor
     train_paths: list[str] | None = None  # each training image's file, relative to the data folder
+    skipped: tuple[str, ...] = ()         # files in the class folders that are not images (relative paths)
 
     @property
     def num_classes(self) -> int:

@@ -112,16 +112,30 @@ def summary_lines(report: dict) -> list[str]:
 
 
 def flagged_csv(delta: np.ndarray, flagged: np.ndarray, tau: float, labels: np.ndarray,
-                is_poison: np.ndarray | None = None) -> str:
-    """The flagged training points in index order: index, label, drop count #{t : Δ < τ}, T, mean Δ and —
-    where ground truth is known — is_poison. The CLI's ``--flagged-out`` and the app's download."""
+                is_poison: np.ndarray | None = None, *, paths: list[str] | None = None,
+                classes: list[str] | None = None) -> str:
+    """The flagged training points as CSV, with their drop count #{t : Δ < τ}, T and mean Δ. The CLI's
+    ``--flagged-out`` and the app's download.
+
+    Without ``paths`` (an experiment): index, label, count, T, mean_delta and is_poison, in index order.
+    With ``paths`` (a folder of the user's): path (relative to the folder), label (class name), drop_count, T,
+    mean_delta and — when some poisons are known — known_poison, most collapsed first.
+    """
     counts = drop_counts(delta, tau)
+    mean = delta.mean(axis=0)
+    idx = np.flatnonzero(flagged)
     buf = io.StringIO()
     w = csv.writer(buf)
-    truth = ["is_poison"] if is_poison is not None else []
-    w.writerow(["index", "label", "count", "T", "mean_delta"] + truth)
-    for i in np.flatnonzero(flagged):
-        w.writerow([int(i), int(labels[i]), int(counts[i]), delta.shape[0], f"{delta[:, i].mean():.6g}"]
+    truth = [] if is_poison is None else ["known_poison" if paths is not None else "is_poison"]
+    if paths is None:
+        w.writerow(["index", "label", "count", "T", "mean_delta"] + truth)
+        rows = ([int(i), int(labels[i])] for i in idx)
+    else:
+        idx = idx[np.lexsort((mean[idx], -counts[idx]))]
+        w.writerow(["path", "label", "drop_count", "T", "mean_delta"] + truth)
+        rows = ([paths[i], classes[int(labels[i])]] for i in idx)
+    for i, head in zip(idx, rows):
+        w.writerow(head + [int(counts[i]), delta.shape[0], f"{delta[:, i].mean():.6g}"]
                    + ([int(is_poison[i])] if is_poison is not None else []))
     return buf.getvalue()
 

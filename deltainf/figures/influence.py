@@ -46,7 +46,7 @@ class DeltaView:
     rel: np.ndarray         # (T, N) Δ / scale
     srel: np.ndarray        # (T, N) symlog(Δ / scale)
     scale: float
-    is_poison: np.ndarray   # (N,) bool
+    is_poison: np.ndarray | None  # (N,) bool where ground truth is known (an experiment), else None
     edges: np.ndarray       # shared bin edges (symlog units) for the Δ histograms
     names: list[str]        # transform captions, T of them
     labels: np.ndarray      # training labels (N,)
@@ -63,15 +63,16 @@ class DeltaView:
         return self.delta.shape[0]
 
     @classmethod
-    def build(cls, scores: np.ndarray, is_poison: np.ndarray, names: list[str], labels, bins: int = 80) -> "DeltaView":
+    def build(cls, scores: np.ndarray, is_poison: np.ndarray | None, names: list[str], labels,
+              bins: int = 80) -> "DeltaView":
         scale = score_scale(scores)
         delta = delta_matrix(scores)
         rel = delta / scale
         srel = symlog(rel)
         lo = min(float(srel.min()) if srel.size else 0.0, float(symlog(-2.0)))
         hi = max(float(srel.max()) if srel.size else 0.0, float(symlog(2.0)))
-        return cls(delta, rel, srel, scale, np.asarray(is_poison, bool), np.linspace(lo, hi, bins + 1), list(names),
-                   np.asarray(labels))
+        truth = None if is_poison is None else np.asarray(is_poison, bool)
+        return cls(delta, rel, srel, scale, truth, np.linspace(lo, hi, bins + 1), list(names), np.asarray(labels))
 
     def counts(self, tau: float) -> np.ndarray:
         """#{t : Δ[t, i] < τ} (τ raw)."""
@@ -81,61 +82,90 @@ class DeltaView:
         return delta_flags(self.delta, tau, k)
 
     def metrics(self, tau: float, k: int) -> dict:
+        """The number flagged at τ/k, with TPR, precision and F1 where ground truth is known."""
         flagged = self.flags(tau, k)
+        if self.is_poison is None:
+            return {"n_flagged": int(flagged.sum())}
         return {**detection_metrics(flagged, self.is_poison), "n_poison": int(self.is_poison.sum())}
 
+    def groups(self, flagged: np.ndarray | None = None) -> list[tuple[np.ndarray, str, str]]:
+        """(mask, name, colour) of the point groups a histogram compares: poisons and clean points where ground
+        truth is known; else the flagged and the rest (at τ/k); else all points."""
+        if self.is_poison is not None:
+            return [(~self.is_poison, "clean", CLEAN), (self.is_poison, "poisons", POISON)]
+        if flagged is not None:
+            return [(~flagged, "not flagged", CLEAN), (flagged, "flagged", POISON)]
+        return [(np.ones(self.delta.shape[1], bool), "all points", CLEAN)]
 
-def _group_hist(values: np.ndarray, is_poison: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Share (%) of poisons and of clean points per bin (values outside the edges go to the end bins)."""
+
+def _group_hist(values: np.ndarray, groups, edges: np.ndarray, share: bool) -> list[np.ndarray]:
+    """Per group, the share (%) of its points per bin, or (``share=False``) their number; values outside the
+    edges go to the end bins."""
     v = np.clip(values, edges[0], edges[-1])
-    n_p, n_c = max(1, int(is_poison.sum())), max(1, int((~is_poison).sum()))
-    hp = np.histogram(v[is_poison], edges)[0] * 100.0 / n_p
-    hc = np.histogram(v[~is_poison], edges)[0] * 100.0 / n_c
-    return hp, hc
+    out = []
+    for mask, _, _ in groups:
+        h = np.histogram(v[mask], edges)[0].astype(float)
+        out.append(h * 100.0 / max(1, int(mask.sum())) if share else h)
+    return out
+
+
+def _y_axis(layout: dict, share: bool) -> None:
+    """Shares of each group (ground truth known), or numbers of points on a log axis (a pile of a few dozen
+    beside thousands)."""
+    if share:
+        layout["yaxis"]["title"]["text"] = "% of group"
+    else:
+        layout["yaxis"].update(type="log", title={"text": "training points (log)"})
 
 
 def fmt_tau(tau_rel: float, tau_raw: float) -> str:
     return f"τ = {tau_rel:+.2f} × scale = {tau_raw:+.4g}"
 
 
-def delta_histogram(view: DeltaView, t: int, tau: float) -> go.Figure:
-    """Δ/scale for transform ``t`` (0-based row of Δ): poisons vs clean, as shares of each group, symlog x."""
-    hp, hc = _group_hist(view.srel[t], view.is_poison, view.edges)
+def delta_histogram(view: DeltaView, t: int, tau: float, k: int | None = None) -> go.Figure:
+    """Δ/scale for transform ``t`` (0-based row of Δ), symlog x: poisons vs clean as shares of each group where
+    ground truth is known, else the points flagged at τ/k vs the rest, as numbers of points."""
+    share = view.is_poison is not None
+    groups = view.groups(None if k is None else view.flags(tau, k))
+    hists = _group_hist(view.srel[t], groups, view.edges, share)
     centres = (view.edges[:-1] + view.edges[1:]) / 2
     width = float(view.edges[1] - view.edges[0])
     custom = [_short(round(float(np.sign(c) * (10 ** abs(c) - 1)), 2)) for c in centres]
-    hover = "Δ/scale ≈ %{customdata}<br>%{y:.1f} % of "
-    data = [bar(centres, hc, f"clean ({int((~view.is_poison).sum())})", CLEAN, hover + "clean", width=width,
-                 customdata=custom),
-            bar(centres, hp, f"poisons ({int(view.is_poison.sum())})", POISON, hover + "poisons", width=width,
-                 customdata=custom)]
+    hover = "Δ/scale ≈ %{customdata}<br>" + ("%{y:.1f} % of " if share else "%{y:.0f} ")
+    data = [bar(centres, h, f"{name} ({int(mask.sum())})", colour, hover + name, width=width, customdata=custom)
+            for (mask, name, colour), h in zip(groups, hists)]
     tau_rel = tau / view.scale
     tv, tt = symlog_ticks(view.edges[0], view.edges[-1])
     layout = base_layout(f"Δ on copy {view.names[t]}", "Δ / scale  (symmetric log axis; left of 0: influence dropped)",
-                     "% of group", subtitle=f"dashed: {fmt_tau(tau_rel, tau)}", legend_inside="right",
-                     barmode="overlay",
-                     shapes=[vline(float(np.clip(symlog(tau_rel), view.edges[0], view.edges[-1])), "dash")])
+                         "% of group", subtitle=f"dashed: {fmt_tau(tau_rel, tau)}", legend_inside="right",
+                         barmode="overlay",
+                         shapes=[vline(float(np.clip(symlog(tau_rel), view.edges[0], view.edges[-1])), "dash")])
     layout["xaxis"].update(tickvals=tv, ticktext=tt, range=[float(view.edges[0]), float(view.edges[-1])])
+    _y_axis(layout, share)
     return figure(data, layout)
 
 
 def count_histogram(view: DeltaView, tau: float, k: int) -> go.Figure:
-    """#{t : Δ < τ} per training point, poisons vs clean, with the flag cut T − k drawn."""
+    """#{t : Δ < τ} per training point with the flag cut T − k drawn: poisons vs clean (shares of each group)
+    where ground truth is known, else flagged vs the rest (numbers of points)."""
     T = view.T
     counts = view.counts(tau)
-    hp, hc = _group_hist(counts.astype(float), view.is_poison, np.arange(-0.5, T + 1.5))
+    share = view.is_poison is not None
+    groups = view.groups(view.flags(tau, k))
+    hists = _group_hist(counts.astype(float), groups, np.arange(-0.5, T + 1.5), share)
     x = np.arange(T + 1)
     cut = T - k
-    data = [bar(x, hc, "clean", CLEAN, "%{x} drops<br>%{y:.1f} % of clean"),
-            bar(x, hp, "poisons", POISON, "%{x} drops<br>%{y:.1f} % of poisons")]
+    what = "%{y:.1f} % of " if share else "%{y:.0f} "
+    data = [bar(x, h, name, colour, "%{x} drops<br>" + what + name) for (_, name, colour), h in zip(groups, hists)]
     shade = {"type": "rect", "x0": cut - 0.5, "x1": T + 0.5, "y0": 0, "y1": 1, "yref": "paper", "fillcolor": "#999",
              "opacity": 0.18, "line": {"width": 0}, "layer": "below"}
     note = {"x": cut - 0.5, "y": 1.0, "yref": "paper", "text": f"flagged: ≥ {cut}", "showarrow": False,
             "xanchor": "right", "yanchor": "top", "font": {"size": 12}, "bgcolor": "rgba(255,255,255,0.8)"}
     layout = base_layout("Drops per training point: #{t : Δ < τ}", f"copies (of T = {T}) whose Δ < τ", "% of group",
-                     subtitle=f"{fmt_tau(tau / view.scale, tau)} · cut at T − k = {T} − {k} = {cut}",
-                     legend_inside="left", barmode="overlay", shapes=[shade, vline(cut - 0.5)], annotations=[note])
+                         subtitle=f"{fmt_tau(tau / view.scale, tau)} · cut at T − k = {T} − {k} = {cut}",
+                         legend_inside="left", barmode="overlay", shapes=[shade, vline(cut - 0.5)], annotations=[note])
     layout["xaxis"]["range"] = [-0.5, T + 0.5]
+    _y_axis(layout, share)
     return figure(data, layout)
 
 
@@ -149,12 +179,21 @@ def flagged_order(view: DeltaView, flagged: np.ndarray, tau: float) -> np.ndarra
     return idx[np.lexsort((mean, -counts))]
 
 
-def flagged_rows_figure(view: DeltaView, images, idx: np.ndarray, classes: list[str]) -> go.Figure:
-    """Each flagged training point as a row: its thumbnail, then its Δ over the T copies (heatmap)."""
+def flagged_rows_figure(view: DeltaView, images, idx: np.ndarray, classes: list[str],
+                        paths: list[str] | None = None) -> go.Figure:
+    """Each flagged training point as a row: its thumbnail, then its Δ over the T copies (heatmap); named by its
+    file where it has one, and coloured by the ground truth where it is known."""
     n = len(idx)
     s = max(1, round(32 / images.shape[-1]))
-    ticks = [f"<span style='color:{POISON if view.is_poison[i] else CLEAN}'>#{i} · label {classes[view.labels[i]]}"
-             f"{' · poison' if view.is_poison[i] else ' · clean'}</span>" for i in idx]
+
+    def tick(i):
+        name = paths[i] if paths else f"#{i}"
+        if view.is_poison is None:
+            return f"{name} · label {classes[view.labels[i]]}"
+        truth = " · poison" if view.is_poison[i] else " · clean"
+        return f"<span style='color:{POISON if view.is_poison[i] else CLEAN}'>{name} · label {classes[view.labels[i]]}{truth}</span>"
+
+    ticks = [tick(i) for i in idx]
     lim = float(max(1e-9, np.abs(view.srel).max()))
     tv, tt = symlog_ticks(-lim, lim)
     heat = {"type": "heatmap", "z": view.srel[:, idx].T, "x": np.arange(1, view.T + 1), "y": np.arange(n),
@@ -171,7 +210,8 @@ def flagged_rows_figure(view: DeltaView, images, idx: np.ndarray, classes: list[
         "images": thumbs, "height": max(220, 34 * n + 120), "font": FONT, "plot_bgcolor": "white",
         "margin": {"l": 10, "r": 10, "t": 80, "b": 45},
         "title": {"text": "Flagged training points: thumbnail, then Δ on each copy", "x": 0.01, "font": {"size": 15},
-                  "subtitle": {"text": "red = influence dropped, blue = rose; orange label = true poison",
+                  "subtitle": {"text": "red = influence dropped, blue = rose" + (
+                      "" if view.is_poison is None else "; orange label = true poison"),
                                "font": {"size": 12, "color": "#555"}}},
         "xaxis": {"domain": [0.07, 0.78], "title": {"text": "copy t (1..T)"}, "showgrid": False},
         "yaxis": {"range": [n - 0.5, -0.5], "tickvals": list(range(n)), "ticktext": ticks, "side": "right",
@@ -180,9 +220,12 @@ def flagged_rows_figure(view: DeltaView, images, idx: np.ndarray, classes: list[
     return figure([heat], layout)
 
 
-def small_multiples(view: DeltaView, ncols: int = 10) -> go.Figure:
-    """One small Δ/scale histogram per transform (poisons vs clean): influence collapse at a glance."""
+def small_multiples(view: DeltaView, ncols: int = 10, flagged: np.ndarray | None = None) -> go.Figure:
+    """One small Δ/scale histogram per transform (poisons vs clean where known, else ``flagged`` vs the rest, or
+    all points): influence collapse at a glance."""
     T = view.T
+    share = view.is_poison is not None
+    groups = view.groups(flagged)
     nrows = -(-T // ncols)
     edges = np.linspace(view.edges[0], view.edges[-1], 41)
     centres = (edges[:-1] + edges[1:]) / 2
@@ -195,7 +238,7 @@ def small_multiples(view: DeltaView, ncols: int = 10) -> go.Figure:
     data, annotations = [], []
     layout = {"barmode": "overlay", "height": max(260, 130 * nrows + 90), "font": FONT, "plot_bgcolor": "white",
               "margin": {"l": 20, "r": 20, "t": 80, "b": 30},
-              "title": {"text": "Δ / scale on every copy (symmetric log axis; poisons left of 0 = collapse)",
+              "title": {"text": "Δ / scale on every copy (symmetric log axis; left of 0 = influence collapsed)",
                         "x": 0.01, "font": {"size": 15}},
               "legend": {"orientation": "h", "yanchor": "bottom", "y": 1.03, "xanchor": "right", "x": 1.0}}
     for t in range(T):
@@ -208,10 +251,12 @@ def small_multiples(view: DeltaView, ncols: int = 10) -> go.Figure:
                                 "tickfont": {"size": 9}}
         layout[f"yaxis{ax}"] = {"domain": [max(0.0, y1 - ch), min(1.0, y1)], "anchor": f"x{ax}",
                                 "showticklabels": False, "showgrid": False}
-        hp, hc = _group_hist(view.srel[t], view.is_poison, edges)
-        for values, colour, name in ((hc, CLEAN, "clean"), (hp, POISON, "poisons")):
-            data.append(bar(centres, values, name, colour, f"copy {view.names[t]}<br>%{{y:.1f}} % of {name}",
-                             width=width, legendgroup=name, showlegend=t == 0, xaxis=f"x{ax}", yaxis=f"y{ax}"))
+        hover = "%{y:.1f} % of " if share else "%{y:.0f} "
+        for (_, name, colour), values in zip(groups, _group_hist(view.srel[t], groups, edges, share)):
+            data.append(bar(centres, values, name, colour, f"copy {view.names[t]}<br>{hover}{name}", width=width,
+                            legendgroup=name, showlegend=t == 0, xaxis=f"x{ax}", yaxis=f"y{ax}"))
+        if not share:
+            layout[f"yaxis{ax}"]["type"] = "log"
         annotations.append({"text": view.names[t], "x": x0 + cw / 2, "y": y1, "xref": "paper", "yref": "paper",
                             "showarrow": False, "yanchor": "bottom", "font": {"size": 10}})
     layout["annotations"] = annotations

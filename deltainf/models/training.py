@@ -9,7 +9,7 @@ from torch import nn
 
 from ..device import numerics_tag
 from ..progress import ProgressFn, silent
-from . import ARCHITECTURES, build_model
+from .spec import Architecture, resolve
 
 
 def to_float(x_uint8: torch.Tensor, device=None) -> torch.Tensor:
@@ -101,7 +101,7 @@ class Recipe:
     """How the engine trains an architecture: the same recipe trains the model under investigation, retrains
     it for exact unlearning, fine-tunes it for CF and trains the attacker's surrogate (with another seed)."""
 
-    model: str                  # architecture name (see :data:`~deltainf.models.ARCHITECTURES`)
+    model: str                  # a model spec (see :mod:`~deltainf.models.spec`): cnn, resnet18, torchvision:…, file.py:fn
     num_classes: int
     epochs: int
     lr: float
@@ -113,16 +113,21 @@ class Recipe:
     precision: str = "fp32"     # "bf16": autocast and channels-last on a GPU
     mean: torch.Tensor = field(default=None, repr=False, compare=False)  # normalisation inside the model
     std: torch.Tensor = field(default=None, repr=False, compare=False)
+    input_norm: str = "inside"  # who normalises a user's model's input (see INPUT_NORMS)
+
+    @property
+    def architecture(self) -> Architecture:
+        return resolve(self.model)
 
     @property
     def optimizer(self) -> str:
-        return ARCHITECTURES[self.model].attrs["optimizer"]
+        return self.architecture.recipe["optimizer"]
 
     @property
     def augment(self) -> bool:
         """Shift/flip augmentation where the architecture's recipe has it (the ResNet; the small CNN trains
         without, so poisons implant on small data)."""
-        return ARCHITECTURES[self.model].attrs["augment"]
+        return self.architecture.recipe["augment"]
 
     def key(self) -> dict:
         """Everything about the recipe that determines the weights (part of model cache keys)."""
@@ -133,13 +138,16 @@ class Recipe:
             r["precision"] = self.precision
         if numerics_tag(self.device):
             r["numerics"] = numerics_tag(self.device)
+        arch = self.architecture
+        if arch.kind != "builtin":
+            r.update(code=arch.fingerprint, input_norm=self.input_norm)
         return r
 
     def new_model(self) -> nn.Module:
         """An untrained network of this architecture (initialised from the recipe's seed)."""
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            return build_model(self.model, self.num_classes, self.mean, self.std)
+            return self.architecture.build(self.num_classes, self.mean, self.std, self.input_norm)
 
     def train(self, x: torch.Tensor, y: torch.Tensor, *, init: nn.Module | None = None, epochs: int | None = None,
               lr: float | None = None, progress: ProgressFn = silent, stage: str = "train") -> nn.Module:

@@ -5,6 +5,7 @@ Nothing a user hands in is ever unpickled.
 from __future__ import annotations
 
 import io
+import pickle
 import time
 from typing import Callable
 
@@ -48,6 +49,10 @@ def load_weights_into(model: nn.Module, blob: bytes, filename: str = "weights") 
     if state is None:
         try:
             state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError:
+            raise CheckpointError(f"{filename} holds pickled Python objects (a whole model, or classes of its own), "
+                                  f"which are refused: unpickling can run code. Save the weights alone: "
+                                  f"torch.save(model.state_dict(), path) or safetensors.torch.save_file") from None
         except Exception as exc:
             raise CheckpointError(f"{filename} is neither a safetensors file nor a readable torch state dict "
                                   f"({type(exc).__name__}); export weights with safetensors.torch.save_file") from None

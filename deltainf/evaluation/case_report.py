@@ -1,0 +1,108 @@
+"""An investigation of a user's own case as the JSON report, the CLI summary, the flagged files and the
+unlearned weights — figures that need no ground truth (TPR/precision only against known poisons)."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from .report import _clean, flagged_csv, unlearn_detector
+
+
+def investigate(case, weights_out: Path | None = None) -> dict:
+    """Run every configured stage of ``case`` and collect the figures (schema in README); with ``weights_out``
+    each unlearning method's weights are written there as ``<method>.safetensors``."""
+    c, inv, data = case.config, case.investigation, case.data
+    probs = case.probabilities()
+    y = case.query.label
+    detectors = {}
+    start = time.perf_counter()
+    for name in c.detectors:
+        detectors[name] = case.detection_report(name)
+    t = case.timings.seconds
+    detect_s = time.perf_counter() - start - t.get("scores_s", 0.0) - t.get("factors_s", 0.0)
+    unlearn = {}
+    if c.unlearn and c.detectors:
+        det = unlearn_detector(c)
+        flagged = inv.detect(det).flagged
+        for method in c.unlearn:
+            module, m = inv.unlearn_until_clean(method, flagged) if c.until_clean else inv.unlearn(method, flagged)
+            unlearn[method] = {"detector": det, **_after(case, module, m, method)}
+            if weights_out is not None:
+                unlearn[method]["weights"] = str(save_weights(case, module, weights_out / f"{method}.safetensors"))
+    return _clean({
+        "config": c.to_dict(),
+        "data": {"root": str(case.root), "n_train": len(data.y_train), "n_test": len(data.y_test),
+                 "classes": data.classes, "skipped_files": len(data.skipped),
+                 "n_known_poisons": None if case.known_poisons is None else int(case.known_poisons.sum())},
+        "model": {"spec": c.model, "weights": c.weights or ("uploaded" if case.weights_blob() else "trained here"),
+                  "clean_acc": case.clean_acc},
+        "query": {"path": c.query, "predicted": int(probs.argmax()), "predicted_name": data.classes[int(probs.argmax())],
+                  "probability": float(probs.max()), "label": y, "label_name": data.classes[y],
+                  "label_probability": float(probs[y])},
+        "detectors": detectors,
+        "unlearn": unlearn,
+        "timings": {"train_s": t.get("train_s", 0.0), "factors_s": t.get("factors_s", 0.0),
+                    "scores_s": t.get("scores_s", 0.0), "detect_s": max(detect_s, 0.0),
+                    "unlearn_s": t.get("unlearn_s", 0.0)},
+    })
+
+
+def _after(case, module, m: dict, method: str) -> dict:
+    """What an unlearning method left: the test image's prediction, clean accuracy, what it removed."""
+    p = case.probabilities(module)
+    out = {"query_predicted": int(p.argmax()), "query_predicted_name": case.data.classes[int(p.argmax())],
+           "query_probability": float(p.max()), "query_label_probability": float(p[case.query.label]),
+           "removed": m.get("total_removed", m["n_removed"]), "rounds": m.get("rounds", 1),
+           "seconds": m["seconds"]}
+    for key in ("clean_acc", "clean", "per_round"):
+        if key in m:
+            out[key] = m[key]
+    r = case.recipe
+    out["starts_from"] = (f"scratch: retrained with the engine's recipe ({r.epochs} epochs, {r.optimizer}, "
+                          f"learning rate {r.lr:g}), not from your weights") if method == "eu" else "your weights"
+    return out
+
+
+def save_weights(case, module, path: Path) -> Path:
+    """``module``'s weights as safetensors, loadable into the same ``--model`` spec (``--weights``)."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file(case.export_weights(module), str(path))
+    return path
+
+
+def case_flagged_csv(case, detector: str) -> str:
+    """``detector``'s flagged files as CSV (path, class, drop count, T, mean Δ; known_poison when given)."""
+    det = case.investigation.detect(detector)
+    delta = case.investigation.delta(det.params.get("mode", case.config.mode))
+    return flagged_csv(delta, det.flagged, det.params.get("tau", 0.0), case.data.y_train.numpy(), case.known_poisons,
+                       paths=case.data.train_paths, classes=case.data.classes)
+
+
+def summary_lines(report: dict) -> list[str]:
+    """A short human summary of an investigation report."""
+    d, m, q, t = report["data"], report["model"], report["query"], report["timings"]
+    c = report["config"]
+    test = f"{d['n_test']} test images" if d["n_test"] else "no test/ folder"
+    acc = f", clean accuracy {m['clean_acc']:.3f}" if m["clean_acc"] is not None else ""
+    lines = [f"Investigating {d['root']}: {d['n_train']} training images in {len(d['classes'])} classes, {test}",
+             f"model   {m['spec']} ({m['weights']}){acc}   [{t['train_s']:.1f} s]",
+             f"query   {q['path']}: predicted {q['predicted_name']} (p = {q['probability']:.2f}); investigated as "
+             f"{q['label_name']}; T = {c['transforms']} ({c['mode']})   [factors {t['factors_s']:.1f} s, "
+             f"scores {t['scores_s']:.1f} s]"]
+    known = d["n_known_poisons"] is not None
+    lines.append(f"{'detector':<18}{'flagged':>8}" + (f"{'TPR':>7}{'precision':>11}" if known else ""))
+    for name, r in report["detectors"].items():
+        rule = f"   τ = {r['tau']:.4g}, k = {r['k']}{' (suggested)' if r.get('suggested') else ''}" if "tau" in r else ""
+        metrics = f"{r['tpr']:>7.2f}{r['precision']:>11.2f}" if known else ""
+        lines.append(f"{name:<18}{r['n_flagged']:>8}{metrics}{rule}")
+    for method, r in report["unlearn"].items():
+        rounds = f", {r['rounds']} round(s), test image {'clean' if r['clean'] else 'still misbehaving'}" \
+            if "clean" in r else ""
+        acc = f", clean accuracy {r['clean_acc']:.3f}" if r.get("clean_acc") is not None else ""
+        lines.append(f"unlearn {method} ({r['detector']} flags, {r['removed']} removed{rounds}): test image predicted "
+                     f"{r['query_predicted_name']} (p = {r['query_probability']:.2f}){acc}   [{r['seconds']:.1f} s]"
+                     + ("   from scratch, the engine's recipe" if method == "eu" else ""))
+    return lines
+
