@@ -170,6 +170,37 @@ class Case:
         d = self.data
         return accuracy(self.model, d.x_test, d.y_test, self.device) if len(d.y_test) else None
 
+    # ----------------------------------------------------------------- what every source offers the app
+    kind = "case"
+
+    @property
+    def train_set(self) -> ImageData:
+        return self.data
+
+    @property
+    def truth(self) -> np.ndarray | None:
+        """The poisons the analyst knows of, if any (evaluation only)."""
+        return self.known_poisons
+
+    @property
+    def query_image(self) -> torch.Tensor:
+        return self.query.image
+
+    @property
+    def query_label(self) -> int:
+        return self.query.label
+
+    def detect(self, name: str, tau: float | None = None, k: int | None = None):
+        return self.investigation.detect(name, tau, k)
+
+    def overview(self) -> dict:
+        """What the Experiment page and the sidebar say about the user's model and test image."""
+        probs = self.probabilities()
+        return {"metrics": {"clean_acc": self.clean_acc, "predicted": int(probs.argmax()),
+                            "probability": float(probs.max()), "label": self.query.label,
+                            "skipped": len(self.data.skipped)},
+                "timings": dict(self.timings.seconds), "cached": dict(self.timings.cached)}
+
     # ----------------------------------------------------------------- the investigation
     @cached_property
     def investigation(self) -> Investigation:

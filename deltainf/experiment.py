@@ -238,6 +238,25 @@ class Experiment:
             self._others[test_index] = self._investigate(self._triggered_query(test_index))
         return self._others[test_index]
 
+    # ----------------------------------------------------------------- what every source offers the app
+    kind = "experiment"
+
+    @property
+    def train_set(self) -> ImageData:
+        """The training set as the model saw it (poisoned)."""
+        return self.poisoned.data
+
+    @property
+    def truth(self) -> np.ndarray:
+        """Which training points are poisons (known here: the experiment planted them)."""
+        return self.is_poison
+
+    def overview(self) -> dict:
+        """What the Experiment page and the sidebar say about the trained model."""
+        _ = self.poisoned_test_candidates, self.test_index, self.query
+        return {"metrics": self.model_metrics, "timings": dict(self.timings.seconds),
+                "cached": dict(self.timings.cached)}
+
     # ----------------------------------------------------------------- detection and ground truth
     def detect(self, name: str, tau: float | None = None, k: int | None = None) -> Detection:
         """Detector ``name`` on the query, or — with several known poisoned test points — what it flags on

@@ -173,7 +173,7 @@ class Investigation:
     def unlearn_key(self, method: str, flagged: np.ndarray) -> str:
         """Cache key of the model that ``method`` makes when removing ``flagged``."""
         return content_key("unlearn", method, UNLEARNERS[method].settings_key(self.config), self.model.key,
-                           array_fingerprint(np.flatnonzero(flagged)))
+                           self.model.recipe.key(), array_fingerprint(np.flatnonzero(flagged)))
 
     def unlearn(self, method: str, flagged: np.ndarray) -> tuple[nn.Module, dict]:
         """Remove the ``flagged`` training points with unlearning ``method``; returns (model, metrics)."""

@@ -2,7 +2,7 @@
 import streamlit as st
 
 from deltainf.detectors import DETECTORS
-from deltainf.evaluation.report import detector_rows, unlearning_grid
+from deltainf.evaluation.report import case_rows, detector_rows, unlearning_grid
 from deltainf.figures import unlearning as figures
 from deltainf.unlearning import UNLEARNERS
 from ui import prerequisites as pre
@@ -17,6 +17,16 @@ st.caption("Every registered detector on this experiment. Δ-Influence and its a
 
 instance, exp = pre.require_trained()
 names = list(DETECTORS)
+if exp.kind == "case":  # no ground truth: what each detector flags, and how much it agrees with Δ-Influence
+    rows = pre.await_job(runtime().start(DetectorsJob(instance, tuple(names)), "Every detector", exp,
+                                         lambda e: case_rows(e, names)),
+                         what="Running every detector in the background…")
+    st.caption("Your own data: nobody knows which images are poisons, so this page shows how many each detector "
+               "flags and how many of those Δ-Influence flags too" + (" (and TPR/precision against the poisons you "
+                                                                       "listed)." if exp.truth is not None else "."))
+    with st.container(key="compare_table"):
+        st.table(rows)
+    stop()
 # Every detector once per experiment (baselines fit their own models, so this is the slow part)…
 rows = pre.await_job(runtime().start(DetectorsJob(instance, tuple(names)), "Every detector", exp,
                                      lambda e: detector_rows(e, names)),

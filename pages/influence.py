@@ -5,6 +5,7 @@ import streamlit as st
 from deltainf.figures import influence as figures
 from ui import prerequisites as pre
 from ui.figures import delta_view, detector_params, suggestion
+from ui.review import review
 from ui.state import runtime
 
 STEP = 0.05
@@ -22,9 +23,10 @@ view = delta_view(instance, exp)
 detector_params(view, exp)
 suggested = suggestion(instance, exp)
 
-st.markdown(f"{view.delta.shape[1]} training points ({int(view.is_poison.sum())} poisons, known here), "
-            f"T = {view.T} copies ({exp.config.mode}). Raw scores are unnormalised, so τ is set in units of "
-            f"their **scale** = median |score| on the original test image = **{view.scale:.4g}**.")
+known = "" if view.is_poison is None else f" ({int(view.is_poison.sum())} poisons, known here)"
+st.markdown(f"{view.delta.shape[1]} training points{known}, T = {view.T} copies ({exp.config.mode}). Raw scores are "
+            f"unnormalised, so τ is set in units of their **scale** = median |score| on the original test image = "
+            f"**{view.scale:.4g}**.")
 
 
 def _from_rel() -> None:
@@ -79,11 +81,16 @@ def live() -> None:
                    "the rest of the drop-count histogram.")
     m = view.metrics(tau, k)
     with st.container(key="live_metrics", horizontal=True):
-        st.metric("TPR", f"{m['tpr']:.3f}", help="Share of the poisons that are flagged.", border=True)
-        st.metric("Precision", f"{m['precision']:.3f}", help="Share of the flagged that are poisons.", border=True)
+        if view.is_poison is not None:
+            st.metric("TPR", f"{m['tpr']:.3f}", help="Share of the poisons that are flagged.", border=True)
+            st.metric("Precision", f"{m['precision']:.3f}", help="Share of the flagged that are poisons.", border=True)
         st.metric("Flagged", f"{m['n_flagged']}", help=f"of {view.delta.shape[1]} training points", border=True)
-        st.metric("Poisons found", f"{round(m['tpr'] * m['n_poison'])} / {m['n_poison']}", border=True)
-        st.metric("F1", f"{m['f1']:.3f}", help="Harmonic mean of TPR and precision.", border=True)
+        if view.is_poison is not None:
+            st.metric("Poisons found", f"{round(m['tpr'] * m['n_poison'])} / {m['n_poison']}", border=True)
+            st.metric("F1", f"{m['f1']:.3f}", help="Harmonic mean of TPR and precision.", border=True)
+        else:
+            at = view.metrics(*suggested)["n_flagged"]
+            st.metric("At the suggestion", f"{at}", border=True, help="How many the suggested τ and k flag.")
         st.metric("Rule", f"Δ < {tau:.3g} on ≥ {view.T - k} / {view.T}", border=True,
                   help=f"Flag a training point when at least T − k = {view.T - k} of its T = {view.T} Δ fall below "
                        f"τ ({figures.fmt_tau(tau / view.scale, tau)}).")
@@ -91,7 +98,7 @@ def live() -> None:
     with left:
         t = st.selectbox("Copy", range(view.T), format_func=lambda i: view.names[i], key="transform",
                          help="Which transformed copy's Δ to show.")
-        st.plotly_chart(figures.delta_histogram(view, t, tau), key="delta_hist", config=LIVE)
+        st.plotly_chart(figures.delta_histogram(view, t, tau, k), key="delta_hist", config=LIVE)
     with right:
         st.plotly_chart(figures.count_histogram(view, tau, k), key="count_hist", config=LIVE)
     flagged = view.flags(tau, k)
@@ -101,8 +108,9 @@ def live() -> None:
     else:
         more = f" (the {MAX_SHOWN} most collapsed of {len(order)})" if len(order) > MAX_SHOWN else ""
         st.caption(f"Flagged training points{more}, most collapsed first.")
-        st.plotly_chart(figures.flagged_rows_figure(view, exp.poisoned.data.x_train, order[:MAX_SHOWN],
-                                                    exp.data.classes), key="flagged_rows",
+        st.plotly_chart(figures.flagged_rows_figure(view, exp.train_set.x_train, order[:MAX_SHOWN],
+                                                    exp.train_set.classes, exp.train_set.train_paths),
+                        key="flagged_rows",
                         config=LIVE)
 
 
@@ -111,4 +119,5 @@ live()
 if st.toggle("Show every copy at a glance (small multiples)", key="show_multiples"):
     st.plotly_chart(runtime().view(("multiples", instance.content, exp.config.mode),
                                    lambda: figures.small_multiples(view)), key="small_multiples")
+review(instance, exp, view)
 pre.page_link("unlearn", "Next: unlearn the flagged points")

@@ -7,6 +7,7 @@ from deltainf.errors import DeltaInfError
 from deltainf.figures import experiment as figures
 from deltainf.figures.images import thumb_scale, thumbnails, upscale
 from ui import prerequisites as pre
+from ui.sidebar import stop
 from ui.state import config, set_config
 from ui.uploads import Upload, digest
 
@@ -18,6 +19,12 @@ st.caption("Δ-Influence starts from one test image that is known to be poisoned
            "sends to the attacker's target class. Pick one from the gallery, by index, or upload your own.")
 
 instance, exp = pre.require_trained()
+if exp.kind == "case":  # the user's own test image: shown, and changed where the investigation starts
+    from ui import start_case
+
+    start_case.results()
+    st.caption("To investigate another test image, upload it on the **Experiment** page (Investigate a model).")
+    stop()
 p = exp.poisoned
 classes = p.data.classes
 query = st.session_state.query

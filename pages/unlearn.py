@@ -1,4 +1,8 @@
-"""Unlearn: remove the flagged training points and check that the poison is gone."""
+"""Unlearn: remove the flagged training points and check what changed — poison success where the experiment
+knows it, the test image's prediction and clean accuracy always."""
+import hashlib
+
+import numpy as np
 import streamlit as st
 
 from deltainf.detectors import DETECTORS
@@ -8,48 +12,57 @@ from deltainf.figures.experiment import class_probabilities, probability_figure
 from deltainf.store.checkpoints import weights_to_bytes
 from deltainf.unlearning import UNLEARNERS
 from ui import prerequisites as pre
+from ui.downloads import case_report_html, weights_file
 from ui.figures import delta_view, detector_params
 from ui.jobs import UnlearnJob
+from ui.review import confirmed
 from ui.sidebar import stop
 from ui.state import runtime
 
-TUNED = "tuned"  # flags from the Influence page's τ/k rule
+TUNED, CONFIRMED = "tuned", "confirmed"  # flags from the Influence page's τ/k rule, or the images marked there
 
 st.title("Unlearn")
-st.caption("Remove the flagged training points from the model with an unlearning method, then measure clean "
-           "accuracy and poison success again, and look at the test image's prediction.")
-
 instance, exp = pre.require_trained()
+st.caption("Remove the flagged training points from the model with an unlearning method, then measure "
+           + ("clean accuracy (where your folder has test/) and the test image's prediction again." if exp.kind == "case"
+              else "clean accuracy and poison success again, and look at the test image's prediction."))
 pre.require_scores(instance, exp)
 view = delta_view(instance, exp)
 tau, k = detector_params(view, exp)
 tuned = view.metrics(tau, k)
+marked = confirmed(instance, view.delta.shape[1])
+case = exp.kind == "case"
 
 c1, c2 = st.columns(2)
 methods = c1.multiselect("Methods", list(UNLEARNERS), default=["eu"], key="unlearn_methods", format_func=str.upper,
                          help="Each chosen method runs on the same flags; the charts put them side by side.\n\n"
                               + "\n".join(f"- **{e.label}**: {e.help.split(':', 1)[-1].strip()}"
-                                          for e in UNLEARNERS.entries()))
-sources = [TUNED] + list(DETECTORS)
+                                          for e in UNLEARNERS.entries())
+                              + ("\n\nEU retrains your architecture from scratch with the engine's recipe; the others "
+                                 "start from your weights." if case else ""))
+sources = ([CONFIRMED] if marked is not None else []) + [TUNED] + list(DETECTORS)
 source = c2.selectbox(
     "Flags from", sources, key="unlearn_source",
-    format_func=lambda d: (f"the Influence page: Δ ({exp.config.mode}), τ = {tau:.4g}, k = {k} → "
-                           f"{tuned['n_flagged']} points" if d == TUNED
+    format_func=lambda d: (f"the {int(marked.sum())} images confirmed on the Influence page" if d == CONFIRMED
+                           else f"the Influence page: Δ ({exp.config.mode}), τ = {tau:.4g}, k = {k} → "
+                                f"{tuned['n_flagged']} points" if d == TUNED
                            else f"detector {d} (its defaults; Δ rules at the engine's suggested τ, k)"))
 if source == TUNED:
-    st.markdown(f"Δ-Influence as tuned on the Influence page flags **{tuned['n_flagged']}** training points "
-                f"(TPR {tuned['tpr']:.2f}, precision {tuned['precision']:.2f}, ground truth known here).")
+    truth = "" if view.is_poison is None else \
+        f" (TPR {tuned['tpr']:.2f}, precision {tuned['precision']:.2f}, ground truth known here)"
+    st.markdown(f"Δ-Influence as tuned on the Influence page flags **{tuned['n_flagged']}** training points{truth}.")
 
 repeat = st.toggle(
     "Repeat until the test image is clean", key="until_clean",
     help="After unlearning, re-check: while the new model still gives the test image its poisoned label (or more "
          f"than {exp.config.clean_below:g} probability for it), run Δ-Influence on the new model over the remaining "
          "points, add what it flags and unlearn again.")
-job_key = UnlearnJob(instance, tuple(methods), source, tau, k, repeat)
+flags_now = marked if source == CONFIRMED else view.flags(tau, k) if source == TUNED else None
+named = source if flags_now is None else f"{source}:{hashlib.sha256(np.flatnonzero(flags_now).tobytes()).hexdigest()[:12]}"
+job_key = UnlearnJob(instance, tuple(methods), named, tau, k, repeat)
 if st.button("Run unlearning", type="primary", key="run_unlearn", icon=":material/play_arrow:", disabled=not methods):
-    flags_now = view.flags(tau, k) if source == TUNED else None
-    # Flags tuned here re-check at this τ and k; a registry detector runs with its own defaults (as on Compare).
-    loop_tau, loop_k = (tau, k) if source == TUNED else (None, None)
+    # Flags chosen here re-check at this τ and k; a registry detector runs with its own defaults (as on Compare).
+    loop_tau, loop_k = (tau, k) if flags_now is not None else (None, None)
 
     def run(e):
         flagged = flags_now if flags_now is not None else e.detect(source).flagged
@@ -57,8 +70,10 @@ if st.button("Run unlearning", type="primary", key="run_unlearn", icon=":materia
         for m in methods:
             inv = e.investigation
             model, after = inv.unlearn_until_clean(m, flagged, loop_tau, loop_k) if repeat else inv.unlearn(m, flagged)
-            out["methods"][m] = {"after": after, "weights": weights_to_bytes(model),
-                                 "probs_after": class_probabilities(model, e.query_image, e.device)}
+            probs = class_probabilities(model, e.query_image, e.device)
+            after = {**after, "query_label_probability": float(probs[e.query_label])}
+            blob = weights_file(e, model) if e.kind == "case" else weights_to_bytes(model)
+            out["methods"][m] = {"after": after, "weights": blob, "probs_after": probs}
         return out
 
     runtime().start(job_key, "Unlearning (" + ", ".join(m.upper() for m in methods) + ")", exp, run)
@@ -71,10 +86,16 @@ if job is None or last.instance != instance:
     stop()
 res = pre.await_job(job, what=f"{job.label} in the background…")
 done = res["methods"]
-before = exp.model_metrics
+classes = exp.train_set.classes
+probs_before = class_probabilities(exp.model, exp.query_image, exp.device)
+if case:
+    before = {"clean_acc": exp.clean_acc, "query_label_probability": float(probs_before[exp.query_label])}
+else:
+    before = exp.model_metrics
 if last != job_key:
-    st.caption(f"Showing the last run: {', '.join(m.upper() for m in last.methods)} on flags from {last.source}, "
-               f"τ = {last.tau:.4g}, k = {last.k}. Press **Run unlearning** for the current choice.")
+    st.caption(f"Showing the last run: {', '.join(m.upper() for m in last.methods)} on flags from "
+               f"{last.source.split(':')[0]}, τ = {last.tau:.4g}, k = {last.k}. Press **Run unlearning** for the "
+               f"current choice.")
 
 with st.container(key="unlearn_result"):
     for m, r in done.items():
@@ -84,35 +105,49 @@ with st.container(key="unlearn_result"):
         removed = after.get("total_removed", after["n_removed"])
         rounds = f" in {after['rounds']} rounds" if after.get("rounds", 1) > 1 else ""
         cols[1].metric("Removed", removed, help=f"training points removed{rounds}")
-        cols[2].metric("Clean accuracy", f"{after['clean_acc']:.3f}", f"{after['clean_acc'] - before['clean_acc']:+.3f}")
-        cols[3].metric("Poison success", f"{after['poison_success']:.2f}",
-                       f"{after['poison_success'] - before['poison_success']:+.2f}", delta_color="inverse")
+        if before.get("clean_acc") is not None:
+            cols[2].metric("Clean accuracy", f"{after['clean_acc']:.3f}",
+                           f"{after['clean_acc'] - before['clean_acc']:+.3f}")
+        if case:
+            p = r["probs_after"]
+            cols[3].metric("Test image", classes[int(p.argmax())], help=f"predicted after {m.upper()} "
+                           f"(p = {p.max():.2f}); P(y = {classes[exp.query_label]}) = {p[exp.query_label]:.3f}")
+        else:
+            cols[3].metric("Poison success", f"{after['poison_success']:.2f}",
+                           f"{after['poison_success'] - before['poison_success']:+.2f}", delta_color="inverse")
         cols[4].metric("Time", f"{after['seconds']:.1f} s")
 left, right = st.columns(2)
 with left:
-    st.plotly_chart(figures.before_after_figure(before, {m: r["after"] for m, r in done.items()}), key="before_after")
+    measures = figures.CASE_MEASURES if case else figures.EXPERIMENT_MEASURES
+    st.plotly_chart(figures.before_after_figure(before, {m: r["after"] for m, r in done.items()}, measures),
+                    key="before_after")
 with right:
     shown = st.selectbox("Test image after", list(done), key="unlearn_shown", format_func=str.upper) \
         if len(done) > 1 else next(iter(done))
-    classes = exp.data.classes
-    p = exp.poisoned
-    probs_before = class_probabilities(exp.model, exp.query_image, exp.device)
     probs_after = done[shown]["probs_after"]
     b, a = int(probs_before.argmax()), int(probs_after.argmax())
-    st.markdown(f"The test image: predicted **{classes[b]}** before, **{classes[a]}** after {shown.upper()} "
-                f"(true class {classes[p.victim]}, target {classes[p.target]}).")
-    st.plotly_chart(probability_figure(probs_before, classes, p.target, "The test image, before and after",
+    target = None if case else exp.poisoned.target
+    truth = "" if case else f" (true class {classes[exp.poisoned.victim]}, target {classes[target]})"
+    st.markdown(f"The test image: predicted **{classes[b]}** before, **{classes[a]}** after {shown.upper()}{truth}.")
+    st.plotly_chart(probability_figure(probs_before, classes, target, "The test image, before and after",
                                        compare=probs_after, names=("before", f"after {shown.upper()}")),
                     key="query_before_after")
 loops = {m: r["after"]["per_round"] for m, r in done.items() if "per_round" in r["after"]}
 if loops:
     st.plotly_chart(figures.rounds_figure(loops), key="rounds")
 
-cols = st.columns(1 + len(done))
-cols[0].download_button("Flagged set (CSV)", flagged_csv(view.delta, res["flagged"], last.tau, view.labels, view.is_poison),
-                        file_name="flagged.csv", mime="text/csv", key="download_flagged", icon=":material/download:",
-                        help="the first round's flags")
+data = exp.train_set
+csv_text = flagged_csv(view.delta, res["flagged"], last.tau, view.labels, view.is_poison,
+                       paths=data.train_paths if case else None, classes=data.classes if case else None)
+cols = st.columns(1 + len(done) + case)
+cols[0].download_button("Flagged set (CSV)", csv_text, file_name="flagged.csv", mime="text/csv", key="download_flagged",
+                        icon=":material/download:", help="the first round's flags")
 for col, (m, r) in zip(cols[1:], done.items()):
     col.download_button(f"{m.upper()} weights (safetensors)", r["weights"], file_name=f"unlearned-{m}.safetensors",
                         mime="application/octet-stream", key=f"download_weights_{m}", icon=":material/download:",
-                        help="Load it back on the Experiment page (Weights file) to continue from the unlearned model.")
+                        help="Loads into the same model: " + ("pass it as the weights of your model." if case else
+                             "on the Experiment page (Weights file) to continue from the unlearned model."))
+if case:
+    cols[-1].download_button("Report (HTML)", case_report_html(exp, last.tau, last.k, last.methods, last.until_clean),
+                             file_name="deltainf-report.html", mime="text/html", key="download_report",
+                             icon=":material/download:", help="One self-contained file: opens offline.")

@@ -11,7 +11,7 @@ from deltainf import Config
 from deltainf.store import Store
 
 #: Fixtures that train a model: a test that uses one is slow.
-TRAINING_FIXTURES = {"demo", "cifar_exp", "exps", "freq", "brew"}
+TRAINING_FIXTURES = {"demo", "cifar_exp", "exps", "freq", "brew", "case", "user_case"}
 
 
 def pytest_collection_modifyitems(items):
@@ -33,3 +33,26 @@ def demo(cache_dir):
     exp = Experiment(Config(cache_dir=str(cache_dir)), store=Store(cache_dir))
     exp.investigation.scores()
     return exp
+
+
+@pytest.fixture(scope="session")
+def user_case(tmp_path_factory):
+    """An analyst's case as they have it: a folder of digits as PNG files with uninformative names, 50 of class 3
+    carrying this suite's own trigger and relabelled 7; their own model (tests/case/user_model.py) trained with a
+    plain loop and saved as safetensors; a triggered test image of class 3."""
+    import torch
+    from safetensors.torch import save_file
+
+    from case import user_model
+    from case.poisoned_folder import train_plain, write_case
+    from deltainf.data import load_dataset
+
+    base = tmp_path_factory.mktemp("user-case")
+    d = load_dataset("digits", None, seed=0)
+    info = write_case(base / "folder", d.x_train.numpy(), d.y_train.numpy(), d.x_test.numpy(), d.y_test.numpy(),
+                      d.classes, victim=3, target=7, n_poison=50)
+    torch.manual_seed(0)
+    model = train_plain(user_model.build(10), base / "folder", 16)
+    save_file(model.state_dict(), str(base / "weights.safetensors"))
+    (base / "known.txt").write_text("\n".join(info["poisons"][:10]))
+    return {"base": base, "root": base / "folder", "weights": base / "weights.safetensors", **info}

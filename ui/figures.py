@@ -2,6 +2,7 @@
 kept across pages."""
 from __future__ import annotations
 
+import numpy as np
 import streamlit as st
 
 from deltainf import Config
@@ -17,8 +18,8 @@ def delta_view(instance: Instance, exp) -> DeltaView:
     """The Influence page's precomputed Δ view of this experiment (built once, shared by sessions)."""
     def make():
         inv = exp.investigation
-        names = experiment_figures.query_captions(inv.queries(), exp.data.classes)[1:]  # the scores job cached them
-        return DeltaView.build(inv.scores(), exp.is_poison, names, exp.poisoned.data.y_train.numpy())
+        names = experiment_figures.query_captions(inv.queries(), exp.train_set.classes)[1:]  # the scores job cached them
+        return DeltaView.build(inv.scores(), exp.truth, names, exp.train_set.y_train.numpy())
 
     return runtime().view(("delta", instance.content, exp.config.mode), make)
 
@@ -27,7 +28,7 @@ def detector_params(view: DeltaView, exp) -> tuple[float, int]:
     """The τ (raw) and k last chosen on the Influence page (rescaled if the score scale changed), or the
     engine's suggestion from Δ alone while none was chosen — suggested again for every new Δ matrix."""
     ss = st.session_state
-    seen = (view.scale, view.T, exp.config.mode, exp.config.transform_seed, exp.test_index)
+    seen = (view.scale, view.T, exp.config.mode, exp.query.draw_seed, exp.query.label)
     if not ss.get("det_chosen") and ss.get("det_seen") != seen:
         ss.det_tau = ss.det_k = None  # a suggestion for another experiment is not a choice
     ss.det_seen = seen
@@ -76,3 +77,17 @@ def attack_previews(attacks: tuple[str, ...], settings: tuple, seed: int) -> dic
     sample = digits.x_train[int((digits.y_train == 3).nonzero()[0, 0])]
     cfg = Config(**dict(settings), seed=seed)
     return {a: experiment_figures.attack_preview(a, cfg, sample) for a in attacks}
+
+
+def query_similarity(instance: Instance, exp) -> np.ndarray:
+    """Cosine similarity of every training image to the test image in the model's last hidden layer (cached)."""
+    from deltainf.models.features import embeddings
+
+    def make():
+        inv = exp.investigation
+        train = inv.features().astype(np.float64)
+        query = embeddings(exp.model, exp.query_image[None], exp.device).astype(np.float64)[0]
+        norms = np.linalg.norm(train, axis=1) * np.linalg.norm(query) + 1e-12
+        return train @ query / norms
+
+    return runtime().view(("similarity", instance.content), make)

@@ -38,6 +38,7 @@ class TrainJob:
     training: str           # the training fields of the Config
     weights: str | None     # an uploaded checkpoint's digest
     cache: str
+    query: str | None = None  # a case's uploaded test image (loading a case predicts it)
 
 
 @dataclass(frozen=True)
@@ -187,16 +188,20 @@ class Runtime:
             return self.stores[key]
 
     def experiment(self, cfg, weights: Upload | None, query: Upload | None) -> tuple[Instance, Any]:
-        """(Instance, Experiment) for this content, made once while it is among the recent ones."""
-        from deltainf import Experiment
+        """(Instance, source) for this content, made once while it is among the recent ones: an Experiment, or
+        a Case for the options of a user's own folder and model (a CaseConfig)."""
+        from deltainf.case import Case
+        from deltainf.config import CaseConfig
+        from deltainf.experiment import Experiment
 
         content = (cfg, weights.digest if weights else None, query.digest if query else None)
         with self.lock:
             if content in self.experiments:
                 self.experiments.move_to_end(content)
                 return self.experiments[content]
-            exp = Experiment(cfg, store=self.store(cfg.cache_path), weights=weights.data if weights else None,
-                             query_image=query.data if query else None)
+            kind = Case if isinstance(cfg, CaseConfig) else Experiment
+            exp = kind(cfg, store=self.store(cfg.cache_path), weights=weights.data if weights else None,
+                       query_image=query.data if query else None)
             self.serial += 1
             self.experiments[content] = (Instance(content, self.serial), exp)
             while len(self.experiments) > MAX_EXPERIMENTS:

@@ -21,18 +21,18 @@ from .uploads import Upload
 LEVELS = {"model": "Loading the model and the test image", "queries": "Drawing the transformed copies"}
 
 
-def _load_model_level(exp, rt: Runtime) -> dict:
+def _load_model_level(src, rt: Runtime) -> dict:
     """Everything the pages read about the model and the test image, loaded (or computed) in a job."""
-    metrics = exp.model_metrics
-    _ = exp.poisoned_test_candidates, exp.test_index, exp.query
-    rt.mark(exp, "model")
-    return {"metrics": metrics, "timings": dict(exp.timings.seconds), "cached": dict(exp.timings.cached)}
+    result = src.overview()
+    rt.mark(src, "model")
+    return result
 
 
-def train_job(instance: Instance, exp) -> Job:
-    """Train (or load) the model of the session's experiment."""
+def train_job(instance: Instance, src, key=None) -> Job:
+    """Train (or load) the model of a source (the session's, unless ``key`` names another's job)."""
     rt = runtime()
-    return rt.start(train_key(exp.config), "Train", exp, lambda e: _load_model_level(e, rt))
+    label = "Train" if src.kind == "experiment" else "Load your model and data"
+    return rt.start(key or train_key(src.config), label, src, lambda e: _load_model_level(e, rt))
 
 
 def check_weights(upload: Upload) -> Job:
@@ -84,7 +84,7 @@ def require_trained(level: str = "model") -> tuple[Instance, Any]:
     rt = runtime()
     if not rt.is_ready(exp, level):
         await_job(rt.start(PrepareJob(level, instance), LEVELS[level], exp, _prepare(level)))
-    if not exp.implanted:  # the CLI runs no detector then; here every page says why its numbers mean nothing
+    if exp.kind == "experiment" and not exp.implanted:  # the CLI runs no detector then; every page says why
         st.warning(f"The attack did not implant ({exp.implant_problem}): there is no backdoor to trace, so "
                    f"flags, TPR and precision on these pages mean nothing. Try more poisons, more training "
                    f"images or more epochs on the Experiment page.")

@@ -49,23 +49,33 @@ def sidebar(page_title: str) -> None:
 def _experiment(page_title: str) -> None:
     cfg = config()
     weights, query = uploads()
-    st.markdown("#### Current experiment")
-    source = SOURCES[cfg.dataset]
-    data = f"{source.label} {cfg.data_root}" if source.attrs.get("needs_root") else source.label
-    lines = [f"**{data}** · {cfg.attack} · {cfg.model} · seed {cfg.seed}"]
     tjob = runtime().jobs.get(train_key())
-    if tjob is not None and tjob.ok:
-        m = tjob.result["metrics"]
-        lines.append(f"clean acc {m['clean_acc']:.3f} · poison success {m['poison_success']:.2f}")
-    elif tjob is not None and not tjob.finished.is_set():
-        lines.append("training…")
-    elif tjob is not None:
-        lines.append("training failed (see the Experiment page)")
+    if st.session_state.kind == "case":
+        st.markdown("#### Your model and data")
+        lines = [f"**{cfg.data_root}** · model `{cfg.model}`"]
+        if tjob is not None and tjob.ok:
+            m = tjob.result["metrics"]
+            acc = f"clean acc {m['clean_acc']:.3f} · " if m["clean_acc"] is not None else ""
+            lines.append(f"{acc}test image predicted class {m['predicted']} (p = {m['probability']:.2f})")
+        lines.append(f"weights: {'uploaded ' + weights.name if weights else 'trained here'}")
+        lines.append(f"test image: uploaded {query.name}")
     else:
-        lines.append("not trained yet")
-    lines.append(f"weights: {'uploaded ' + weights.name if weights else 'trained here'}")
-    picked = f"#{cfg.test_index}" if cfg.test_index is not None else "seeded pick"
-    lines.append(f"test image: {'uploaded ' + query.name if query else picked}")
+        st.markdown("#### Current experiment")
+        source = SOURCES[cfg.dataset]
+        data = f"{source.label} {cfg.data_root}" if source.attrs.get("needs_root") else source.label
+        lines = [f"**{data}** · {cfg.attack} · {cfg.model} · seed {cfg.seed}"]
+        if tjob is not None and tjob.ok:
+            m = tjob.result["metrics"]
+            lines.append(f"clean acc {m['clean_acc']:.3f} · poison success {m['poison_success']:.2f}")
+        lines.append(f"weights: {'uploaded ' + weights.name if weights else 'trained here'}")
+        picked = f"#{cfg.test_index}" if cfg.test_index is not None else "seeded pick"
+        lines.append(f"test image: {'uploaded ' + query.name if query else picked}")
+    if tjob is not None and not tjob.finished.is_set():
+        lines.insert(1, "training…")
+    elif tjob is not None and not tjob.ok:
+        lines.insert(1, "training failed (see the Experiment page)")
+    elif tjob is None:
+        lines.insert(1, "not trained yet")
     tau, k = st.session_state.det_tau, st.session_state.det_k
     if page_title == "Influence" and tjob is not None and tjob.ok:  # its sliders rerun only their fragment
         tk = "τ, k: set on this page"

@@ -1,4 +1,5 @@
-"""Session state and the server's runtime: the session's experiment (a Config and the uploads), and the one
+"""Session state and the server's runtime: the session's source — an experiment (a Config and its uploads) or
+an investigation of the user's own folder and model (a CaseConfig and its uploads) — and the one
 :class:`~ui.jobs.Runtime` of the server, shared by every session."""
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import dataclasses
 import streamlit as st
 
 from deltainf import Config
+from deltainf.config import CaseConfig
 from deltainf.errors import DeltaInfError
 
 from .jobs import Instance, Runtime, TrainJob
@@ -28,20 +30,40 @@ def init_state() -> None:
         ss.det_scale = None     # the score scale det_tau was set against
         ss.det_k = ss.config.k  # None: suggest
         ss.det_chosen = ss.config.tau is not None or ss.config.k is not None  # set by the user, not suggested
+        ss.kind = "experiment"  # which source the pages show: "experiment" or "case"
+        ss.case = None          # the CaseConfig of the user's own folder and model, once one was investigated
+        ss.case_weights = None  # Upload with bytes (None: the model is trained on the folder)
+        ss.case_query = None    # Upload with a uint8 (3, H, W) tensor
 
 
-def config() -> Config:
-    return st.session_state.config
+def config() -> Config | CaseConfig:
+    """The options of the session's source."""
+    ss = st.session_state
+    return ss.case if ss.kind == "case" else ss.config
 
 
-def set_config(cfg: Config) -> None:
-    """Make ``cfg`` the session's experiment; another model forgets the picked or uploaded test image."""
-    old = st.session_state.config
+def set_config(cfg: Config | CaseConfig) -> None:
+    """Change the session's source's options; another model forgets the picked or uploaded test image."""
+    ss = st.session_state
+    if isinstance(cfg, CaseConfig):
+        ss.case = cfg
+        return
+    old = ss.config
     if train_fields(cfg) != train_fields(old):
         if cfg.test_index == old.test_index:
             cfg = cfg.replace(test_index=None)
-        st.session_state.query = None
-    st.session_state.config = cfg
+        ss.query = None
+    ss.config = cfg
+
+
+def adopt_case(cfg: CaseConfig, weights: Upload | None, query: Upload) -> None:
+    """Make an investigation of the user's own folder and model the session's source (once it loaded)."""
+    ss = st.session_state
+    ss.kind, ss.case, ss.case_weights, ss.case_query = "case", cfg, weights, query
+
+
+def use_experiment() -> None:
+    st.session_state.kind = "experiment"
 
 
 def train_fields(cfg: Config) -> dict:
@@ -51,8 +73,12 @@ def train_fields(cfg: Config) -> dict:
     return d
 
 
-def uploads() -> tuple[Upload | None, Upload | None]:
-    return st.session_state.get("weights"), st.session_state.get("query")
+def uploads(cfg=None) -> tuple[Upload | None, Upload | None]:
+    """(weights, test image) uploaded for ``cfg``'s kind of source (default: the session's)."""
+    ss = st.session_state
+    if isinstance(cfg if cfg is not None else config(), CaseConfig):
+        return ss.get("case_weights"), ss.get("case_query")
+    return ss.get("weights"), ss.get("query")
 
 
 @st.cache_resource(show_spinner=False)
@@ -69,16 +95,23 @@ def runtime() -> Runtime:
     return rt
 
 
-def experiment(cfg: Config | None = None) -> tuple[Instance, object]:
-    """(Instance, Experiment) for ``cfg`` (default: the session's experiment) with the session's uploads."""
-    weights, query = uploads()
-    return runtime().experiment(cfg or config(), weights, query)
-
-
-def train_key(cfg: Config | None = None) -> TrainJob:
+def experiment(cfg=None, weights: Upload | None = None, query: Upload | None = None) -> tuple[Instance, object]:
+    """(Instance, source) for ``cfg`` (default: the session's) with the given uploads, else the session's: an
+    Experiment, or a Case for a CaseConfig."""
     cfg = cfg or config()
-    weights, _ = uploads()
-    return TrainJob(repr(sorted(train_fields(cfg).items())), weights.digest if weights else None, str(cfg.cache_path))
+    if weights is None and query is None:
+        weights, query = uploads(cfg)
+    return runtime().experiment(cfg, weights, query)
+
+
+def train_key(cfg=None, weights: Upload | None = None, query: Upload | None = None) -> TrainJob:
+    """The job that trains (or loads) the model of ``cfg``'s source and reads what the pages show of it."""
+    cfg = cfg or config()
+    if weights is None and query is None:
+        weights, query = uploads(cfg)
+    case_query = query.digest if isinstance(cfg, CaseConfig) and query else None  # a case's loading predicts it
+    return TrainJob(repr(sorted(train_fields(cfg).items())), weights.digest if weights else None,
+                    str(cfg.cache_path), case_query)
 
 
 def option(name: str):
@@ -86,4 +119,4 @@ def option(name: str):
     return _OPTIONS[name]
 
 
-_OPTIONS = {f.name: f.metadata for f in dataclasses.fields(Config)}
+_OPTIONS = {f.name: f.metadata for kind in (CaseConfig, Config) for f in dataclasses.fields(kind)}

@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 
+from ..detectors import DETECTORS
 from ..influence.delta import drop_counts
 
 
@@ -172,6 +173,21 @@ def detector_rows(exp, names, tau: float | None = None, k: int | None = None) ->
         rows.append({"detector": name, "TPR": float(r["tpr"]), "precision": float(r["precision"]),
                      "F1": float(r["f1"]), "flagged": int(r["n_flagged"]),
                      "parameters": ", ".join(f"{k_}={_fmt_param(v)}" for k_, v in params.items() if _short_param(v))})
+    return rows
+
+
+def case_rows(case, names) -> list[dict]:
+    """One row per detector on a case with no ground truth: how many it flags, how many of those Δ-Influence
+    flags too, and TPR/precision against the analyst's known poisons when there are some."""
+    delta = case.detect("delta_influence").flagged
+    rows = []
+    for name in names:
+        r = case.detection_report(name)
+        flagged = case.detect(name).flagged
+        row = {"detector": name, "flagged": int(r["n_flagged"]), "also flagged by Δ-Influence": int((flagged & delta).sum())}
+        if "tpr" in r:
+            row.update(TPR=f"{r['tpr']:.3f}", precision=f"{r['precision']:.3f}")
+        rows.append({**row, "what it does": DETECTORS[name].help})
     return rows
 
 

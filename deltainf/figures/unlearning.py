@@ -15,41 +15,52 @@ def _method_colour(m: str, i: int = 0) -> str:
     return METHOD_COLOURS.get(m, ["#000000", "#F0E442"][i % 2])
 
 
-def _labels(values: list[float]) -> list[str]:
-    """Clean accuracy to 3 decimals, poison success to 2: as the metrics beside the chart show them."""
-    return [f"{values[0]:.3f}", f"{values[1]:.2f}"]
+#: (key, name, format) of what unlearning is judged by: with ground truth, clean accuracy and poison success
+#: (as the metrics beside the chart show them); without, clean accuracy and the test image's P(y).
+EXPERIMENT_MEASURES = (("clean_acc", "clean accuracy", ".3f"), ("poison_success", "poison success", ".2f"))
+CASE_MEASURES = (("clean_acc", "clean accuracy", ".3f"), ("query_label_probability", "test image: P(y)", ".3f"))
 
 
-def before_after_figure(before: dict, afters: dict[str, dict]) -> go.Figure:
-    """Clean accuracy and poison success of the poisoned model, then after each unlearning method."""
-    names = ["clean accuracy", "poison success"]
-    b = [before["clean_acc"], before["poison_success"]]
-    data = [bar(names, b, "before (poisoned model)", POISON, "before: %{y:.3f}", opacity=1.0,
-                 text=_labels(b), textposition="outside")]
+def before_after_figure(before: dict, afters: dict[str, dict], measures=EXPERIMENT_MEASURES) -> go.Figure:
+    """The measures of the model before unlearning, then after each unlearning method (measures that are None,
+    such as clean accuracy without a test split, are left out)."""
+    measures = [m for m in measures if before.get(m[0]) is not None]
+    names = [name for _, name, _ in measures]
+
+    def values(d):
+        return [d[key] for key, _, _ in measures], [format(d[key], fmt) for key, _, fmt in measures]
+
+    b, text = values(before)
+    data = [bar(names, b, "before", POISON, "before: %{y:.3f}", opacity=1.0, text=text, textposition="outside")]
     for i, (m, a) in enumerate(afters.items()):
-        v = [a["clean_acc"], a["poison_success"]]
+        v, text = values(a)
         data.append(bar(names, v, f"after {m.upper()}", _method_colour(m, i), f"after {m.upper()}: %{{y:.3f}}",
-                         opacity=1.0, text=_labels(v), textposition="outside"))
+                        opacity=1.0, text=text, textposition="outside"))
     title = "Before and after unlearning" if len(afters) == 1 else "Before and after each unlearning method"
-    layout = base_layout(title, "", "fraction of test images", height=340, barmode="group")
+    layout = base_layout(title, "", "fraction", height=340, barmode="group")
     layout["yaxis"]["range"] = [0, 1.15]
     return figure(data, layout)
 
 
 def rounds_figure(per_round: dict[str, list[dict]]) -> go.Figure:
-    """The re-check loop, round by round per method: poison success (solid) and clean accuracy (dotted),
-    with the number of training points removed so far on each marker."""
+    """The re-check loop, round by round per method: poison success where it is known, else the test image's
+    P(y) (solid), and clean accuracy where there is a test split (dotted), with the number of training points
+    removed so far on each marker."""
     data = []
     for i, (m, rounds) in enumerate(per_round.items()):
         r = [x["round"] for x in rounds]
         colour = _method_colour(m, i)
-        data.append({"type": "scatter", "x": r, "y": [x["poison_success"] for x in rounds], "name": f"{m.upper()} poison success",
+        key, name = ("poison_success", "poison success") if "poison_success" in rounds[0] else \
+            ("query_target_prob", "test image: P(y)")
+        data.append({"type": "scatter", "x": r, "y": [x[key] for x in rounds], "name": f"{m.upper()} {name}",
                      "mode": "lines+markers+text", "text": [f"{x['n_removed']} removed" for x in rounds],
                      "textposition": "top right", "line": {"color": colour},
-                     "hovertemplate": "round %{x}<br>poison success %{y:.3f}<br>%{text}<extra></extra>"})
-        data.append({"type": "scatter", "x": r, "y": [x["clean_acc"] for x in rounds], "name": f"{m.upper()} clean accuracy",
-                     "mode": "lines+markers", "line": {"color": colour, "dash": "dot"},
-                     "hovertemplate": "round %{x}<br>clean accuracy %{y:.3f}<extra></extra>"})
+                     "hovertemplate": f"round %{{x}}<br>{name} %{{y:.3f}}<br>%{{text}}<extra></extra>"})
+        if "clean_acc" in rounds[0]:
+            data.append({"type": "scatter", "x": r, "y": [x["clean_acc"] for x in rounds],
+                         "name": f"{m.upper()} clean accuracy", "mode": "lines+markers",
+                         "line": {"color": colour, "dash": "dot"},
+                         "hovertemplate": "round %{x}<br>clean accuracy %{y:.3f}<extra></extra>"})
     n = max((len(v) for v in per_round.values()), default=1)
     layout = base_layout("Detect → unlearn → re-check, round by round", "round", "fraction of test images", height=340,
                      subtitle="each round re-runs Δ-Influence on the unlearned model while the test image is not clean")

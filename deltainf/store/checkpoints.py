@@ -49,7 +49,10 @@ def load_weights_into(model: nn.Module, blob: bytes, filename: str = "weights") 
     if state is None:
         try:
             state = torch.load(io.BytesIO(blob), map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:
+        except pickle.UnpicklingError as exc:
+            if "Unsupported global" not in str(exc):  # not objects weights_only refused: just not a checkpoint
+                raise CheckpointError(f"{filename} is neither a safetensors file nor a readable torch state dict "
+                                      f"(UnpicklingError); export weights with safetensors.torch.save_file") from None
             raise CheckpointError(f"{filename} holds pickled Python objects (a whole model, or classes of its own), "
                                   f"which are refused: unpickling can run code. Save the weights alone: "
                                   f"torch.save(model.state_dict(), path) or safetensors.torch.save_file") from None

@@ -153,7 +153,8 @@ def test_bad_settings_are_refused_and_change_nothing():
     assert at.session_state["config"] == Config()
 
 
-def test_missing_data_fails_with_a_clear_message(tmp_path):
+def test_missing_data_fails_with_a_clear_message(tmp_path, monkeypatch):
+    monkeypatch.setenv("DELTAINF_ALLOWED_ROOTS", str(tmp_path))  # the folder may be read; it holds no CIFAR
     at = open_app()
     at.selectbox(key="dataset").set_value("cifar10")
     at.text_input(key="data_root").set_value(str(tmp_path / "no-cifar-here"))

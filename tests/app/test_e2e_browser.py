@@ -66,12 +66,13 @@ def _free_port() -> int:
 class Server:
     """``streamlit run app.py`` on a free port with its own cache folder; can be restarted on the same cache."""
 
-    def __init__(self, cache: Path, log_path: Path):
-        self.cache, self.log_path, self.proc, self.url = cache, log_path, None, None
+    def __init__(self, cache: Path, log_path: Path, env: dict | None = None):
+        self.cache, self.log_path, self.proc, self.url, self.port = cache, log_path, None, None, None
+        self.env = env or {}
 
     def start(self) -> None:
-        port = _free_port()
-        env = {**os.environ, "DELTAINF_CACHE_DIR": str(self.cache), "PYTHONUNBUFFERED": "1"}
+        port = self.port = _free_port()
+        env = {**os.environ, "DELTAINF_CACHE_DIR": str(self.cache), "PYTHONUNBUFFERED": "1", **self.env}
         with open(self.log_path, "a") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true", "--server.port",
@@ -102,8 +103,11 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    srv = Server(tmp_path_factory.mktemp("e2e-cache"), tmp_path_factory.mktemp("e2e-log") / "streamlit.log")
+def server(tmp_path_factory, user_case):
+    # The user's case's folder may be read and model code run: whoever starts the app allows them.
+    allowed = {"DELTAINF_ALLOWED_ROOTS": f"{user_case['base']}{os.pathsep}{ROOT / 'tests'}",
+               "DELTAINF_ALLOW_MODEL_CODE": "1"}
+    srv = Server(tmp_path_factory.mktemp("e2e-cache"), tmp_path_factory.mktemp("e2e-log") / "streamlit.log", allowed)
     srv.start()  # cold: nothing computed yet
     try:
         yield srv
@@ -387,3 +391,78 @@ def test_a_restarted_server_keeps_everything_computed(server, browser):
         print(f"\n[e2e] after a restart: train → pick → Influence from the cache in {elapsed:.1f} s")
         assert elapsed < (10.0 if STRICT else 60.0)
     pg.close()
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses a TCP socket listens on at ``port`` (read from /proc/net/tcp and tcp6)."""
+    out = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            local, state = line.split()[1], line.split()[3]
+            address, hexport = local.rsplit(":", 1)
+            if state == "0A" and int(hexport, 16) == port:  # 0A: LISTEN
+                out.add(address)
+    return out
+
+
+def test_the_app_answers_on_this_machine_only(server):
+    """`.streamlit/config.toml` binds the server to 127.0.0.1: it reads folders and may run model code."""
+    addresses = listening_addresses(server.port)
+    assert addresses and addresses <= {"0100007F", "00000000000000000000000001000000"}, addresses
+
+
+def test_investigate_a_model_in_the_browser(server, browser, user_case, tmp_path):
+    pg = browser.new_page(viewport={"width": 1400, "height": 900}, accept_downloads=True)
+    pg.set_default_timeout(60_000)
+    with shot_on_failure(pg, "investigate"):
+        pg.goto(server.url)
+        pg.wait_for_selector(".st-key-train button")
+        investigate(pg, user_case, tmp_path)
+    pg.close()
+
+
+def investigate(pg, user_case, tmp_path):
+    pg.locator(".st-key-start button", has_text="Investigate a model").click()
+    pg.wait_for_selector(".st-key-investigate button")
+    pg.locator(".st-key-case_root input").fill(str(user_case["root"]))
+    pg.locator(".st-key-case_model input").fill("your own code")
+    pg.keyboard.press("Enter")
+    pg.locator(".st-key-case_code input").fill(str(ROOT / "tests" / "case" / "user_model.py") + ":build")
+    pg.locator(".st-key-case_image_size input").fill("16")
+    pg.locator(".st-key-case_weights_upload input[type=file]").set_input_files(str(user_case["weights"]))
+    pg.locator(".st-key-case_query_upload input[type=file]").set_input_files(str(user_case["query"]))
+    pg.click(".st-key-investigate button")
+    pg.wait_for_selector(".st-key-case_prediction .main-svg", timeout=SLOW)
+    no_exception(pg)
+    assert "Your model and data" in sidebar(pg)
+    shot(pg, "9-investigate")
+    goto(pg, "Influence", SLOW)
+    no_exception(pg)
+    pg.wait_for_selector("[data-testid='stDataFrame']")  # the review table of the flagged files
+    shot(pg, "10-investigate-influence")
+    pg.locator("[data-testid='stSidebarNav'] a", has_text="Unlearn").first.click()
+    pg.wait_for_selector(".st-key-run_unlearn button")
+    pg.click(".st-key-run_unlearn button")
+    pg.wait_for_selector(READY["Unlearn"], timeout=SLOW)
+    no_exception(pg)
+    result = text(pg, ".st-key-unlearn_result")
+    assert "Test image" in result and "Poison success" not in result  # no ground truth here
+    with pg.expect_download(timeout=SLOW) as download:
+        pg.click(".st-key-download_report button")
+    report = tmp_path / "report.html"
+    download.value.save_as(report)
+    shot(pg, "11-investigate-unlearn")
+    # The report opens offline: every request leaving the file is refused, and its charts still draw.
+    context = pg.context.browser.new_context()
+    offline = context.new_page()
+    requests = []
+    offline.route("**/*", lambda route: (requests.append(route.request.url), route.abort())
+                  if not route.request.url.startswith(("file:", "data:")) else route.continue_())
+    offline.goto(report.as_uri())
+    offline.wait_for_selector(".main-svg", timeout=30_000)
+    assert requests == [] and offline.locator("img").count() > 10
+    context.close()

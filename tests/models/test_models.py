@@ -37,7 +37,7 @@ def test_recipe_key_names_everything_that_sets_the_weights():
     base = recipe().key()
     for change in ({"epochs": 3}, {"lr": 1e-3}, {"seed": 5}, {"batch_size": 8}, {"precision": "bf16"}):
         assert recipe(**change).key() != base, change
-    with pytest.raises(Exception, match="unknown model"):
+    with pytest.raises(Exception, match="unknown --model .vgg."):
         recipe(model="vgg").new_model()
 
 

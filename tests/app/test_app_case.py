@@ -1,0 +1,126 @@
+"""The app's second start, under ``streamlit.testing``: investigate a model of the user's own — their folder, model
+code, weights and test image — with no ground truth, through every page; and what the server refuses."""
+from __future__ import annotations
+
+import io
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit")
+import streamlit as st  # noqa: E402
+from streamlit.testing.v1 import AppTest  # noqa: E402
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+APP = str(ROOT / "app.py")
+MODEL = str(ROOT / "tests" / "case" / "user_model.py") + ":build"
+SLOW = 600
+
+
+@pytest.fixture(scope="module", autouse=True)
+def server(user_case, tmp_path_factory):
+    """A fresh runtime on its own cache; the case's folder allowed, model code enabled."""
+    import torch
+
+    saved = {k: os.environ.get(k) for k in ("DELTAINF_CACHE_DIR", "DELTAINF_ALLOWED_ROOTS", "DELTAINF_ALLOW_MODEL_CODE")}
+    threads = torch.get_num_threads()
+    os.environ.update(DELTAINF_CACHE_DIR=str(tmp_path_factory.mktemp("app-case-cache")),
+                      DELTAINF_ALLOWED_ROOTS=f"{user_case['base']}{os.pathsep}{ROOT / 'tests'}",
+                      DELTAINF_ALLOW_MODEL_CODE="1")
+    st.cache_resource.clear()
+    yield
+    from ui.state import runtime
+
+    for job in list(runtime().jobs.values()):
+        job.finished.wait(SLOW)
+    st.cache_resource.clear()
+    torch.set_num_threads(threads)
+    for k, v in saved.items():
+        os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+
+
+def check(at: AppTest) -> AppTest:
+    assert not at.exception, "\n".join(f"{e.message}\n{''.join(e.stack_trace)}" for e in at.exception)
+    return at
+
+
+def settle(at: AppTest, done, timeout: float = SLOW) -> AppTest:
+    deadline = time.time() + timeout
+    while not done(check(at)):
+        assert time.time() < deadline, f"page did not finish: {[e.value for e in at.error]}"
+        time.sleep(0.3)
+        at.run()
+    return at
+
+
+def texts(elements) -> str:
+    return " ".join(str(e.value) for e in elements)
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def investigate_form(at: AppTest, user_case, root=None, model=MODEL, weights=True) -> AppTest:
+    check(at.segmented_control(key="start").set_value("case").run())
+    at.text_input(key="case_root").set_value(str(root or user_case["root"]))
+    at.selectbox(key="case_model").set_value("your own code (file.py:callable)")
+    at.text_input(key="case_code").set_value(model)
+    at.number_input(key="case_image_size").set_value(16)
+    if weights:
+        at.file_uploader(key="case_weights_upload").set_value(
+            ("weights.safetensors", Path(user_case["weights"]).read_bytes(), "application/octet-stream"))
+    at.file_uploader(key="case_query_upload").set_value(("query.png", Path(user_case["query"]).read_bytes(), "image/png"))
+    return check(at.button(key="investigate").click().run())
+
+
+def test_investigate_a_model_through_every_page(user_case):
+    at = check(AppTest.from_file(APP, default_timeout=SLOW).run())
+    at = investigate_form(at, user_case)
+    at = settle(at, lambda a: "Training images" in metrics(a))
+    assert at.session_state["kind"] == "case" and metrics(at)["Test image"] == "7"  # the trigger works
+    check(at.switch_page("pages/influence.py").run())
+    at = settle(at, lambda a: "Flagged" in metrics(a))
+    assert "TPR" not in metrics(at) and "At the suggestion" in metrics(at)  # no ground truth: counts only
+    flagged = int(metrics(at)["Flagged"])
+    assert at.dataframe, "the review table of the flagged images"
+    table = at.dataframe[0].value
+    files = list(table["file"])
+    assert len(files) == flagged and sum(f in user_case["poisons"] for f in files) >= 40  # paths, not indices
+    # The analyst confirms ten of them: unlearning then uses exactly those.
+    from ui.state import runtime
+
+    instance = next(i for i, _ in runtime().experiments.values() if i.content[0].__class__.__name__ == "CaseConfig")
+    at.session_state["marks"] = {instance.content: {files.index(f): "confirmed" for f in files[:10]}}
+    check(at.switch_page("pages/unlearn.py").run())
+    assert "confirmed" in at.selectbox(key="unlearn_source").value
+    check(at.button(key="run_unlearn").click().run())
+    at = settle(at, lambda a: "Removed" in metrics(a))
+    assert metrics(at)["Removed"] == "10" and "Poison success" not in metrics(at)
+    labels = [b.proto.label for b in at.get("download_button")]
+    assert any("Report" in x for x in labels) and any("safetensors" in x for x in labels)
+    check(at.switch_page("pages/compare.py").run())
+    at = settle(at, lambda a: len(a.table) > 0)
+    assert "also flagged by Δ-Influence" in at.table[0].value.columns
+
+
+def test_what_the_server_refuses(user_case, tmp_path, monkeypatch):
+    at = check(AppTest.from_file(APP, default_timeout=SLOW).run())
+    at = investigate_form(at, user_case, root=tmp_path)
+    assert "outside the folders this server may read" in texts(at.error) and "DELTAINF_ALLOWED_ROOTS" in texts(at.error)
+    assert at.session_state["kind"] == "experiment"  # nothing changed
+    monkeypatch.setenv("DELTAINF_ALLOW_MODEL_CODE", "0")
+    at = investigate_form(at, user_case)
+    assert "DELTAINF_ALLOW_MODEL_CODE=1" in texts(at.error)
+    monkeypatch.setenv("DELTAINF_ALLOW_MODEL_CODE", "1")
+    at = investigate_form(at, user_case, model=str(ROOT / "tests" / "case" / "user_model.py") + ":five_outputs",
+                          weights=False)
+    at = settle(at, lambda a: "Not loaded" in texts(a.error))
+    assert "gives outputs of shape (2, 5)" in texts(at.error) and at.session_state["kind"] == "experiment"
+    buf = io.BytesIO(b"not an image")
+    at.file_uploader(key="case_query_upload").set_value(("notes.png", buf.getvalue(), "image/png"))
+    check(at.button(key="investigate").click().run())
+    assert "notes.png is not a readable image" in texts(at.error)

@@ -1,0 +1,33 @@
+"""Files the app hands out for a user's own case: unlearned weights in their model's layout, and the HTML
+report (made when its button is pressed, from what the pages computed)."""
+from __future__ import annotations
+
+from typing import Callable
+
+from .state import runtime, uploads
+
+
+def weights_file(case, module) -> bytes:
+    """``module``'s weights as safetensors in the layout of the user's model spec (what it reads back)."""
+    from safetensors.torch import save
+
+    return save(case.export_weights(module))
+
+
+def case_report_html(case, tau: float, k: int, methods: tuple[str, ...],
+                     until_clean: bool) -> Callable[[], str]:
+    """A callable making the HTML report at the page's τ/k with the unlearning methods run there (all cached).
+    It runs in a thread of its own when the button is pressed, so it takes the session's uploads now."""
+    cfg = case.config.replace(tau=tau, k=k, unlearn=methods, until_clean=until_clean)
+    weights, query = uploads(cfg)
+    rt = runtime()
+
+    def make() -> str:
+        from deltainf.evaluation import case_report
+        from deltainf.evaluation.html_report import render
+
+        with rt.compute:  # the engine seeds torch's generator: never beside a running job
+            _, at_tk = rt.experiment(cfg, weights, query)
+            return render(at_tk, case_report.investigate(at_tk))
+
+    return make

@@ -1,0 +1,84 @@
+"""The analyst's review of the flagged images: each with its file, class, drop count, mean Δ and similarity to the
+test image, sortable; each can be marked confirmed or dismissed. Unlearning and exports use the confirmed set
+when one is marked (``confirmed``)."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from deltainf.figures.images import png_data_uri, upscale
+
+from .figures import query_similarity
+from .jobs import Instance
+
+SORTS = {"drops": "drop count", "mean": "mean Δ (lowest first)", "similarity": "similarity to the test image"}
+STATUSES = ("unmarked", "confirmed", "dismissed")
+MAX_ROWS = 300
+
+
+def marks(instance: Instance) -> dict[int, str]:
+    """Training index → "confirmed" or "dismissed", for this source, kept for the session."""
+    return st.session_state.setdefault("marks", {}).setdefault(instance.content, {})
+
+
+def confirmed(instance: Instance, n: int) -> np.ndarray | None:
+    """The confirmed set as a mask over the ``n`` training points, or None while nothing is confirmed."""
+    idx = [i for i, s in marks(instance).items() if s == "confirmed"]
+    if not idx:
+        return None
+    mask = np.zeros(n, bool)
+    mask[idx] = True
+    return mask
+
+
+def review(instance: Instance, src, view) -> None:
+    """The review table at the session's τ and k."""
+    ss = st.session_state
+    if not st.toggle("Review the flagged images: sort them, confirm or dismiss each", key="review_open",
+                     value=src.kind == "case"):
+        return
+    tau, k = float(ss.det_tau), int(ss.det_k)
+    idx = np.flatnonzero(view.flags(tau, k))
+    c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+    sort = c1.segmented_control("Sort by", list(SORTS), format_func=SORTS.get, default="drops", key="review_sort",
+                                selection_mode="single") or "drops"
+    c2.button("Refresh at the current τ and k", key="review_refresh", help="The sliders above redraw their own part "
+              "of the page; this table follows them when it is drawn again.")
+    counts, mean, sim = view.counts(tau), view.rel.mean(axis=0), query_similarity(instance, src)
+    key = {"drops": (mean[idx], -counts[idx]), "mean": (-counts[idx], mean[idx]), "similarity": (-sim[idx],)}[sort]
+    idx = idx[np.lexsort(key)][:MAX_ROWS]
+    data, state = src.train_set, marks(instance)
+    s = max(1, round(48 / data.x_train.shape[-1]))
+    rows = {"image": [view.thumb(i, lambda i=i: png_data_uri(upscale(data.x_train[i], s))) for i in idx],
+            "file": [data.train_paths[i] if data.train_paths else f"#{i}" for i in idx],
+            "class": [data.classes[int(data.y_train[i])] for i in idx],
+            "drops": [int(counts[i]) for i in idx], "mean Δ / scale": [float(mean[i]) for i in idx],
+            "similarity": [float(sim[i]) for i in idx], "status": [state.get(int(i), STATUSES[0]) for i in idx]}
+    import pandas as pd
+
+    st.caption(f"{len(np.flatnonzero(view.flags(tau, k)))} flagged at τ = {tau:.4g}, k = {k}"
+               + (f" (the first {MAX_ROWS} shown)" if len(idx) == MAX_ROWS else "") + ". Mark each image as confirmed "
+               "(a suspect you will remove) or dismissed; Unlearn then uses the confirmed ones.")
+    edited = st.data_editor(
+        pd.DataFrame(rows), key=f"review_table_{tau}_{k}_{sort}", hide_index=True, use_container_width=True,
+        disabled=[c for c in rows if c != "status"],
+        column_config={"image": st.column_config.ImageColumn("image", width="small"),
+                       "mean Δ / scale": st.column_config.NumberColumn(format="%.3g"),
+                       "similarity": st.column_config.NumberColumn(format="%.3f", help="Cosine similarity to the "
+                                                                   "test image in the model's last hidden layer."),
+                       "status": st.column_config.SelectboxColumn("status", options=list(STATUSES))})
+    for i, status in zip(idx, edited["status"]):
+        if status in STATUSES[1:]:
+            state[int(i)] = status
+        else:
+            state.pop(int(i), None)
+    n_conf = sum(v == "confirmed" for v in state.values())
+    n_dis = sum(v == "dismissed" for v in state.values())
+    a, b, c = st.columns(3)
+    a.caption(f"**{n_conf}** confirmed · **{n_dis}** dismissed")
+    if b.button("Confirm all shown", key="review_confirm_all"):
+        state.update({int(i): "confirmed" for i in idx if state.get(int(i)) != "dismissed"})
+        st.rerun()
+    if c.button("Clear the marks", key="review_clear"):
+        state.clear()
+        st.rerun()
