@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +17,7 @@ pytest.importorskip("streamlit")
 import streamlit as st  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from apptest import SLOW, check, metrics, settle, texts  # noqa: E402
 from deltainf import Config  # noqa: E402
 
 pytestmark = pytest.mark.slow  # every session here trains (or loads) the built-in experiment
@@ -26,7 +26,6 @@ APP = str(ROOT / "app.py")
 PAGES = {"experiment": "pages/experiment.py", "query": "pages/query_image.py",
          "transforms": "pages/transformations.py", "influence": "pages/influence.py",
          "unlearn": "pages/unlearn.py", "compare": "pages/compare.py"}
-SLOW = 600  # seconds: a cold stage on a loaded 2-core machine
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -70,9 +69,6 @@ def pipe(app_cache):
     return e
 
 
-def check(at: AppTest) -> AppTest:
-    assert not at.exception, "\n".join(f"{e.message}\n{''.join(e.stack_trace)}" for e in at.exception)
-    return at
 
 
 def open_app(page: str | None = None) -> AppTest:
@@ -82,22 +78,10 @@ def open_app(page: str | None = None) -> AppTest:
     return at
 
 
-def settle(at: AppTest, done, timeout: float = SLOW) -> AppTest:
-    """Rerun (as the page's progress poller would) until ``done(at)``; fail on any exception."""
-    deadline = time.time() + timeout
-    while not done(check(at)):
-        assert time.time() < deadline, f"page did not finish: {[e.value for e in at.error]}"
-        time.sleep(0.3)
-        at.run()
-    return at
 
 
-def metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
 
 
-def texts(elements) -> str:
-    return " ".join(str(e.value) for e in elements)
 
 
 def trained(at: AppTest) -> AppTest:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import time
 from pathlib import Path
 
 import pytest
@@ -13,11 +12,12 @@ pytest.importorskip("streamlit")
 import streamlit as st  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
+from apptest import SLOW, check, metrics, settle, texts  # noqa: E402
+
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "app.py")
 MODEL = str(ROOT / "tests" / "case" / "user_model.py") + ":build"
-SLOW = 600
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -42,26 +42,12 @@ def server(user_case, tmp_path_factory):
         os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
 
 
-def check(at: AppTest) -> AppTest:
-    assert not at.exception, "\n".join(f"{e.message}\n{''.join(e.stack_trace)}" for e in at.exception)
-    return at
 
 
-def settle(at: AppTest, done, timeout: float = SLOW) -> AppTest:
-    deadline = time.time() + timeout
-    while not done(check(at)):
-        assert time.time() < deadline, f"page did not finish: {[e.value for e in at.error]}"
-        time.sleep(0.3)
-        at.run()
-    return at
 
 
-def texts(elements) -> str:
-    return " ".join(str(e.value) for e in elements)
 
 
-def metrics(at: AppTest) -> dict[str, str]:
-    return {m.label: m.value for m in at.metric}
 
 
 def investigate_form(at: AppTest, user_case, root=None, model=MODEL, weights=True) -> AppTest:

@@ -1,0 +1,31 @@
+"""What the AppTest modules share: run a page until it is done, read its metrics and texts."""
+from __future__ import annotations
+
+import time
+
+from streamlit.testing.v1 import AppTest
+
+SLOW = 600  # seconds: a cold stage on a loaded 2-core machine
+
+
+def check(at: AppTest) -> AppTest:
+    assert not at.exception, "\n".join(f"{e.message}\n{''.join(e.stack_trace)}" for e in at.exception)
+    return at
+
+
+def settle(at: AppTest, done, timeout: float = SLOW) -> AppTest:
+    """Rerun (as the page's progress poller would) until ``done(at)``; fail on any exception."""
+    deadline = time.time() + timeout
+    while not done(check(at)):
+        assert time.time() < deadline, f"page did not finish: {[e.value for e in at.error]}"
+        time.sleep(0.3)
+        at.run()
+    return at
+
+
+def metrics(at: AppTest) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def texts(elements) -> str:
+    return " ".join(str(e.value) for e in elements)
