@@ -6,8 +6,9 @@ user's model.
 
     python benchmarks/investigate.py [--seeds 0 1 2] [--per-class 200] [--poisons 50] [--epochs 20] [--npz PATH]
 
-Prints, per seed: the query's prediction, Δ-Influence's recall of the planted files and its precision, and for
-EU and CF the trigger's success on the victim's triggered test images and the clean accuracy before/after.
+Prints, per seed: the query's prediction; the refined Δ-Influence's (the default's) and plain Δ-Influence's
+flags, recall of the planted files and precision; and for EU and CF (on the default's flags) the trigger's
+success on the victim's triggered test images and the clean accuracy before/after.
 """
 from __future__ import annotations
 
@@ -65,8 +66,8 @@ def main() -> None:
     if not a.npz.exists():
         sys.exit(f"{a.npz} is absent: pass --npz PATH to the CIFAR-10 JPEG archive")
     work = a.work or Path(tempfile.mkdtemp(prefix="deltainf-investigate-"))
-    print(f"{'seed':>4} {'v→t':>5} {'query':>6} {'flagged':>7} {'recall':>6} {'prec':>5} {'acc':>6} "
-          f"{'EU ps':>6} {'EU acc':>6} {'CF ps':>6} {'CF acc':>6} {'secs':>5}", flush=True)
+    print(f"{'seed':>4} {'v→t':>5} {'query':>6} {'flagged':>7} {'recall':>6} {'prec':>5} {'Δ flag':>6} {'Δ rec':>5} "
+          f"{'Δ prec':>6} {'acc':>6} {'EU ps':>6} {'EU acc':>6} {'CF ps':>6} {'CF acc':>6} {'secs':>5}", flush=True)
     for seed in a.seeds:
         start = time.perf_counter()
         rng = np.random.default_rng([seed, 7])
@@ -99,10 +100,11 @@ def main() -> None:
             print(f"{seed:>4} investigate failed ({rc})")
             continue
         r = json.loads((base / "r.json").read_text())
-        d = r["detectors"]["delta_influence"]
+        d, plain = r["detectors"]["delta_refined"], r["detectors"]["delta_influence"]  # the default: refined first
         triggered = info["triggered"]
         row = [f"{seed:>4}", f"{victim:>2}→{target:<2}", f"{classes[r['query']['predicted']][:6]:>6}",
-               f"{d['n_flagged']:>7}", f"{d['tpr']:>6.2f}", f"{d['precision']:>5.2f}",
+               f"{d['n_flagged']:>7}", f"{d['tpr']:>6.2f}", f"{d['precision']:>5.2f}", f"{plain['n_flagged']:>6}",
+               f"{plain['tpr']:>5.2f}", f"{plain['precision']:>6.2f}",
                f"{accuracy(model, x_te, y_te):>6.3f}"]
         for method in ("eu", "cf"):
             m = user_convbn.build(10)

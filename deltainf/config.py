@@ -105,6 +105,14 @@ class DetectOptions:
 
 
 @dataclass(frozen=True)
+class CaseDetectOptions(DetectOptions):
+    """An analyst's default: the refined Δ-Influence first (its flags are the ones written and unlearned)."""
+
+    detectors: tuple[str, ...] = option(("delta_refined", "delta_influence", "ekfac"), "detectors, comma-separated, "
+                                        "or none (--flagged-out writes the first)", choices=DETECTORS)
+
+
+@dataclass(frozen=True)
 class RunOptions:
     device: str = option("auto", "where to compute: auto (a GPU when there is one), cpu or cuda", choices=DEVICES,
                          label="Device")
@@ -144,7 +152,7 @@ SECTIONS = [("data", DataOptions), ("attack", AttackOptions), ("model", ModelOpt
             ("detection and unlearning", DetectOptions), ("running", RunOptions)]
 CASE_SECTIONS = [("your data, model and test image", CaseOptions),
                  ("training recipe (exact unlearning, and training when there are no weights)", RecipeOptions),
-                 ("Δ-Influence", DeltaOptions), ("detection and unlearning", DetectOptions), ("running", RunOptions)]
+                 ("Δ-Influence", DeltaOptions), ("detection and unlearning", CaseDetectOptions), ("running", RunOptions)]
 
 
 def entry_sections(kinds=("attack", "detector", "unlearning")) -> list[tuple[str, type]]:

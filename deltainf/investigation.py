@@ -148,8 +148,10 @@ class Investigation:
             held_out = self.data.x_test if len(self.data.x_test) else None
             inputs = DetectorInput(
                 labels=self.data.y_train.numpy(), seed=self.config.seed, mode=self.config.mode,
-                scores={m: self.scores(m) for m in modes}, tau=tau, k=k,
+                scores={m: self.scores(m) for m in modes}, tau=tau, k=k, query_label=self.query.label,
                 features=self.features() if want["features"] else None,
+                query_features=embeddings(self.model.module, self.query.image[None], self.device)[0]
+                if want["features"] else None,
                 images=self.data.x_train if want["images"] else None,
                 reference=held_out if want["reference"] else None)
             self._detections[(name, tau, k)] = entry(inputs, entry.settings_from(self.config))

@@ -45,6 +45,7 @@ def review(instance: Instance, src, view) -> None:
     c2.button("Refresh at the current τ and k", key="review_refresh", help="The sliders above redraw their own part "
               "of the page; this table follows them when it is drawn again.")
     counts, mean, sim = view.counts(tau), view.rel.mean(axis=0), query_similarity(instance, src)
+    refined = src.detect("delta_refined", tau, k).flagged  # the collapsed points that look like the test image
     key = {"drops": (mean[idx], -counts[idx]), "mean": (-counts[idx], mean[idx]), "similarity": (-sim[idx],)}[sort]
     idx = idx[np.lexsort(key)][:MAX_ROWS]
     data, state = src.train_set, marks(instance)
@@ -53,7 +54,8 @@ def review(instance: Instance, src, view) -> None:
             "file": [data.train_paths[i] if data.train_paths else f"#{i}" for i in idx],
             "class": [data.classes[int(data.y_train[i])] for i in idx],
             "drops": [int(counts[i]) for i in idx], "mean Δ / scale": [float(mean[i]) for i in idx],
-            "similarity": [float(sim[i]) for i in idx], "status": [state.get(int(i), STATUSES[0]) for i in idx]}
+            "similarity": [float(sim[i]) for i in idx], "like the test image": [bool(refined[i]) for i in idx],
+            "status": [state.get(int(i), STATUSES[0]) for i in idx]}
     import pandas as pd
 
     st.caption(f"{len(np.flatnonzero(view.flags(tau, k)))} flagged at τ = {tau:.4g}, k = {k}"
@@ -66,6 +68,10 @@ def review(instance: Instance, src, view) -> None:
                        "mean Δ / scale": st.column_config.NumberColumn(format="%.3g"),
                        "similarity": st.column_config.NumberColumn(format="%.3f", help="Cosine similarity to the "
                                                                    "test image in the model's last hidden layer."),
+                       "like the test image": st.column_config.CheckboxColumn(
+                           help="At least as similar to the test image as a typical training image of its label: "
+                                "what the refined Δ-Influence keeps (clean images of that label collapse too, "
+                                "but look less like the test image than the poisons do)."),
                        "status": st.column_config.SelectboxColumn("status", options=list(STATUSES))})
     for i, status in zip(idx, edited["status"]):
         if status in STATUSES[1:]:
@@ -74,11 +80,15 @@ def review(instance: Instance, src, view) -> None:
             state.pop(int(i), None)
     n_conf = sum(v == "confirmed" for v in state.values())
     n_dis = sum(v == "dismissed" for v in state.values())
-    a, b, c = st.columns(3)
+    a, b, c, d = st.columns(4)
     a.caption(f"**{n_conf}** confirmed · **{n_dis}** dismissed")
-    if b.button("Confirm all shown", key="review_confirm_all"):
+    if b.button("Confirm those like the test image", key="review_confirm_refined",
+                help="The refined Δ-Influence's flags at this τ and k."):
+        state.update({int(i): "confirmed" for i in idx if refined[i] and state.get(int(i)) != "dismissed"})
+        st.rerun()
+    if c.button("Confirm all shown", key="review_confirm_all"):
         state.update({int(i): "confirmed" for i in idx if state.get(int(i)) != "dismissed"})
         st.rerun()
-    if c.button("Clear the marks", key="review_clear"):
+    if d.button("Clear the marks", key="review_clear"):
         state.clear()
         st.rerun()

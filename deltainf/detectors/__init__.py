@@ -46,6 +46,8 @@ class DetectorInput:
     tau: float | None = None                  # the τ/k rule's settings (None: suggested from Δ)
     k: int | None = None
     features: np.ndarray | None = None        # last-hidden-layer activations (N, D)
+    query_features: np.ndarray | None = None  # the test image's (D,), with ``features``
+    query_label: int | None = None            # y, the label the test image is investigated with
     images: torch.Tensor | None = None        # training images, uint8 (N, 3, H, W)
     reference: torch.Tensor | None = None     # held-out images trusted to be clean, uint8 (M, 3, H, W)
 

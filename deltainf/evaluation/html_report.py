@@ -40,7 +40,7 @@ def render(case, report: dict) -> str:
     parts.append(f"<h2>Its {queries.T} transformed copies</h2><p class=note>Each copy: one augmentation drawn at "
                  "random, and a random label other than y (after the arrow).</p>"
                  + _grid(queries.images[1:], query_captions(queries, data.classes)[1:]))
-    name = "delta_influence" if "delta_influence" in report["detectors"] else next(iter(report["detectors"]), None)
+    name = next((n for n, r in report["detectors"].items() if "tau" in r), None)  # the first with a τ/k rule
     det = report["detectors"].get(name, {})
     if "tau" in det:
         view = DeltaView.build(inv.scores(det["mode"]), case.known_poisons, query_captions(queries, data.classes)[1:],
@@ -52,7 +52,7 @@ def render(case, report: dict) -> str:
                      "<p class=note>Δ[t, i] = score(copy t, i) − score(test image, i). A training image is flagged when "
                      f"at least T − k = {view.T - k} of its {view.T} Δ fall below τ.</p>"
                      "<div>{fig1}</div><div>{fig2}</div>")
-        order = flagged_order(view, view.flags(tau, k), tau)
+        order = flagged_order(view, inv.detect(name).flagged, tau)
         counts, mean = view.counts(tau), view.rel.mean(axis=0)
         captions = [f"{data.train_paths[i]} · {data.classes[int(data.y_train[i])]} · {counts[i]} drops · mean Δ "
                     f"{mean[i]:+.3g}×scale" for i in order[:MAX_SHOWN]]

@@ -27,8 +27,11 @@ def _clean(x):
 
 
 def unlearn_detector(config) -> str:
-    """Whose flags are unlearned: Δ-Influence when it ran, else the first detector."""
+    """Whose flags are unlearned: Δ-Influence when it ran, else the first detector (an investigation's default
+    puts the refined Δ-Influence first: then its flags)."""
     names = config.detectors
+    if names[0] == "delta_refined":
+        return names[0]
     return "delta_influence" if "delta_influence" in names else names[0]
 
 

@@ -53,7 +53,9 @@ def test_finds_the_planted_files_and_unlearns_them(case, capsys):
     flagged = {row["path"] for row in rows}
     found = len(flagged & set(case["poisons"]))
     assert found >= 0.8 * len(case["poisons"]) and found >= 0.25 * len(flagged), (found, len(flagged))
-    assert r["detectors"]["delta_influence"]["n_flagged"] == len(rows) and r["detectors"]["delta_influence"]["suggested"]
+    refined, plain = r["detectors"]["delta_refined"], r["detectors"]["delta_influence"]  # the default: refined first
+    assert refined["n_flagged"] == len(rows) and refined["suggested"] and r["unlearn"]["eu"]["detector"] == "delta_refined"
+    assert refined["n_flagged"] < plain["n_flagged"]  # fewer clean images of class 7, the same planted files
     assert "not from your weights" in r["unlearn"]["eu"]["starts_from"]
     # The unlearned weights load back into the user's own model: the trigger no longer works.
     import user_model
