@@ -108,7 +108,7 @@ class Case:
             return r.train(self.data.x_train, self.data.y_train, progress=self.reporter, stage="train")
 
         with self.timings.timed("train_s"):
-            module, hit = cached_model(self.store, self.train_key, make, r.new_model)
+            module, hit, _ = cached_model(self.store, self.train_key, make, r.new_model)
         self.timings.cached["train_s"] = hit
         return TrainedModel(module, self.train_key, r)
 

@@ -96,12 +96,25 @@ class DetectOptions:
     detectors: tuple[str, ...] = option(("delta_influence", "ekfac"), "detectors, comma-separated, or none "
                                         "(--flagged-out writes the first)", choices=DETECTORS)
     unlearn: tuple[str, ...] = option((), "unlearning methods, comma-separated, or none", choices=UNLEARNERS)
-    until_clean: bool = option(False, "after unlearning, re-check the test image; while still poisoned, detect "
+    until_clean: bool = option(False, "after unlearning, re-check without ground truth (the test image, the removed "
+                                      "look-alikes, a fresh Δ-Influence round); while the backdoor is found, detect "
                                       "again and remove more")
     max_rounds: int = option(3, "most detect → unlearn rounds with --until-clean", low=1)
-    clean_below: float = option(0.01, "with --until-clean: the test image is clean once it is not predicted as the "
+    clean_below: float = option(0.1, "with --until-clean: the test image is clean once it is not predicted as the "
                                       "target AND the target's probability on it is at most this (1 = the "
                                       "prediction alone)", kind="probability")
+    escalate: bool = option(False, "with --until-clean: when the check still finds the backdoor after the last "
+                                   "round of a cheap method, unlearn exactly (EU) what it removed, and go on")
+    max_fresh: int = option(2, "with --until-clean: clean also needs a fresh Δ-Influence round on the new model to "
+                               "flag few images that look like the test image: this many, or --max-fresh-share of "
+                               "the removed ones if more", low=0)
+    max_fresh_share: float = option(0.2, "with --until-clean: the fresh round may flag this share of the number of "
+                                         "removed images that look like the test image", kind="fraction")
+    max_damage: float = option(0.03, "SSD, SCRUB and BadT back off when they cost more than this accuracy on a "
+                                     "held-out slice of the retained training points", kind="fraction")
+    max_trigger_rate: float = option(0.1, "with --until-clean: clean also needs the new model to send at most this "
+                                          "share of the removed images that look like the test image to its label",
+                                     kind="probability")
 
 
 @dataclass(frozen=True)

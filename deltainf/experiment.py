@@ -128,7 +128,7 @@ class Experiment:
             return self.recipe.train(p.x_train, p.y_train, progress=self.reporter, stage="train")
 
         with self.timings.timed("train_s"):
-            module, hit = cached_model(self.store, self.train_key, make, self.recipe.new_model)
+            module, hit, _ = cached_model(self.store, self.train_key, make, self.recipe.new_model)
         self.timings.cached["train_s"] = hit
         return TrainedModel(module, self.train_key, self.recipe)
 

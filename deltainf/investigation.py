@@ -21,13 +21,13 @@ from .influence import stages
 from .influence.delta import delta_flags, delta_matrix
 from .influence.queries import Queries
 from .influence.suggest import resolve_tau_k
-from .models.features import embeddings
+from .models.features import embeddings, lookalikes
 from .models.training import Recipe, accuracy, predict_logits
 from .progress import Reporter, Timings
 from .store import Store, array_fingerprint, content_key
 from .store.checkpoints import cached_model
 from .unlearning import UNLEARNERS, UnlearnInput
-from .unlearning.recheck import query_is_clean, unlearn_until_clean
+from .unlearning.recheck import query_is_clean, share_sent_to, unlearn_until_clean
 
 
 @dataclass
@@ -138,6 +138,10 @@ class Investigation:
             self.model.module, self.data.x_train, self.device).astype(np.float32)}, {}))
         return entry.arrays["emb"]
 
+    def query_features(self) -> np.ndarray:
+        """The test image's last-hidden-layer activations under the model."""
+        return embeddings(self.model.module, self.query.image[None], self.device)[0]
+
     def detect(self, name: str, tau: float | None = None, k: int | None = None) -> Detection:
         """Run detector ``name`` with exactly the inputs it declares; τ/k default to the configured ones."""
         tau = self.config.tau if tau is None else tau
@@ -150,8 +154,7 @@ class Investigation:
                 labels=self.data.y_train.numpy(), seed=self.config.seed, mode=self.config.mode,
                 scores={m: self.scores(m) for m in modes}, tau=tau, k=k, query_label=self.query.label,
                 features=self.features() if want["features"] else None,
-                query_features=embeddings(self.model.module, self.query.image[None], self.device)[0]
-                if want["features"] else None,
+                query_features=self.query_features() if want["features"] else None,
                 images=self.data.x_train if want["images"] else None,
                 reference=held_out if want["reference"] else None)
             self._detections[(name, tau, k)] = entry(inputs, entry.settings_from(self.config))
@@ -174,8 +177,10 @@ class Investigation:
 
     def unlearn_key(self, method: str, flagged: np.ndarray) -> str:
         """Cache key of the model that ``method`` makes when removing ``flagged``."""
-        return content_key("unlearn", method, UNLEARNERS[method].settings_key(self.config), self.model.key,
-                           self.model.recipe.key(), array_fingerprint(np.flatnonzero(flagged)))
+        entry = UNLEARNERS[method]
+        return content_key("unlearn", method, entry.attrs.get("version", 1), entry.settings_key(self.config),
+                           self.config.max_damage, self.model.key, self.model.recipe.key(),
+                           array_fingerprint(np.flatnonzero(flagged)))
 
     def unlearn(self, method: str, flagged: np.ndarray) -> tuple[nn.Module, dict]:
         """Remove the ``flagged`` training points with unlearning ``method``; returns (model, metrics)."""
@@ -184,36 +189,78 @@ class Investigation:
         start = time.perf_counter()
         entry = UNLEARNERS[method]
         inputs = UnlearnInput(self.model.module, self.data.x_train, self.data.y_train, flagged, self.model.recipe,
-                              self.reporter)
+                              self.reporter, max_damage=self.config.max_damage)
         with self.timings.timed("unlearn_s"):
-            module, hit = cached_model(self.store, key, lambda: entry(inputs, entry.settings_from(self.config)),
-                                       self.model.recipe.new_model)
+            module, hit, notes = cached_model(self.store, key, lambda: entry(inputs, entry.settings_from(self.config)),
+                                              self.model.recipe.new_model, lambda: inputs.notes)
         self.timings.cached["unlearn_s"] = hit
         return module, {**self.evaluate(module, key), "n_removed": int(flagged.sum()),
-                        "seconds": time.perf_counter() - start}
+                        "seconds": time.perf_counter() - start, **({"chose": notes} if notes else {})}
 
     def query_target_prob(self, module: nn.Module) -> float:
         """The probability ``module`` gives the query's label y on the query image."""
         logits = predict_logits(module, self.query.image[None], self.device)
         return float(torch.softmax(logits.float(), 1)[0, self.query.label])
 
+    def recheck(self, module: nn.Module, removed: np.ndarray, method: str, tau: float | None = None,
+                k: int | None = None) -> tuple[dict, np.ndarray]:
+        """Whether the backdoor is gone from ``module`` (unlearned by ``method`` without ``removed``), judged
+        without ground truth. Three signs must agree:
+
+        * the test image no longer gets its label y: predicted otherwise, P(y) ≤ ``clean_below``;
+        * for a method that starts from the trained weights (all but EU), the removed images that look like it
+          (labelled y and more like it than a typical image of y — for dirty-label poisons, images carrying its
+          trigger) are sent to y at most ``max_trigger_rate`` of the time: such a method can leave the backdoor
+          alive with no poison left in the data, outvoted on the one test image but working on them. A model
+          trained from scratch without ``removed`` can only carry a backdoor through poisons it kept, which the
+          next sign looks for, while the clean images of y among the removed ones rightly go to y;
+        * a fresh Δ-Influence round on the new model (at this τ/k, over the points kept) flags few images that
+          look like the test image — at most ``max_fresh``, or ``max_fresh_share`` of the removed look-alikes: no
+          collapse pile of poisons is left.
+
+        Returns the verdict with its signs, and the fresh round's flags over the kept points.
+        """
+        y, labels = self.query.label, self.data.y_train.numpy()
+        predicted = int(predict_logits(module, self.query.image[None], self.device).argmax(1)[0])
+        p = self.query_target_prob(module)
+        like = lookalikes(self.features(), self.query_features(), labels, y)
+        look = np.asarray(removed, bool) & like
+        rate = share_sent_to(predict_logits(module, self.data.x_train[torch.as_tensor(np.flatnonzero(look))],
+                                            self.device), y) if look.any() else None
+        keep = np.flatnonzero(~np.asarray(removed, bool))
+        fresh = delta_flags(delta_matrix(self.rescore(module, self.unlearn_key(method, removed), keep)),
+                            *self.tau_k(tau=tau, k=k)[:2])
+        fresh_like = int((fresh & like[keep]).sum())
+        c = self.config
+        rate_counts = rate is not None and not UNLEARNERS[method].attrs.get("from_scratch", False)
+        clean = (query_is_clean(predicted, p, y, c.clean_below) and (not rate_counts or rate <= c.max_trigger_rate)
+                 and fresh_like <= max(c.max_fresh, c.max_fresh_share * int(look.sum())))
+        return {"query_target_prob": p, "trigger_rate": rate, "n_lookalikes": int(look.sum()),
+                "fresh_flags": int(fresh.sum()), "fresh_lookalikes": fresh_like, "clean": clean}, fresh
+
     def unlearn_until_clean(self, method: str, flagged: np.ndarray, tau: float | None = None, k: int | None = None,
-                            max_rounds: int | None = None) -> tuple[nn.Module, dict]:
-        """Unlearn, then re-check the query: while it is not clean (:func:`~deltainf.unlearning.recheck.
-        query_is_clean`), run Δ-Influence on the new model over the remaining points at this τ/k, add what it
-        flags, and unlearn again (from the original model)."""
-        def unlearn(removed):
-            module, metrics = self.unlearn(method, removed)
-            return module, self.unlearn_key(method, removed), metrics
-
-        def judge(module, m):
-            p = self.query_target_prob(module)
-            return {"query_target_prob": p,
-                    "clean": query_is_clean(m["query_pred"], p, self.query.label, self.config.clean_below)}
-
-        def redetect(module, key, keep):
-            rule = self.tau_k(tau=tau, k=k)[:2]  # the first round's τ/k (suggested from the original Δ if unset)
-            return delta_flags(delta_matrix(self.rescore(module, key, keep)), *rule)
+                            max_rounds: int | None = None, escalate: bool | None = None) -> tuple[nn.Module, dict]:
+        """Unlearn, then re-check (:meth:`recheck`): while the backdoor is not gone, run Δ-Influence on the new
+        model over the remaining points at this τ/k, add what it flags, and unlearn again (from the original
+        model). With ``escalate``, a cheap method that still fails the check after its last round hands what it
+        removed, and what its last check flagged, to exact unlearning (EU), which goes on the same way."""
+        def judge_for(name):
+            return lambda module, key, removed: self.recheck(module, removed, name, tau, k)  # the first round's τ/k
 
         observe = self.evaluator.evaluate_removal if self.evaluator else None
-        return unlearn_until_clean(flagged, max_rounds or self.config.max_rounds, unlearn, judge, redetect, observe)
+        rounds = max_rounds or self.config.max_rounds
+        model, m, removed = unlearn_until_clean(flagged, rounds, lambda r: self._unlearn_keyed(method, r),
+                                                judge_for(method), observe)
+        escalate = self.config.escalate if escalate is None else escalate
+        if not m["clean"] and escalate and not UNLEARNERS[method].attrs.get("from_scratch", False):
+            _, fresh = self.recheck(model, removed, method, tau, k)  # the last round's (its scores are cached)
+            start = removed.copy()
+            start[np.flatnonzero(~removed)[fresh]] = True
+            model, after, _ = unlearn_until_clean(start, rounds, lambda r: self._unlearn_keyed("eu", r),
+                                                  judge_for("eu"), observe)
+            m = {**after, "escalated_from": method, "before_escalation": m}
+        return model, m
+
+    def _unlearn_keyed(self, method: str, removed: np.ndarray) -> tuple[nn.Module, str, dict]:
+        module, metrics = self.unlearn(method, removed)
+        return module, self.unlearn_key(method, removed), metrics

@@ -53,13 +53,17 @@ if source == TUNED:
     st.markdown(f"Δ-Influence as tuned on the Influence page flags **{tuned['n_flagged']}** training points{truth}.")
 
 repeat = st.toggle(
-    "Repeat until the test image is clean", key="until_clean",
-    help="After unlearning, re-check: while the new model still gives the test image its poisoned label (or more "
-         f"than {exp.config.clean_below:g} probability for it), run Δ-Influence on the new model over the remaining "
-         "points, add what it flags and unlearn again.")
+    "Repeat until the backdoor is gone", key="until_clean",
+    help="After unlearning, re-check without ground truth: the test image must lose its label y (at most "
+         f"{exp.config.clean_below:g} probability), the removed images that look like it must no longer go to y, and "
+         "a fresh Δ-Influence round on the new model must find no new pile of look-alikes. While one of them fails, "
+         "what the fresh round flags is removed too and the method runs again.")
+escalate = st.toggle("…and if a cheap method leaves the backdoor, escalate to EU", key="escalate", disabled=not repeat,
+                     help="When the re-check still finds the backdoor after the last round of CF, SSD, SCRUB or BadT, "
+                          "exact unlearning (retraining without everything removed so far) takes over.")
 flags_now = marked if source == CONFIRMED else view.flags(tau, k) if source == TUNED else None
 named = source if flags_now is None else f"{source}:{hashlib.sha256(np.flatnonzero(flags_now).tobytes()).hexdigest()[:12]}"
-job_key = UnlearnJob(instance, tuple(methods), named, tau, k, repeat)
+job_key = UnlearnJob(instance, tuple(methods), named, tau, k, repeat, repeat and escalate)
 if st.button("Run unlearning", type="primary", key="run_unlearn", icon=":material/play_arrow:", disabled=not methods):
     # Flags chosen here re-check at this τ and k; a registry detector runs with its own defaults (as on Compare).
     loop_tau, loop_k = (tau, k) if flags_now is not None else (None, None)
@@ -69,7 +73,8 @@ if st.button("Run unlearning", type="primary", key="run_unlearn", icon=":materia
         out = {"flagged": flagged, "methods": {}}
         for m in methods:
             inv = e.investigation
-            model, after = inv.unlearn_until_clean(m, flagged, loop_tau, loop_k) if repeat else inv.unlearn(m, flagged)
+            model, after = inv.unlearn_until_clean(m, flagged, loop_tau, loop_k, escalate=escalate) if repeat \
+                else inv.unlearn(m, flagged)
             probs = class_probabilities(model, e.query_image, e.device)
             after = {**after, "query_label_probability": float(probs[e.query_label])}
             blob = weights_file(e, model) if e.kind == "case" else weights_to_bytes(model)
@@ -134,7 +139,25 @@ with right:
                     key="query_before_after")
 loops = {m: r["after"]["per_round"] for m, r in done.items() if "per_round" in r["after"]}
 if loops:
+    for m, r in done.items():
+        after = r["after"]
+        if "escalated_from" in after:
+            st.warning(f"{m.upper()} left the backdoor by the re-check; escalated to EU, whose result is shown.")
+        elif after.get("clean") is False:
+            st.warning(f"After {after['rounds']} round(s) of {m.upper()} the re-check still finds the backdoor: "
+                       f"do not call this model clean. Try EU, or switch on the escalation above.")
     st.plotly_chart(figures.rounds_figure(loops), key="rounds")
+    with st.container(key="recheck_table"):
+        st.caption("The re-check, round by round (no ground truth): the test image's P(y); the share of the removed "
+                   "images that look like it still sent to y (not counted for EU, which trains anew); images like it "
+                   "a fresh Δ-Influence round would flag."
+                   + ("" if case else " Poison success (ground truth, known here) beside it."))
+        st.table([{"method": m.upper(), "round": x["round"], "removed": x["n_removed"],
+                   "P(y) on the test image": f"{x['query_target_prob']:.3f}",
+                   "removed look-alikes sent to y": "—" if x["trigger_rate"] is None else f"{x['trigger_rate']:.2f}",
+                   "fresh look-alikes": x["fresh_lookalikes"], "verdict": "clean" if x["clean"] else "backdoor lives",
+                   **({} if case else {"poison success": f"{x['poison_success']:.2f}"})}
+                  for m, rounds in loops.items() for x in rounds])
 
 data = exp.train_set
 csv_text = flagged_csv(view.delta, res["flagged"], last.tau, view.labels, view.is_poison,

@@ -84,6 +84,7 @@ class UnlearnJob:
     tau: float
     k: int
     until_clean: bool
+    escalate: bool = False
 
 
 @dataclass(frozen=True)

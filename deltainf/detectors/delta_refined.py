@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..options import option
+from ..models.features import similarity
 from . import Detection, DetectorInput, register
 from .delta_influence import delta_rule
 
@@ -23,12 +24,6 @@ class RefinedSettings:
     refined_quantile: float = option(0.5, "Δ refined: keep the flagged points at least as similar to the test image "
                                           "as this quantile of the training points labelled like it",
                                      kind="fraction")
-
-
-def similarity(features: np.ndarray, query: np.ndarray) -> np.ndarray:
-    """Cosine similarity of every row of ``features`` to ``query``."""
-    f, q = features.astype(np.float64), query.astype(np.float64)
-    return f @ q / (np.linalg.norm(f, axis=1) * np.linalg.norm(q) + 1e-12)
 
 
 @register("delta_refined", label="Δ-Influence, refined", order=5, settings=RefinedSettings, modes=("full",),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from .report import _clean, flagged_csv, unlearn_detector
+from .report import _clean, flagged_csv, loop_verdict, unlearn_detector
 
 
 def investigate(case, weights_out: Path | None = None) -> dict:
@@ -54,12 +54,13 @@ def _after(case, module, m: dict, method: str) -> dict:
            "query_probability": float(p.max()), "query_label_probability": float(p[case.query.label]),
            "removed": m.get("total_removed", m["n_removed"]), "rounds": m.get("rounds", 1),
            "seconds": m["seconds"]}
-    for key in ("clean_acc", "clean", "per_round"):
+    for key in ("clean_acc", "clean", "per_round", "escalated_from", "chose"):
         if key in m:
             out[key] = m[key]
     r = case.recipe
     out["starts_from"] = (f"scratch: retrained with the engine's recipe ({r.epochs} epochs, {r.optimizer}, "
-                          f"learning rate {r.lr:g}), not from your weights") if method == "eu" else "your weights"
+                          f"learning rate {r.lr:g}), not from your weights") if method == "eu" or "escalated_from" in m \
+        else "your weights"
     return out
 
 
@@ -98,10 +99,8 @@ def summary_lines(report: dict) -> list[str]:
         metrics = f"{r['tpr']:>7.2f}{r['precision']:>11.2f}" if known else ""
         lines.append(f"{name:<18}{r['n_flagged']:>8}{metrics}{rule}")
     for method, r in report["unlearn"].items():
-        rounds = f", {r['rounds']} round(s), test image {'clean' if r['clean'] else 'still misbehaving'}" \
-            if "clean" in r else ""
         acc = f", clean accuracy {r['clean_acc']:.3f}" if r.get("clean_acc") is not None else ""
-        lines.append(f"unlearn {method} ({r['detector']} flags, {r['removed']} removed{rounds}): test image predicted "
+        lines.append(f"unlearn {method} ({r['detector']} flags, {r['removed']} removed{loop_verdict(r)}): test image predicted "
                      f"{r['query_predicted_name']} (p = {r['query_probability']:.2f}){acc}   [{r['seconds']:.1f} s]"
                      + ("   from scratch, the engine's recipe" if method == "eu" else ""))
     return lines

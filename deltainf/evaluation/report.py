@@ -109,10 +109,19 @@ def summary_lines(report: dict) -> list[str]:
         lines.append(f"retrain {name.replace('_', ' ')} poisons ({r['n_removed']} removed): poison success "
                      f"{_fmt(r['poison_success'])}, clean accuracy {_fmt(r['clean_acc'])}")
     for method, r in report["unlearn"].items():
-        rounds = f", {r['rounds']} round(s), test image {'clean' if r['clean'] else 'still poisoned'}" if "rounds" in r else ""
-        lines.append(f"unlearn {method} ({r['detector']} flags, {r['n_removed']} removed{rounds}): clean accuracy "
+        removed = r.get("total_removed", r["n_removed"])
+        lines.append(f"unlearn {method} ({r['detector']} flags, {removed} removed{loop_verdict(r)}): clean accuracy "
                      f"{_fmt(r['clean_acc'])}, poison success {_fmt(r['poison_success'])}   [{r['seconds']:.1f} s]")
     return lines
+
+
+def loop_verdict(r: dict) -> str:
+    """What ``--until-clean`` concluded, for a summary line: rounds, the check's verdict, an escalation."""
+    if "clean" not in r:
+        return ""
+    verdict = "backdoor gone (by the check)" if r["clean"] else "BACKDOOR STILL FOUND by the check"
+    escalated = f"; {r['escalated_from']} left it, escalated to eu" if "escalated_from" in r else ""
+    return f", {r['rounds']} round(s), {verdict}{escalated}"
 
 
 def flagged_csv(delta: np.ndarray, flagged: np.ndarray, tau: float, labels: np.ndarray,

@@ -33,3 +33,20 @@ def embeddings(model: nn.Module, x_uint8: torch.Tensor, device: torch.device,
     finally:
         hook.remove()
     return torch.cat(out).flatten(1).numpy() if out else np.zeros((0, 0), np.float32)
+
+
+def similarity(features: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """Cosine similarity of every row of ``features`` to ``query``."""
+    f, q = features.astype(np.float64), np.asarray(query, dtype=np.float64)
+    return f @ q / (np.linalg.norm(f, axis=1) * np.linalg.norm(q) + 1e-12)
+
+
+def lookalikes(features: np.ndarray, query: np.ndarray, labels: np.ndarray, label: int,
+               quantile: float = 0.5) -> np.ndarray:
+    """The training points labelled ``label`` at least as similar to ``query`` as the ``quantile`` quantile of all
+    points with that label (those that look like the test image more than a typical image of its label)."""
+    sim = similarity(features, query)
+    same = labels == label
+    if not same.any():
+        return same
+    return same & (sim >= np.quantile(sim[same], quantile))

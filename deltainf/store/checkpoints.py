@@ -81,15 +81,18 @@ def load_weights_into(model: nn.Module, blob: bytes, filename: str = "weights") 
 
 
 def cached_model(store, key: str, make: Callable[[], nn.Module],
-                 blank: Callable[[], nn.Module]) -> tuple[nn.Module, bool]:
-    """(model, came from the cache): model ``key`` from ``store`` (its weights loaded into ``blank()``), or
-    ``make()`` trained once under the key's lock and stored."""
+                 blank: Callable[[], nn.Module], notes: Callable[[], dict] | None = None) -> tuple[nn.Module, bool, dict]:
+    """(model, came from the cache, notes): model ``key`` from ``store`` (its weights loaded into ``blank()``),
+    or ``make()`` trained once under the key's lock and stored — with ``notes()`` (what making it chose),
+    which a later load returns too."""
     made = {}
 
     def compute():
         start = time.perf_counter()
         made["model"] = make()
-        return state_to_arrays(made["model"]), {"compute_s": time.perf_counter() - start}
+        return state_to_arrays(made["model"]), {"compute_s": time.perf_counter() - start,
+                                                "notes": notes() if notes else {}}
 
     entry, hit = store.get_or_make(key, compute)
-    return (made["model"].eval() if not hit else arrays_to_model(blank(), entry.arrays)), hit
+    model = made["model"].eval() if not hit else arrays_to_model(blank(), entry.arrays)
+    return model, hit, entry.meta.get("notes", {})

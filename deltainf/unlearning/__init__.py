@@ -2,19 +2,22 @@
 (``recheck.py``).
 
 A method is ``fn(inputs: UnlearnInput, settings) -> nn.Module``: it removes the flagged training points
-from the trained (poisoned) model. All use shuffled seeded mini-batches and count epochs as full passes
+from the trained (poisoned) model. Its ``version`` (default 1) is part of its results' cache keys: bump it
+when the method changes; ``from_scratch=True`` marks one that trains a new model (EU) rather than changing
+the trained one, which the re-check reads differently. All use shuffled seeded mini-batches and count epochs as full passes
 over the data they iterate (never steps called epochs). None of them sees ground truth.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..models.training import Recipe, to_float
+from ..models.training import Recipe, predict_logits, to_float
 from ..progress import ProgressFn, silent
 from ..registry import Registry
 
@@ -25,7 +28,9 @@ register = UNLEARNERS.register
 @dataclass
 class UnlearnInput:
     """What an unlearning method may use: the trained model, the training set, which points to forget,
-    and the recipe that trains this architecture (for retraining and fine-tuning)."""
+    and the recipe that trains this architecture (for retraining and fine-tuning). A method that can harm the
+    model checks itself on :meth:`holdout` (never the test set), backs off past ``max_damage``, and writes
+    what it chose into ``notes``."""
 
     model: nn.Module
     x: torch.Tensor        # training images, uint8 (N, 3, H, W)
@@ -33,6 +38,39 @@ class UnlearnInput:
     flagged: np.ndarray    # bool (N,): the points to forget
     recipe: Recipe
     progress: ProgressFn = silent
+    max_damage: float = 0.03  # the most accuracy a method may cost on the held-out slice
+    notes: dict = field(default_factory=dict)
+    _holdout: np.ndarray | None = field(default=None, init=False, repr=False)
+
+    def holdout(self) -> tuple[np.ndarray, np.ndarray]:
+        """(held-out slice, the rest) of the retained points; the method's own updates never see the slice. A
+        seeded sample from each class (10 % of the retained points, at most 500, at least 10 a class where there
+        are that many), so a class whose points are mostly flagged is still measured."""
+        if self._holdout is None:
+            labels, retained = self.y.numpy(), ~self.flagged
+            n = max(1, min(500, int(retained.sum()) // 10))
+            rng = np.random.default_rng([self.seed, 23])
+            picks = []
+            for c, share in enumerate(np.bincount(labels) / len(labels)):
+                of_c = np.flatnonzero(retained & (labels == c))
+                if len(of_c):
+                    size = min(max(1, len(of_c) // 2), max(10, round(n * share)))
+                    picks.append(rng.choice(of_c, size=size, replace=False))
+            self._holdout = np.sort(np.concatenate(picks))
+        return self._holdout, np.setdiff1d(np.flatnonzero(~self.flagged), self._holdout)
+
+    def damage(self, model: nn.Module, held_out: np.ndarray | None = None) -> float:
+        """Accuracy ``model`` lost against the trained model on the held-out slice (or the points ``held_out``):
+        per class, weighted as the classes are in the training set — the drop a balanced test set would see."""
+        idx = self.holdout()[0] if held_out is None else np.asarray(held_out)
+        labels = self.y.numpy()[idx]
+        x = self.x[torch.as_tensor(idx)]
+        before = np.asarray(predict_logits(self.model, x, self.device)).argmax(1) == labels
+        after = np.asarray(predict_logits(model, x, self.device)).argmax(1) == labels
+        share = np.bincount(self.y.numpy(), minlength=int(labels.max()) + 1) / len(self.y)
+        classes = np.unique(labels)
+        drop = np.array([before[labels == c].mean() - after[labels == c].mean() for c in classes])
+        return float(share[classes] @ drop / share[classes].sum())
 
     @property
     def device(self) -> torch.device:
@@ -52,6 +90,21 @@ class UnlearnInput:
         if self.recipe.optimizer == "adam":
             return torch.optim.Adam(model.parameters(), lr=self.recipe.lr * share)
         return torch.optim.SGD(model.parameters(), lr=self.recipe.lr * share, momentum=0.9)
+
+
+def backed_off(inputs: UnlearnInput, attempts: list[dict], run) -> nn.Module:
+    """``run(attempt)`` for each attempt in turn (from the method's settings to gentler ones) until one costs at
+    most ``max_damage`` on the held-out slice. When none does, the model is left as it was (and the re-check says
+    the backdoor lives). Notes what was chosen."""
+    for n, attempt in enumerate(attempts, 1):
+        model = run(attempt)
+        damage = inputs.damage(model)
+        if damage <= inputs.max_damage:
+            inputs.notes.update(attempt, damage=round(float(damage), 4), attempts=n)
+            return model
+    inputs.notes.update(attempts=len(attempts), damage=0.0, left_as_it_was=True,
+                        least_damage_tried=round(float(damage), 4))
+    return copy.deepcopy(inputs.model).eval()
 
 
 def batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from ..options import option
-from . import UnlearnInput, batches, kl, register
+from . import UnlearnInput, backed_off, batches, kl, register
 
 
 @dataclass(frozen=True)
@@ -19,11 +19,17 @@ class BadTSettings:
     badt_temperature: float = option(1.0, "BadT: distillation temperature", kind="positive")
 
 
-@register("badt", label="BadT", order=4, settings=BadTSettings)
+@register("badt", label="BadT", order=4, settings=BadTSettings, version=2)  # 2: backs off on the held-out slice
 def bad_teacher(inputs: UnlearnInput, s: BadTSettings) -> nn.Module:
     """BadT: distil the trained model on retained points and a random (incompetent) teacher on flagged points.
 
-    One shuffled stream of both, for a few epochs."""
+    One shuffled stream of both, for a few epochs. Past ``max_damage`` on the held-out slice it backs off to
+    half the learning rate, three times at most, then leaves the model as it was."""
+    attempts = [{"lr_share": s.badt_lr_share / 2 ** i} for i in range(4)]
+    return backed_off(inputs, attempts, lambda a: _bad_teacher(inputs, s, a["lr_share"]))
+
+
+def _bad_teacher(inputs: UnlearnInput, s: BadTSettings, lr_share: float) -> nn.Module:
     good = copy.deepcopy(inputs.model).to(inputs.device).eval()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(inputs.seed + 1)
@@ -32,9 +38,11 @@ def bad_teacher(inputs: UnlearnInput, s: BadTSettings) -> nn.Module:
             if hasattr(m, "reset_parameters"):
                 m.reset_parameters()
     student = copy.deepcopy(inputs.model).to(inputs.device)
-    x, _ = inputs.tensors(np.arange(len(inputs.flagged)))
-    is_forget = torch.as_tensor(inputs.flagged, device=inputs.device)
-    opt = inputs.optimizer(student, s.badt_lr_share)
+    _, rest = inputs.holdout()
+    stream = np.sort(np.concatenate([rest, np.flatnonzero(inputs.flagged)]))
+    x, _ = inputs.tensors(stream)
+    is_forget = torch.as_tensor(inputs.flagged[stream], device=inputs.device)
+    opt = inputs.optimizer(student, lr_share)
     gen = torch.Generator().manual_seed(inputs.seed)
     for epoch in range(s.badt_epochs):
         student.train()

@@ -7,7 +7,7 @@ from torch import nn
 from . import UnlearnInput, register
 
 
-@register("eu", label="EU", order=0)
+@register("eu", label="EU", order=0, from_scratch=True)
 def exact_unlearning(inputs: UnlearnInput, settings=None) -> nn.Module:
     """EU: retrain from scratch on the training set without the flagged points, same recipe and seed."""
     keep = np.flatnonzero(~inputs.flagged)

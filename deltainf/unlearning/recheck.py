@@ -15,37 +15,37 @@ from torch import nn
 
 def query_is_clean(predicted: int, target_probability: float, label: int, clean_below: float) -> bool:
     """The query is clean once the model no longer predicts its poisoned label ``label`` AND gives that label
-    at most ``clean_below`` probability — a backdoor outvoted but still pulling (seen after CF that left a
-    few poisons in: target probability 0.07, 22 % of triggered images still flipped) is not clean yet."""
+    at most ``clean_below`` probability: a backdoor outvoted on this image but still pulling is not clean yet.
+    This is one sign of three (see ``Investigation.recheck``)."""
     return predicted != label and target_probability <= clean_below
+
+
+def share_sent_to(logits, label: int) -> float:
+    """The share of images (their logits) a model sends to ``label``."""
+    return float((np.asarray(logits).argmax(1) == label).mean())
 
 
 def unlearn_until_clean(flagged: np.ndarray, max_rounds: int,
                         unlearn: Callable[[np.ndarray], tuple[nn.Module, str, dict]],
-                        judge: Callable[[nn.Module, dict], dict],
-                        redetect: Callable[[nn.Module, str, np.ndarray], np.ndarray],
-                        observe: Callable[[np.ndarray], dict] | None = None) -> tuple[nn.Module, dict]:
+                        judge: Callable[[nn.Module, str, np.ndarray], tuple[dict, np.ndarray]],
+                        observe: Callable[[np.ndarray], dict] | None = None) -> tuple[nn.Module, dict, np.ndarray]:
     """Rounds of detect → unlearn → re-check, from the original model each time.
 
-    ``unlearn(removed) -> (model, model key, metrics)``; ``judge(model, metrics) -> {"clean": bool, …}``;
-    ``redetect(model, model key, keep) -> flags over keep``. Stops when clean, when nothing new is flagged,
-    or after ``max_rounds``. Returns the last model and its metrics with ``rounds``, ``total_removed``,
-    ``clean`` and ``per_round``.
+    ``unlearn(removed) -> (model, model key, metrics)``; ``judge(model, model key, removed) -> ({"clean": bool,
+    …}, the flags of a fresh Δ-Influence round over the kept points)``. Stops when clean, when the fresh round
+    flags nothing new, or after ``max_rounds``. Returns the last model, its metrics with ``rounds``,
+    ``total_removed``, ``clean`` and ``per_round``, and the removed set.
     """
     removed = np.asarray(flagged, bool).copy()
     per_round = []
     for r in range(1, max_rounds + 1):
         model, key, m = unlearn(removed)
-        verdict = judge(model, m)
+        verdict, fresh = judge(model, key, removed)
         per_round.append({"round": r, "n_removed": int(removed.sum()),
                           **{k: m[k] for k in ("clean_acc", "poison_success", "query_pred") if k in m},
                           **verdict, **(observe(removed) if observe else {})})
-        if verdict["clean"] or r == max_rounds:
+        if verdict["clean"] or r == max_rounds or not fresh.any():
             break
-        keep = np.flatnonzero(~removed)
-        new = redetect(model, key, keep)
-        if not new.any():
-            break
-        removed[keep[new]] = True
+        removed[np.flatnonzero(~removed)[fresh]] = True
     return model, {**m, "rounds": len(per_round), "total_removed": int(removed.sum()),
-                   "clean": per_round[-1]["clean"], "per_round": per_round}
+                   "clean": per_round[-1]["clean"], "per_round": per_round}, removed

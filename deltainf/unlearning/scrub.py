@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..options import option
-from . import UnlearnInput, batches, kl, register
+from . import UnlearnInput, backed_off, batches, kl, register
 
 
 @dataclass(frozen=True)
@@ -24,22 +24,30 @@ class ScrubSettings:
     scrub_forget_batch_size: int = option(8, "SCRUB: batch size of the forget-set ascent", low=1)
 
 
-@register("scrub", label="SCRUB", order=3, settings=ScrubSettings)
+@register("scrub", label="SCRUB", order=3, settings=ScrubSettings, version=2)  # 2: backs off on the held-out slice
 def scrub(inputs: UnlearnInput, s: ScrubSettings) -> nn.Module:
     """SCRUB: a student leaves the teacher on the forget set, and stays close to it on the retained points.
 
     Ascent of the divergence on the forget set for the first ``scrub_msteps`` epochs; KL + CE descent on
-    the retained set every epoch."""
+    the retained set every epoch. Past ``max_damage`` on the held-out slice it backs off: half the learning
+    rate and one ascent epoch fewer each time, down to no ascent (distillation on the retained points alone), then leaves the model as it was."""
+    attempts = [{"lr_share": s.scrub_lr_share / 2 ** i, "msteps": s.scrub_msteps - i}
+                for i in range(s.scrub_msteps + 1)]
+    return backed_off(inputs, attempts, lambda a: _scrub(inputs, s, a["lr_share"], a["msteps"]))
+
+
+def _scrub(inputs: UnlearnInput, s: ScrubSettings, lr_share: float, msteps: int) -> nn.Module:
     teacher = copy.deepcopy(inputs.model).to(inputs.device).eval()
     student = copy.deepcopy(inputs.model).to(inputs.device)
-    xr, yr = inputs.tensors(np.flatnonzero(~inputs.flagged))
+    _, rest = inputs.holdout()
+    xr, yr = inputs.tensors(rest)
     xf, _ = inputs.tensors(np.flatnonzero(inputs.flagged))
-    opt = inputs.optimizer(student, s.scrub_lr_share)
+    opt = inputs.optimizer(student, lr_share)
     gen = torch.Generator().manual_seed(inputs.seed)
     bs = inputs.recipe.batch_size
     for epoch in range(s.scrub_epochs):
         student.train()
-        if epoch < s.scrub_msteps and len(xf):
+        if epoch < msteps and len(xf):
             # max step: ascend the divergence on forget data
             for idx in batches(len(xf), s.scrub_forget_batch_size, gen):
                 with torch.no_grad():

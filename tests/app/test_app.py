@@ -399,6 +399,10 @@ def test_unlearn_page_loop_draws_rounds(pipe):
     after = runtime().jobs[at.session_state["unlearn_job"]].result["methods"]["eu"]["after"]
     assert after["rounds"] == len(after["per_round"]) >= 1
     assert after["clean"] == after["per_round"][-1]["clean"]
+    # The re-check per round, beside poison success (known here).
+    table = at.table[0].value
+    assert list(table["verdict"]) == ["clean" if r["clean"] else "backdoor lives" for r in after["per_round"]]
+    assert list(table["poison success"]) == [f"{r['poison_success']:.2f}" for r in after["per_round"]]
 
 
 def delta_flags_count(pipe) -> int:

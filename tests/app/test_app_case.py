@@ -83,9 +83,14 @@ def test_investigate_a_model_through_every_page(user_case):
     at.session_state["marks"] = {instance.content: {files.index(f): "confirmed" for f in files[:10]}}
     check(at.switch_page("pages/unlearn.py").run())
     assert "confirmed" in at.selectbox(key="unlearn_source").value
+    check(at.toggle(key="until_clean").set_value(True).run())
     check(at.button(key="run_unlearn").click().run())
     at = settle(at, lambda a: "Removed" in metrics(a))
-    assert metrics(at)["Removed"] == "10" and "Poison success" not in metrics(at)
+    assert "Poison success" not in metrics(at)
+    # Ten of fifty poisons leave the backdoor: the re-check (no ground truth) says so and looks for more.
+    table = at.table[0].value
+    assert "poison success" not in table.columns and table["verdict"].iloc[0] == "backdoor lives"
+    assert int(table["removed"].iloc[0]) == 10 and int(metrics(at)["Removed"]) > 10
     labels = [b.proto.label for b in at.get("download_button")]
     assert any("Report" in x for x in labels) and any("safetensors" in x for x in labels)
     check(at.switch_page("pages/compare.py").run())
