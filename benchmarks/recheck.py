@@ -34,7 +34,7 @@ def main() -> None:
     cache = a.cache_dir or tempfile.mkdtemp(prefix="deltainf-recheck-")
     counts = {"clean/clean": 0, "clean/alive": 0, "alive/clean": 0, "alive/alive": 0}
     print(f"{'attack':>9} {'seed':>4} {'method':>6} {'flags':>6} {'removed':>7} {'query':>5} {'P(y)':>6} "
-          f"{'trig':>5} {'n':>3} {'fresh':>5} {'like':>4} {'verdict':>7} {'ps':>5} {'acc':>6}", flush=True)
+          f"{'trig':>5} {'ref':>5} {'n':>3} {'fresh':>5} {'like':>4} {'verdict':>7} {'ps':>5} {'acc':>6}", flush=True)
     for attack in a.attacks:
         for seed in parse_seeds(a.seeds):
             exp = Experiment(Config(attack=attack, seed=seed, cache_dir=cache))
@@ -59,7 +59,7 @@ def main() -> None:
                     counts[f"{verdict}/{truth}"] += 1
                     print(f"{attack:>9} {seed:>4} {method:>6} {name:>6} {int(removed.sum()):>7} "
                           f"{'y' if m['query_pred'] == inv.query.label else 'no':>5} "
-                          f"{check['query_target_prob']:>6.3f} {_rate(check['trigger_rate']):>5} "
+                          f"{check['query_target_prob']:>6.3f} {_rate(check['trigger_rate']):>5} {_rate(check['reference_rate']):>5} "
                           f"{check['n_lookalikes']:>3} {check['fresh_flags']:>5} {check['fresh_lookalikes']:>4} "
                           f"{verdict:>7} {m['poison_success']:>5.2f} "
                           f"{m['clean_acc']:>6.3f}", flush=True)

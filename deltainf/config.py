@@ -112,9 +112,10 @@ class DetectOptions:
                                          "removed images that look like the test image", kind="fraction")
     max_damage: float = option(0.03, "SSD, SCRUB and BadT back off when they cost more than this accuracy on a "
                                      "held-out slice of the retained training points", kind="fraction")
-    max_trigger_rate: float = option(0.1, "with --until-clean: clean also needs the new model to send at most this "
-                                          "share of the removed images that look like the test image to its label",
-                                     kind="probability")
+    trigger_margin: float = option(0.05, "with --until-clean: clean also needs a method other than EU to send the "
+                                         "removed images that look like the test image to its label at most this "
+                                         "much more often than EU (a model retrained without them) does",
+                                   kind="fraction")
 
 
 @dataclass(frozen=True)

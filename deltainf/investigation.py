@@ -26,7 +26,7 @@ from .models.training import Recipe, accuracy, predict_logits
 from .progress import Reporter, Timings
 from .store import Store, array_fingerprint, content_key
 from .store.checkpoints import cached_model
-from .unlearning import UNLEARNERS, UnlearnInput
+from .unlearning import UNLEARNERS, UnlearnInput, exact_method, from_scratch
 from .unlearning.recheck import query_is_clean, share_sent_to, unlearn_until_clean
 
 
@@ -203,40 +203,47 @@ class Investigation:
         return float(torch.softmax(logits.float(), 1)[0, self.query.label])
 
     def recheck(self, module: nn.Module, removed: np.ndarray, method: str, tau: float | None = None,
-                k: int | None = None) -> tuple[dict, np.ndarray]:
+                k: int | None = None, first: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
         """Whether the backdoor is gone from ``module`` (unlearned by ``method`` without ``removed``), judged
         without ground truth. Three signs must agree:
 
         * the test image no longer gets its label y: predicted otherwise, P(y) ≤ ``clean_below``;
         * for a method that starts from the trained weights (all but EU), the removed images that look like it
           (labelled y and more like it than a typical image of y — for dirty-label poisons, images carrying its
-          trigger) are sent to y at most ``max_trigger_rate`` of the time: such a method can leave the backdoor
-          alive with no poison left in the data, outvoted on the one test image but working on them. A model
-          trained from scratch without ``removed`` can only carry a backdoor through poisons it kept, which the
-          next sign looks for, while the clean images of y among the removed ones rightly go to y;
+          trigger; of the ``first`` round's removed set, by default ``removed``) go to y at most
+          ``trigger_margin`` more often than under EU, a model retrained without them: such a method can leave
+          the backdoor alive with no poison left in the data, outvoted on the one test image but working on
+          them, while the clean images of y among them rightly go to y under any model. EU itself can only
+          carry a backdoor through poisons it kept, which the next sign looks for;
         * a fresh Δ-Influence round on the new model (at this τ/k, over the points kept) flags few images that
           look like the test image — at most ``max_fresh``, or ``max_fresh_share`` of the removed look-alikes: no
           collapse pile of poisons is left.
 
         Returns the verdict with its signs, and the fresh round's flags over the kept points.
         """
+        removed = np.asarray(removed, bool)
+        first = removed if first is None else np.asarray(first, bool)
         y, labels = self.query.label, self.data.y_train.numpy()
         predicted = int(predict_logits(module, self.query.image[None], self.device).argmax(1)[0])
         p = self.query_target_prob(module)
         like = lookalikes(self.features(), self.query_features(), labels, y)
-        look = np.asarray(removed, bool) & like
-        rate = share_sent_to(predict_logits(module, self.data.x_train[torch.as_tensor(np.flatnonzero(look))],
-                                            self.device), y) if look.any() else None
-        keep = np.flatnonzero(~np.asarray(removed, bool))
+        look = torch.as_tensor(np.flatnonzero(first & like))
+        rate = reference = None
+        if len(look) and not from_scratch(method):
+            rate = share_sent_to(predict_logits(module, self.data.x_train[look], self.device), y)
+            retrained, _ = self.unlearn(exact_method(), first)
+            reference = share_sent_to(predict_logits(retrained, self.data.x_train[look], self.device), y)
+        keep = np.flatnonzero(~removed)
         fresh = delta_flags(delta_matrix(self.rescore(module, self.unlearn_key(method, removed), keep)),
                             *self.tau_k(tau=tau, k=k)[:2])
         fresh_like = int((fresh & like[keep]).sum())
         c = self.config
-        rate_counts = rate is not None and not UNLEARNERS[method].attrs.get("from_scratch", False)
-        clean = (query_is_clean(predicted, p, y, c.clean_below) and (not rate_counts or rate <= c.max_trigger_rate)
-                 and fresh_like <= max(c.max_fresh, c.max_fresh_share * int(look.sum())))
-        return {"query_target_prob": p, "trigger_rate": rate, "n_lookalikes": int(look.sum()),
-                "fresh_flags": int(fresh.sum()), "fresh_lookalikes": fresh_like, "clean": clean}, fresh
+        clean = (query_is_clean(predicted, p, y, c.clean_below)
+                 and (rate is None or rate <= reference + c.trigger_margin)
+                 and fresh_like <= max(c.max_fresh, c.max_fresh_share * int((removed & like).sum())))
+        return {"query_target_prob": p, "trigger_rate": rate, "reference_rate": reference,
+                "n_lookalikes": int((removed & like).sum()), "fresh_flags": int(fresh.sum()),
+                "fresh_lookalikes": fresh_like, "clean": clean}, fresh
 
     def unlearn_until_clean(self, method: str, flagged: np.ndarray, tau: float | None = None, k: int | None = None,
                             max_rounds: int | None = None, escalate: bool | None = None) -> tuple[nn.Module, dict]:
@@ -244,20 +251,21 @@ class Investigation:
         model over the remaining points at this τ/k, add what it flags, and unlearn again (from the original
         model). With ``escalate``, a cheap method that still fails the check after its last round hands what it
         removed, and what its last check flagged, to exact unlearning (EU), which goes on the same way."""
-        def judge_for(name):
-            return lambda module, key, removed: self.recheck(module, removed, name, tau, k)  # the first round's τ/k
+        def judge_for(name):  # at the first round's τ/k, and sign 2 on the first round's removed set
+            return lambda module, key, removed: self.recheck(module, removed, name, tau, k, first=flagged)
 
         observe = self.evaluator.evaluate_removal if self.evaluator else None
         rounds = max_rounds or self.config.max_rounds
         model, m, removed = unlearn_until_clean(flagged, rounds, lambda r: self._unlearn_keyed(method, r),
                                                 judge_for(method), observe)
         escalate = self.config.escalate if escalate is None else escalate
-        if not m["clean"] and escalate and not UNLEARNERS[method].attrs.get("from_scratch", False):
-            _, fresh = self.recheck(model, removed, method, tau, k)  # the last round's (its scores are cached)
+        if not m["clean"] and escalate and not from_scratch(method):
+            _, fresh = self.recheck(model, removed, method, tau, k, first=flagged)  # the last round's (cached)
             start = removed.copy()
             start[np.flatnonzero(~removed)[fresh]] = True
-            model, after, _ = unlearn_until_clean(start, rounds, lambda r: self._unlearn_keyed("eu", r),
-                                                  judge_for("eu"), observe)
+            exact = exact_method()
+            model, after, _ = unlearn_until_clean(start, rounds, lambda r: self._unlearn_keyed(exact, r),
+                                                  judge_for(exact), observe)
             m = {**after, "escalated_from": method, "before_escalation": m}
         return model, m
 

@@ -55,7 +55,8 @@ if source == TUNED:
 repeat = st.toggle(
     "Repeat until the backdoor is gone", key="until_clean",
     help="After unlearning, re-check without ground truth: the test image must lose its label y (at most "
-         f"{exp.config.clean_below:g} probability), the removed images that look like it must no longer go to y, and "
+         f"{exp.config.clean_below:g} probability), the removed images that look like it must go to y hardly more "
+         "often than under a model retrained without them (EU), and "
          "a fresh Δ-Influence round on the new model must find no new pile of look-alikes. While one of them fails, "
          "what the fresh round flags is removed too and the method runs again.")
 escalate = st.toggle("…and if a cheap method leaves the backdoor, escalate to EU", key="escalate", disabled=not repeat,
@@ -149,12 +150,13 @@ if loops:
     st.plotly_chart(figures.rounds_figure(loops), key="rounds")
     with st.container(key="recheck_table"):
         st.caption("The re-check, round by round (no ground truth): the test image's P(y); the share of the removed "
-                   "images that look like it still sent to y (not counted for EU, which trains anew); images like it "
-                   "a fresh Δ-Influence round would flag."
+                   "images that look like it still sent to y, against EU's share (a model retrained without them, which "
+                   "sends the clean ones among them to y too); images like it a fresh Δ-Influence round would flag."
                    + ("" if case else " Poison success (ground truth, known here) beside it."))
         st.table([{"method": m.upper(), "round": x["round"], "removed": x["n_removed"],
                    "P(y) on the test image": f"{x['query_target_prob']:.3f}",
-                   "removed look-alikes sent to y": "—" if x["trigger_rate"] is None else f"{x['trigger_rate']:.2f}",
+                   "removed look-alikes sent to y (EU)": "—" if x["trigger_rate"] is None
+                   else f"{x['trigger_rate']:.2f} ({x['reference_rate']:.2f})",
                    "fresh look-alikes": x["fresh_lookalikes"], "verdict": "clean" if x["clean"] else "backdoor lives",
                    **({} if case else {"poison success": f"{x['poison_success']:.2f}"})}
                   for m, rounds in loops.items() for x in rounds])

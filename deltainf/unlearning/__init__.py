@@ -107,6 +107,16 @@ def backed_off(inputs: UnlearnInput, attempts: list[dict], run) -> nn.Module:
     return copy.deepcopy(inputs.model).eval()
 
 
+def from_scratch(method: str) -> bool:
+    """Whether ``method`` trains a new model without the forgotten points (EU) instead of changing the trained one."""
+    return bool(UNLEARNERS[method].attrs.get("from_scratch", False))
+
+
+def exact_method() -> str:
+    """The registered method that retrains from scratch (EU): the re-check's reference, where escalation goes."""
+    return next(name for name in UNLEARNERS if from_scratch(name))
+
+
 def batches(n: int, batch_size: int, gen: torch.Generator) -> list[torch.Tensor]:
     """A shuffled pass over ``n`` items in mini-batches."""
     order = torch.randperm(n, generator=gen)

@@ -151,7 +151,7 @@ def test_the_check_tells_a_removed_backdoor_from_a_living_one(demo):
     flagged = demo.detect("delta_influence").flagged
     model, _ = inv.unlearn("eu", flagged)
     good, _ = inv.recheck(model, flagged, "eu")
-    assert good["clean"] and (good["trigger_rate"] or 0) <= demo.config.max_trigger_rate
+    assert good["clean"] and good["trigger_rate"] is None  # sign 2 is for methods that keep the trained weights
     few = np.zeros_like(flagged)
     few[np.flatnonzero(demo.is_poison)[:5]] = True
     model, after = inv.unlearn("eu", few)
@@ -193,3 +193,16 @@ def test_damage_is_measured_per_class_so_a_mostly_flagged_class_counts(demo):
     with torch.no_grad():
         last.bias[3] -= 1e4
     assert inputs.damage(no_threes) == pytest.approx((y == 3).mean(), abs=0.03)
+
+
+def test_sign_two_measures_a_cheap_method_against_retraining(demo):
+    """CF on every flagged point forgets the removed look-alikes about as well as EU does; leaving the model
+    as it was sends them all to y, far above EU's share: the check says the backdoor lives."""
+    inv = demo.investigation
+    flagged = demo.detect("delta_influence").flagged
+    model, _ = inv.unlearn("cf", flagged)
+    cf, _ = inv.recheck(model, flagged, "cf")
+    assert cf["reference_rate"] is not None and cf["trigger_rate"] <= cf["reference_rate"] + demo.config.trigger_margin
+    untouched, _ = inv.recheck(demo.model, flagged, "cf")
+    assert untouched["trigger_rate"] > 0.9 > untouched["reference_rate"] + demo.config.trigger_margin
+    assert not untouched["clean"]
