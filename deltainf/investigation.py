@@ -228,6 +228,7 @@ class Investigation:
         p = self.query_target_prob(module)
         like = lookalikes(self.features(), self.query_features(), labels, y)
         look = torch.as_tensor(np.flatnonzero(first & like))
+        n_lookalikes = int((removed & like).sum())
         rate = reference = None
         if len(look) and not from_scratch(method):
             rate = share_sent_to(predict_logits(module, self.data.x_train[look], self.device), y)
@@ -240,9 +241,9 @@ class Investigation:
         c = self.config
         clean = (query_is_clean(predicted, p, y, c.clean_below)
                  and (rate is None or rate <= reference + c.trigger_margin)
-                 and fresh_like <= max(c.max_fresh, c.max_fresh_share * int((removed & like).sum())))
+                 and fresh_like <= max(c.max_fresh, c.max_fresh_share * n_lookalikes))
         return {"query_target_prob": p, "trigger_rate": rate, "reference_rate": reference,
-                "n_lookalikes": int((removed & like).sum()), "fresh_flags": int(fresh.sum()),
+                "n_lookalikes": n_lookalikes, "fresh_flags": int(fresh.sum()),
                 "fresh_lookalikes": fresh_like, "clean": clean}, fresh
 
     def unlearn_until_clean(self, method: str, flagged: np.ndarray, tau: float | None = None, k: int | None = None,

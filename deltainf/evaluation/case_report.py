@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..unlearning import from_scratch
 from .report import _clean, flagged_csv, loop_verdict, unlearn_detector
 
 
@@ -59,8 +60,8 @@ def _after(case, module, m: dict, method: str) -> dict:
             out[key] = m[key]
     r = case.recipe
     out["starts_from"] = (f"scratch: retrained with the engine's recipe ({r.epochs} epochs, {r.optimizer}, "
-                          f"learning rate {r.lr:g}), not from your weights") if method == "eu" or "escalated_from" in m \
-        else "your weights"
+                          f"learning rate {r.lr:g}), not from your weights") \
+        if from_scratch(method) or "escalated_from" in m else "your weights"
     return out
 
 
@@ -102,6 +103,6 @@ def summary_lines(report: dict) -> list[str]:
         acc = f", clean accuracy {r['clean_acc']:.3f}" if r.get("clean_acc") is not None else ""
         lines.append(f"unlearn {method} ({r['detector']} flags, {r['removed']} removed{loop_verdict(r)}): test image predicted "
                      f"{r['query_predicted_name']} (p = {r['query_probability']:.2f}){acc}   [{r['seconds']:.1f} s]"
-                     + ("   from scratch, the engine's recipe" if method == "eu" else ""))
+                     + ("   from scratch, the engine's recipe" if from_scratch(method) else ""))
     return lines
 

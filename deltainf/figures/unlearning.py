@@ -44,8 +44,9 @@ def before_after_figure(before: dict, afters: dict[str, dict], measures=EXPERIME
 
 def rounds_figure(per_round: dict[str, list[dict]]) -> go.Figure:
     """The re-check loop, round by round per method: poison success where it is known, else the test image's
-    P(y) (solid), the re-check's share of removed look-alikes still sent to y (dash-dot) and clean accuracy
-    where there is a test split (dotted), with the number of training points removed so far on each marker."""
+    P(y) (solid), how much more often than under EU the removed look-alikes still go to y (the re-check's
+    second sign, dash-dot) and clean accuracy where there is a test split (dotted), with the number of
+    training points removed so far on each marker."""
     data = []
     for i, (m, rounds) in enumerate(per_round.items()):
         r = [x["round"] for x in rounds]
@@ -57,10 +58,13 @@ def rounds_figure(per_round: dict[str, list[dict]]) -> go.Figure:
                      "textposition": "top right", "line": {"color": colour},
                      "hovertemplate": f"round %{{x}}<br>{name} %{{y:.3f}}<br>%{{text}}<extra></extra>"})
         if any(x.get("trigger_rate") is not None for x in rounds):  # the re-check's own sign, known without truth
-            data.append({"type": "scatter", "x": r, "y": [x.get("trigger_rate") for x in rounds],
-                         "name": f"{m.upper()} removed look-alikes → y (check)", "mode": "lines+markers",
+            excess = [None if x.get("trigger_rate") is None else x["trigger_rate"] - x["reference_rate"]
+                      for x in rounds]
+            data.append({"type": "scatter", "x": r, "y": excess,
+                         "name": f"{m.upper()} removed look-alikes → y, beyond EU (check)", "mode": "lines+markers",
                          "line": {"color": colour, "dash": "dashdot"}, "marker": {"symbol": "diamond"},
-                         "hovertemplate": "round %{x}<br>removed look-alikes sent to y %{y:.2f}<extra></extra>"})
+                         "hovertemplate": "round %{x}<br>removed look-alikes sent to y, beyond EU %{y:+.2f}"
+                                          "<extra></extra>"})
         if "clean_acc" in rounds[0]:
             data.append({"type": "scatter", "x": r, "y": [x["clean_acc"] for x in rounds],
                          "name": f"{m.upper()} clean accuracy", "mode": "lines+markers",

@@ -4,8 +4,8 @@
 A method is ``fn(inputs: UnlearnInput, settings) -> nn.Module``: it removes the flagged training points
 from the trained (poisoned) model. Its ``version`` (default 1) is part of its results' cache keys: bump it
 when the method changes; ``from_scratch=True`` marks one that trains a new model (EU) rather than changing
-the trained one, which the re-check reads differently. All use shuffled seeded mini-batches and count epochs as full passes
-over the data they iterate (never steps called epochs). None of them sees ground truth.
+the trained one, which the re-check reads differently. All use shuffled seeded mini-batches and count epochs
+as full passes over the data they iterate (never steps called epochs). None of them sees ground truth.
 """
 from __future__ import annotations
 
@@ -41,6 +41,7 @@ class UnlearnInput:
     max_damage: float = 0.03  # the most accuracy a method may cost on the held-out slice
     notes: dict = field(default_factory=dict)
     _holdout: np.ndarray | None = field(default=None, init=False, repr=False)
+    _right_before: np.ndarray | None = field(default=None, init=False, repr=False)
 
     def holdout(self) -> tuple[np.ndarray, np.ndarray]:
         """(held-out slice, the rest) of the retained points; the method's own updates never see the slice. A
@@ -59,13 +60,15 @@ class UnlearnInput:
             self._holdout = np.sort(np.concatenate(picks))
         return self._holdout, np.setdiff1d(np.flatnonzero(~self.flagged), self._holdout)
 
-    def damage(self, model: nn.Module, held_out: np.ndarray | None = None) -> float:
-        """Accuracy ``model`` lost against the trained model on the held-out slice (or the points ``held_out``):
-        per class, weighted as the classes are in the training set — the drop a balanced test set would see."""
-        idx = self.holdout()[0] if held_out is None else np.asarray(held_out)
+    def damage(self, model: nn.Module) -> float:
+        """Accuracy ``model`` lost against the trained model on the held-out slice: per class, weighted as the
+        classes are in the training set — the drop a balanced test set would see."""
+        idx = self.holdout()[0]
         labels = self.y.numpy()[idx]
         x = self.x[torch.as_tensor(idx)]
-        before = np.asarray(predict_logits(self.model, x, self.device)).argmax(1) == labels
+        if self._right_before is None:  # the trained model's answers, asked once for every attempt
+            self._right_before = np.asarray(predict_logits(self.model, x, self.device)).argmax(1) == labels
+        before = self._right_before
         after = np.asarray(predict_logits(model, x, self.device)).argmax(1) == labels
         share = np.bincount(self.y.numpy(), minlength=int(labels.max()) + 1) / len(self.y)
         classes = np.unique(labels)

@@ -30,7 +30,8 @@ def scrub(inputs: UnlearnInput, s: ScrubSettings) -> nn.Module:
 
     Ascent of the divergence on the forget set for the first ``scrub_msteps`` epochs; KL + CE descent on
     the retained set every epoch. Past ``max_damage`` on the held-out slice it backs off: half the learning
-    rate and one ascent epoch fewer each time, down to no ascent (distillation on the retained points alone), then leaves the model as it was."""
+    rate and one ascent epoch fewer each time, down to no ascent (distillation on the retained points alone),
+    then leaves the model as it was."""
     attempts = [{"lr_share": s.scrub_lr_share / 2 ** i, "msteps": s.scrub_msteps - i}
                 for i in range(s.scrub_msteps + 1)]
     return backed_off(inputs, attempts, lambda a: _scrub(inputs, s, a["lr_share"], a["msteps"]))

@@ -19,8 +19,8 @@ class SSDSettings:
     ssd_alpha: float | None = option(None, "SSD selection threshold α (default: picked from --ssd-alphas)",
                                      kind="positive")
     ssd_lambda: float = option(1.0, "SSD dampening constant λ", kind="positive")
-    ssd_alphas: tuple[float, ...] = option((1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0), "SSD: the α searched when none is given",
-                                           cli=False)
+    ssd_alphas: tuple[float, ...] = option((1.0, 3.0, 10.0, 30.0, 100.0, 300.0, 1000.0),
+                                           "SSD: the α searched when none is given", cli=False)
 
 
 def importances(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 64) -> dict[str, torch.Tensor]:

@@ -120,7 +120,7 @@ def test_weights_roundtrip_and_bad_files(demo):
         load_weights_into(demo.recipe.new_model(), weights_to_bytes(build_model("resnet18", 10, torch.zeros(3), torch.ones(3))))
 
 
-def test_the_loop_stops_on_the_check_and_escalates():
+def test_the_loop_stops_on_the_check_and_reports_the_last_verdict():
     """The loop's mechanics with stand-ins: rounds add what the fresh round flags until the check says clean,
     and a loop that runs out of rounds reports the last verdict."""
     from deltainf.unlearning.recheck import unlearn_until_clean
@@ -202,7 +202,8 @@ def test_sign_two_measures_a_cheap_method_against_retraining(demo):
     flagged = demo.detect("delta_influence").flagged
     model, _ = inv.unlearn("cf", flagged)
     cf, _ = inv.recheck(model, flagged, "cf")
-    assert cf["reference_rate"] is not None and cf["trigger_rate"] <= cf["reference_rate"] + demo.config.trigger_margin
+    assert cf["reference_rate"] is not None
+    assert cf["trigger_rate"] <= cf["reference_rate"] + demo.config.trigger_margin
     untouched, _ = inv.recheck(demo.model, flagged, "cf")
     assert untouched["trigger_rate"] > 0.9 > untouched["reference_rate"] + demo.config.trigger_margin
     assert not untouched["clean"]
