@@ -21,7 +21,7 @@ from .influence import stages
 from .influence.delta import delta_flags, delta_matrix
 from .influence.queries import Queries
 from .influence.suggest import resolve_tau_k
-from .models.features import embeddings, lookalikes
+from .models.features import embeddings, likeness, lookalikes
 from .models.training import Recipe, accuracy, predict_logits
 from .progress import Reporter, Timings
 from .store import Store, array_fingerprint, content_key
@@ -219,7 +219,10 @@ class Investigation:
           look like the test image — at most ``max_fresh``, or ``max_fresh_share`` of the removed look-alikes: no
           collapse pile of poisons is left.
 
-        Returns the verdict with its signs, and the fresh round's flags over the kept points.
+        Returns the verdict with its signs, and what to remove next should it fail, over the kept points: the
+        fresh round's flags and the *kin* of the removed set (:meth:`kin`) — poisons the detector missed share
+        the trigger with those it found, and once the test image is fixed a fresh round no longer sees them.
+        (The kin are not a sign: a removed set with many clean images of y has clean kin.)
         """
         removed = np.asarray(removed, bool)
         first = removed if first is None else np.asarray(first, bool)
@@ -242,15 +245,28 @@ class Investigation:
         clean = (query_is_clean(predicted, p, y, c.clean_below)
                  and (rate is None or rate <= reference + c.trigger_margin)
                  and fresh_like <= max(c.max_fresh, c.max_fresh_share * n_lookalikes))
+        kin = self.kin(removed)[keep]
         return {"query_target_prob": p, "trigger_rate": rate, "reference_rate": reference,
                 "n_lookalikes": n_lookalikes, "fresh_flags": int(fresh.sum()),
-                "fresh_lookalikes": fresh_like, "clean": clean}, fresh
+                "fresh_lookalikes": fresh_like, "kin": int(kin.sum()), "clean": clean}, fresh | kin
+
+    def kin(self, removed: np.ndarray) -> np.ndarray:
+        """The kept images labelled y at least as like the test image
+        (:func:`~deltainf.models.features.likeness`) as the ``kin_quantile`` quantile of the removed images like
+        it (those at least as like it as the median image of y)."""
+        y, labels = self.query.label, self.data.y_train.numpy()
+        like = likeness(self.features(), self.query_features(), labels, y)
+        of_y = labels == y
+        removed_like = removed & of_y & (like >= np.quantile(like[of_y], 0.5)) if of_y.any() else of_y
+        if not removed_like.any():
+            return np.zeros_like(removed)
+        return ~removed & of_y & (like >= np.quantile(like[removed_like], self.config.kin_quantile))
 
     def unlearn_until_clean(self, method: str, flagged: np.ndarray, tau: float | None = None, k: int | None = None,
                             max_rounds: int | None = None, escalate: bool | None = None) -> tuple[nn.Module, dict]:
-        """Unlearn, then re-check (:meth:`recheck`): while the backdoor is not gone, run Δ-Influence on the new
-        model over the remaining points at this τ/k, add what it flags, and unlearn again (from the original
-        model). With ``escalate``, a cheap method that still fails the check after its last round hands what it
+        """Unlearn, then re-check (:meth:`recheck`): while the backdoor is not gone, add what the check's fresh
+        Δ-Influence round flags and the kin of the removed set, and unlearn again (from the original model).
+        With ``escalate``, a cheap method that still fails the check after its last round hands what it
         removed, and what its last check flagged, to exact unlearning (EU), which goes on the same way."""
         def judge_for(name):  # at the first round's τ/k, and sign 2 on the first round's removed set
             return lambda module, key, removed: self.recheck(module, removed, name, tau, k, first=flagged)

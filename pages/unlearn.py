@@ -151,13 +151,15 @@ if loops:
     with st.container(key="recheck_table"):
         st.caption("The re-check, round by round (no ground truth): the test image's P(y); the share of the removed "
                    "images that look like it still sent to y, against EU's share (a model retrained without them, which "
-                   "sends the clean ones among them to y too); images like it a fresh Δ-Influence round would flag."
+                   "sends the clean ones among them to y too); images like it a fresh Δ-Influence round would flag; kept "
+                   "images of y as like it as the removed ones (kin, removed next when the check fails)."
                    + ("" if case else " Poison success (ground truth, known here) beside it."))
         st.table([{"method": m.upper(), "round": x["round"], "removed": x["n_removed"],
                    "P(y) on the test image": f"{x['query_target_prob']:.3f}",
                    "removed look-alikes sent to y (EU)": "—" if x["trigger_rate"] is None
                    else f"{x['trigger_rate']:.2f} ({x['reference_rate']:.2f})",
-                   "fresh look-alikes": x["fresh_lookalikes"], "verdict": "clean" if x["clean"] else "backdoor lives",
+                   "fresh look-alikes": x["fresh_lookalikes"], "kin": x.get("kin", 0),
+                   "verdict": "clean" if x["clean"] else "backdoor lives",
                    **({} if case else {"poison success": f"{x['poison_success']:.2f}"})}
                   for m, rounds in loops.items() for x in rounds])
 

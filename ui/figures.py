@@ -79,15 +79,12 @@ def attack_previews(attacks: tuple[str, ...], settings: tuple, seed: int) -> dic
     return {a: experiment_figures.attack_preview(a, cfg, sample) for a in attacks}
 
 
-def query_similarity(instance: Instance, exp) -> np.ndarray:
-    """Cosine similarity of every training image to the test image in the model's last hidden layer (cached)."""
-    from deltainf.models.features import embeddings
+def query_likeness(instance: Instance, exp) -> np.ndarray:
+    """Every training image's likeness to the test image (what the refined Δ-Influence thresholds; cached)."""
+    from deltainf.models.features import likeness
 
     def make():
         inv = exp.investigation
-        train = inv.features().astype(np.float64)
-        query = embeddings(exp.model, exp.query_image[None], exp.device).astype(np.float64)[0]
-        norms = np.linalg.norm(train, axis=1) * np.linalg.norm(query) + 1e-12
-        return train @ query / norms
+        return likeness(inv.features(), inv.query_features(), inv.data.y_train.numpy(), inv.query.label)
 
-    return runtime().view(("similarity", instance.content), make)
+    return runtime().view(("likeness", instance.content), make)

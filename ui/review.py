@@ -1,4 +1,4 @@
-"""The analyst's review of the flagged images: each with its file, class, drop count, mean Δ and similarity to the
+"""The analyst's review of the flagged images: each with its file, class, drop count, mean Δ and likeness to the
 test image, sortable; each can be marked confirmed or dismissed. Unlearning and exports use the confirmed set
 when one is marked (``confirmed``)."""
 from __future__ import annotations
@@ -8,10 +8,10 @@ import streamlit as st
 
 from deltainf.figures.images import png_data_uri, upscale
 
-from .figures import query_similarity
+from .figures import query_likeness
 from .jobs import Instance
 
-SORTS = {"drops": "drop count", "mean": "mean Δ (lowest first)", "similarity": "similarity to the test image"}
+SORTS = {"drops": "drop count", "mean": "mean Δ (lowest first)", "likeness": "likeness to the test image"}
 STATUSES = ("unmarked", "confirmed", "dismissed")
 MAX_ROWS = 300
 
@@ -44,9 +44,9 @@ def review(instance: Instance, src, view) -> None:
                                 selection_mode="single") or "drops"
     c2.button("Refresh at the current τ and k", key="review_refresh", help="The sliders above redraw their own part "
               "of the page; this table follows them when it is drawn again.")
-    counts, mean, sim = view.counts(tau), view.rel.mean(axis=0), query_similarity(instance, src)
+    counts, mean, like = view.counts(tau), view.rel.mean(axis=0), query_likeness(instance, src)
     refined = src.detect("delta_refined", tau, k).flagged  # the collapsed points that look like the test image
-    key = {"drops": (mean[idx], -counts[idx]), "mean": (-counts[idx], mean[idx]), "similarity": (-sim[idx],)}[sort]
+    key = {"drops": (mean[idx], -counts[idx]), "mean": (-counts[idx], mean[idx]), "likeness": (-like[idx],)}[sort]
     idx = idx[np.lexsort(key)][:MAX_ROWS]
     data, state = src.train_set, marks(instance)
     s = max(1, round(48 / data.x_train.shape[-1]))
@@ -54,7 +54,7 @@ def review(instance: Instance, src, view) -> None:
             "file": [data.train_paths[i] if data.train_paths else f"#{i}" for i in idx],
             "class": [data.classes[int(data.y_train[i])] for i in idx],
             "drops": [int(counts[i]) for i in idx], "mean Δ / scale": [float(mean[i]) for i in idx],
-            "similarity": [float(sim[i]) for i in idx], "like the test image": [bool(refined[i]) for i in idx],
+            "likeness": [float(like[i]) for i in idx], "like the test image": [bool(refined[i]) for i in idx],
             "status": [state.get(int(i), STATUSES[0]) for i in idx]}
     import pandas as pd
 
@@ -66,12 +66,15 @@ def review(instance: Instance, src, view) -> None:
         disabled=[c for c in rows if c != "status"],
         column_config={"image": st.column_config.ImageColumn("image", width="small"),
                        "mean Δ / scale": st.column_config.NumberColumn(format="%.3g"),
-                       "similarity": st.column_config.NumberColumn(format="%.3f", help="Cosine similarity to the "
-                                                                   "test image in the model's last hidden layer."),
+                       "likeness": st.column_config.NumberColumn(format="%.3f", help=(
+                           "How far the image differs from a typical training image of the test image's label the "
+                           "way the test image does: the cosine of both differences in the model's last hidden "
+                           "layer.")),
                        "like the test image": st.column_config.CheckboxColumn(
-                           help="At least as similar to the test image as a typical training image of its label: "
-                                "what the refined Δ-Influence keeps (clean images of that label collapse too, "
-                                "but look less like the test image than the poisons do)."),
+                           help="Its likeness is at least the median likeness of the training images labelled "
+                                "like the test image: what the refined Δ-Influence keeps (clean images of that "
+                                "label collapse too, but do not share what makes the test image differ from a "
+                                "typical one, as poisons carrying its trigger do)."),
                        "status": st.column_config.SelectboxColumn("status", options=list(STATUSES))})
     for i, status in zip(idx, edited["status"]):
         if status in STATUSES[1:]:

@@ -2,10 +2,15 @@
 
 Influence collapse also catches clean training images of the test image's label y: they supported y, and a
 copy with a random label no longer needs them. The poisons differ in what the model sees: they carry what
-makes the test image misbehave (a trigger), so in the last hidden layer they lie closer to the test image
-than the typical image labelled y. The refinement keeps a Δ-flagged point only when its cosine similarity to
-the test image is at least the ``refined_quantile`` quantile of the similarities of every training point
-labelled y (flagged or not; no ground truth is used).
+makes the test image differ from a typical image of y (the trigger), so in the last hidden layer their own
+difference from the typical image of y points the same way as the test image's (:func:`likeness`; the
+typical image is the coordinate-wise median). The refinement keeps a collapsed point only when its likeness
+is at least the ``refined_quantile`` quantile of the likeness of every training point labelled y (flagged or
+not; no ground truth is used).
+
+Its candidates are the τ/k rule's flags with τ raised to 0 when it is lower: the refinement removes the
+clean points itself, so it starts from every point whose influence falls on T − k copies at all (a suggested
+τ below 0 trades poisons with small Δ for precision, which the refinement gives back anyway).
 """
 from __future__ import annotations
 
@@ -13,31 +18,33 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..influence.delta import delta_flags, delta_matrix
+from ..models.features import likeness
 from ..options import option
-from ..models.features import similarity
 from . import Detection, DetectorInput, register
 from .delta_influence import delta_rule
 
 
 @dataclass(frozen=True)
 class RefinedSettings:
-    refined_quantile: float = option(0.5, "Δ refined: keep the flagged points at least as similar to the test image "
-                                          "as this quantile of the training points labelled like it",
+    refined_quantile: float = option(0.5, "Δ refined: keep the collapsed points at least as like the test image as "
+                                          "this quantile of the training points labelled like it",
                                      kind="fraction")
 
 
 @register("delta_refined", label="Δ-Influence, refined", order=5, settings=RefinedSettings, modes=("full",),
           features=True)
 def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
-    """Δ-Influence refined: the collapsed points at least as like the test image as a typical image of its label.
-
-    Similarity is the cosine in the model's last hidden layer; "typical" is the ``refined_quantile`` quantile
-    over every training point labelled like the test image."""
+    """Δ-Influence refined: of the collapsed points (τ no lower than 0), those that differ from a typical image of
+    the test image's label the way the test image does, at least as much as the median image of that label."""
     rule = delta_rule(inputs, "full", "delta_refined")
-    sim = similarity(inputs.features, inputs.query_features)
+    candidate_tau = max(rule.params["tau"], 0.0)
+    collapsed = delta_flags(delta_matrix(inputs.scores["full"]), candidate_tau, rule.params["k"])
+    like = likeness(inputs.features, inputs.query_features, inputs.labels, inputs.query_label)
     same = inputs.labels == inputs.query_label
-    threshold = float(np.quantile(sim[same], s.refined_quantile)) if same.any() else -1.0
-    kept = rule.flagged & (sim >= threshold)
-    return Detection("delta_refined", kept, np.where(rule.flagged, sim, -1.0), {
-        **rule.params, "quantile": s.refined_quantile, "similarity_threshold": round(threshold, 4),
-        "n_collapsed": int(rule.flagged.sum()), "n_dropped_as_unlike_the_query": int((rule.flagged & ~kept).sum())})
+    threshold = float(np.quantile(like[same], s.refined_quantile)) if same.any() else -1.0
+    kept = collapsed & (like >= threshold)
+    return Detection("delta_refined", kept, np.where(collapsed, like, -1.0), {
+        **rule.params, "candidate_tau": candidate_tau, "quantile": s.refined_quantile,
+        "likeness_threshold": round(threshold, 4), "n_collapsed": int(collapsed.sum()),
+        "n_dropped_as_unlike_the_query": int((collapsed & ~kept).sum())})

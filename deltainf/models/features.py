@@ -41,6 +41,14 @@ def similarity(features: np.ndarray, query: np.ndarray) -> np.ndarray:
     return f @ q / (np.linalg.norm(f, axis=1) * np.linalg.norm(q) + 1e-12)
 
 
+def likeness(features: np.ndarray, query: np.ndarray, labels: np.ndarray, label: int) -> np.ndarray:
+    """How far each row of ``features`` differs from a typical point labelled ``label`` in the way ``query`` does:
+    the cosine of (f − m) and (query − m), m the coordinate-wise median of the points with that label."""
+    same = labels == label
+    m = np.median(features[same], axis=0) if same.any() else 0.0
+    return similarity(features - m, np.asarray(query) - m)
+
+
 def lookalikes(features: np.ndarray, query: np.ndarray, labels: np.ndarray, label: int,
                quantile: float = 0.5) -> np.ndarray:
     """The training points labelled ``label`` at least as similar to ``query`` as the ``quantile`` quantile of all

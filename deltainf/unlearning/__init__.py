@@ -38,7 +38,7 @@ class UnlearnInput:
     flagged: np.ndarray    # bool (N,): the points to forget
     recipe: Recipe
     progress: ProgressFn = silent
-    max_damage: float = 0.03  # the most accuracy a method may cost on the held-out slice
+    max_damage: float = 0.015  # the most accuracy a method may cost on the held-out slice
     notes: dict = field(default_factory=dict)
     _holdout: np.ndarray | None = field(default=None, init=False, repr=False)
     _right_before: np.ndarray | None = field(default=None, init=False, repr=False)

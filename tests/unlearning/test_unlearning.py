@@ -207,3 +207,18 @@ def test_sign_two_measures_a_cheap_method_against_retraining(demo):
     untouched, _ = inv.recheck(demo.model, flagged, "cf")
     assert untouched["trigger_rate"] > 0.9 > untouched["reference_rate"] + demo.config.trigger_margin
     assert not untouched["clean"]
+
+
+def test_the_kin_of_a_removed_set_are_the_poisons_it_missed(demo):
+    """Poisons the detector missed share the trigger with those it found: of 35 poisons removed (seeded), the kept
+    images of y at least as like the test image as the removed ones are the missed poisons, and the check hands
+    them to the next round."""
+    inv, poison = demo.investigation, demo.is_poison
+    removed = np.zeros_like(poison)
+    removed[np.random.default_rng(0).permutation(np.flatnonzero(poison))[:35]] = True
+    kin = inv.kin(removed)
+    assert (kin & poison).sum() >= 12 and (kin & ~poison).sum() <= 2 and not (kin & removed).any()
+    model, _ = inv.unlearn("eu", removed)
+    verdict, nxt = inv.recheck(model, removed, "eu")
+    assert verdict["kin"] == kin.sum() and not verdict["clean"]  # (the test image still gets y)
+    assert nxt[kin[~removed]].all()  # over the kept points: the kin are removed next
