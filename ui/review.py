@@ -71,10 +71,10 @@ def review(instance: Instance, src, view) -> None:
                            "way the test image does: the cosine of both differences in the model's last hidden "
                            "layer.")),
                        "like the test image": st.column_config.CheckboxColumn(
-                           help="Its likeness is at least the median likeness of the training images labelled "
-                                "like the test image: what the refined Δ-Influence keeps (clean images of that "
-                                "label collapse too, but do not share what makes the test image differ from a "
-                                "typical one, as poisons carrying its trigger do)."),
+                           help="Its likeness is at least the refined quantile (default 0.4) of the likeness of "
+                                "the training images labelled like the test image: what the refined Δ-Influence "
+                                "keeps (clean images of that label collapse too, but do not share what makes the "
+                                "test image differ from a typical one, as poisons carrying its trigger do)."),
                        "status": st.column_config.SelectboxColumn("status", options=list(STATUSES))})
     for i, status in zip(idx, edited["status"]):
         if status in STATUSES[1:]:

@@ -27,7 +27,7 @@ from .delta_influence import delta_rule
 
 @dataclass(frozen=True)
 class RefinedSettings:
-    refined_quantile: float = option(0.5, "Δ refined: keep the collapsed points at least as like the test image as "
+    refined_quantile: float = option(0.4, "Δ refined: keep the collapsed points at least as like the test image as "
                                           "this quantile of the training points labelled like it",
                                      kind="fraction")
 
@@ -36,7 +36,7 @@ class RefinedSettings:
           features=True)
 def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
     """Δ-Influence refined: of the collapsed points (τ no lower than 0), those that differ from a typical image of
-    the test image's label the way the test image does, at least as much as the median image of that label."""
+    the test image's label the way the test image does, more than the 40 % of that label's images least so."""
     rule = delta_rule(inputs, "full", "delta_refined")
     candidate_tau = max(rule.params["tau"], 0.0)
     collapsed = delta_flags(delta_matrix(inputs.scores["full"]), candidate_tau, rule.params["k"])
