@@ -21,7 +21,7 @@ from .influence import stages
 from .influence.delta import delta_flags, delta_matrix
 from .influence.queries import Queries
 from .influence.suggest import resolve_tau_k
-from .models.features import embeddings, likeness, lookalikes
+from .models.features import embeddings, label_quantile, likeness, lookalikes
 from .models.training import Recipe, accuracy, predict_logits
 from .progress import Reporter, Timings
 from .store import Store, array_fingerprint, content_key
@@ -70,6 +70,7 @@ class Investigation:
         self.evaluator = evaluator
         self._scores: dict[str, np.ndarray] = {}
         self._detections: dict[tuple, Detection] = {}
+        self._features: dict[str, np.ndarray] = {}
 
     @property
     def device(self) -> torch.device:
@@ -133,14 +134,18 @@ class Investigation:
     # ----------------------------------------------------------------- detection
     def features(self) -> np.ndarray:
         """Last-hidden-layer activations of the training set under the model (cached by the model key)."""
-        key = content_key("activations", self.model.key)
-        entry, _ = self.store.get_or_make(key, lambda: ({"emb": embeddings(
-            self.model.module, self.data.x_train, self.device).astype(np.float32)}, {}))
-        return entry.arrays["emb"]
+        if "train" not in self._features:
+            key = content_key("activations", self.model.key)
+            entry, _ = self.store.get_or_make(key, lambda: ({"emb": embeddings(
+                self.model.module, self.data.x_train, self.device).astype(np.float32)}, {}))
+            self._features["train"] = entry.arrays["emb"]
+        return self._features["train"]
 
     def query_features(self) -> np.ndarray:
         """The test image's last-hidden-layer activations under the model."""
-        return embeddings(self.model.module, self.query.image[None], self.device)[0]
+        if "query" not in self._features:
+            self._features["query"] = embeddings(self.model.module, self.query.image[None], self.device)[0]
+        return self._features["query"]
 
     def detect(self, name: str, tau: float | None = None, k: int | None = None) -> Detection:
         """Run detector ``name`` with exactly the inputs it declares; τ/k default to the configured ones."""
@@ -257,7 +262,7 @@ class Investigation:
         y, labels = self.query.label, self.data.y_train.numpy()
         like = likeness(self.features(), self.query_features(), labels, y)
         of_y = labels == y
-        removed_like = removed & of_y & (like >= np.quantile(like[of_y], 0.5)) if of_y.any() else of_y
+        removed_like = removed & of_y & (like >= label_quantile(like, labels, y, 0.5))
         if not removed_like.any():
             return np.zeros_like(removed)
         return ~removed & of_y & (like >= np.quantile(like[removed_like], self.config.kin_quantile))

@@ -58,7 +58,8 @@ repeat = st.toggle(
          f"{exp.config.clean_below:g} probability), the removed images that look like it must go to y hardly more "
          "often than under a model retrained without them (EU), and "
          "a fresh Δ-Influence round on the new model must find no new pile of look-alikes. While one of them fails, "
-         "what the fresh round flags is removed too and the method runs again.")
+         "what the fresh round flags is removed too, with the kept images of y as like the test image as the removed "
+         "ones (poisons the detector missed), and the method runs again.")
 escalate = st.toggle("…and if a cheap method leaves the backdoor, escalate to EU", key="escalate", disabled=not repeat,
                      help="When the re-check still finds the backdoor after the last round of CF, SSD, SCRUB or BadT, "
                           "exact unlearning (retraining without everything removed so far) takes over.")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..influence.delta import delta_flags, delta_matrix
-from ..models.features import likeness
+from ..models.features import label_quantile, likeness
 from ..options import option
 from . import Detection, DetectorInput, register
 from .delta_influence import delta_rule
@@ -41,8 +41,7 @@ def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
     candidate_tau = max(rule.params["tau"], 0.0)
     collapsed = delta_flags(delta_matrix(inputs.scores["full"]), candidate_tau, rule.params["k"])
     like = likeness(inputs.features, inputs.query_features, inputs.labels, inputs.query_label)
-    same = inputs.labels == inputs.query_label
-    threshold = float(np.quantile(like[same], s.refined_quantile)) if same.any() else -1.0
+    threshold = label_quantile(like, inputs.labels, inputs.query_label, s.refined_quantile)
     kept = collapsed & (like >= threshold)
     return Detection("delta_refined", kept, np.where(collapsed, like, -1.0), {
         **rule.params, "candidate_tau": candidate_tau, "quantile": s.refined_quantile,

@@ -49,12 +49,15 @@ def likeness(features: np.ndarray, query: np.ndarray, labels: np.ndarray, label:
     return similarity(features - m, np.asarray(query) - m)
 
 
+def label_quantile(cosine: np.ndarray, labels: np.ndarray, label: int, quantile: float) -> float:
+    """The ``quantile`` quantile of a cosine over the points labelled ``label`` (−1, its least, when none is)."""
+    same = labels == label
+    return float(np.quantile(cosine[same], quantile)) if same.any() else -1.0
+
+
 def lookalikes(features: np.ndarray, query: np.ndarray, labels: np.ndarray, label: int,
                quantile: float = 0.5) -> np.ndarray:
     """The training points labelled ``label`` at least as similar to ``query`` as the ``quantile`` quantile of all
     points with that label (those that look like the test image more than a typical image of its label)."""
     sim = similarity(features, query)
-    same = labels == label
-    if not same.any():
-        return same
-    return same & (sim >= np.quantile(sim[same], quantile))
+    return (labels == label) & (sim >= label_quantile(sim, labels, label, quantile))
