@@ -181,7 +181,19 @@ def text(pg, selector: str) -> str:
 def sidebar(pg) -> str:
     """The sidebar's text once drawn: it is drawn after the page, so a page can be ready before it."""
     pg.wait_for_selector("[data-testid='stSidebarUserContent'] h4:has-text('Device')")  # its last heading
+    # The heading survives from the page before: wait for the rerun to end and the text to hold still.
+    pg.wait_for_function(SIDEBAR_SETTLED, polling=250, timeout=30_000)
     return text(pg, "[data-testid='stSidebarUserContent']")
+
+
+SIDEBAR_SETTLED = """() => {
+  const running = document.querySelector("[data-testid^='stStatusWidgetRunning']")
+    || document.querySelector("[data-testid='stSidebarUserContent'] [data-stale='true']");
+  const now = (document.querySelector("[data-testid='stSidebarUserContent']") || {}).textContent;
+  const settled = !running && now === window.__sidebarText;
+  window.__sidebarText = now;
+  return settled;
+}"""
 
 
 # In-page probe: time from the key press to the moment the metrics AND the watched charts show new content.
