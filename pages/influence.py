@@ -2,122 +2,102 @@
 import numpy as np
 import streamlit as st
 
-from deltainf.figures import influence as figures
+from deltainf.figures import live as live_figures
+from deltainf.figures.influence import small_multiples
 from ui import prerequisites as pre
-from ui.figures import delta_view, detector_params, suggestion
+from ui.figures import delta_view, detector_params, flagged_table, suggestion, thumbnail_strip
+from ui.live import choice, delta_live
 from ui.review import review
 from ui.state import runtime
 
-STEP = 0.05
-MAX_SHOWN = 30
-LIVE = {"displayModeBar": False}  # charts redrawn on every τ/k move: no toolbar to rebuild each time
-
 st.title("Influence")
-st.caption("EK-FAC influence scores every training point against the test image and its T copies. "
-           "Δ[t, i] = score(copy t, point i) − score(original, point i). A poison's influence collapses "
-           "(Δ < τ) on nearly every copy; flag a point when at least T − k of its Δ fall below τ.")
-
 instance, exp = pre.require_trained()
 pre.await_job(pre.scores_job(instance, exp), what="Computing influence in the background…")
 view = delta_view(instance, exp)
 detector_params(view, exp)
 suggested = suggestion(instance, exp)
-
 known = "" if view.is_poison is None else f" ({int(view.is_poison.sum())} poisons, known here)"
-st.markdown(f"{view.delta.shape[1]} training points{known}, T = {view.T} copies ({exp.config.mode}). Raw scores are "
-            f"unnormalised, so τ is set in units of their **scale** = median |score| on the original test image = "
-            f"**{view.scale:.4g}**.")
+st.caption(f"{view.delta.shape[1]} training points{known} · T = {view.T} copies ({exp.config.mode}) · Δ = influence "
+           "on a copy − influence on the test image. A poison's influence collapses (Δ < τ) on nearly every copy: "
+           "flag a point when at least T − k of its Δ fall below τ. Arrow keys move a focused slider.")
 
 
-def _from_rel() -> None:
+def _grid() -> live_figures.TauGrid:
+    """τ's grid: through the typed τ, else through the suggestion, covering both with room to spare (fixed while
+    the sliders move, so the browser keeps its copy of Δ)."""
     ss = st.session_state
-    ss.det_tau, ss.det_chosen = float(ss.tau_rel) * view.scale, True
-    ss.tau_raw = ss.det_tau
+    sugg = suggested[0] / view.scale
+    grid = live_figures.tau_grid(sugg if ss.get("det_anchor") is None else ss.det_anchor, sugg)
+    if abs(grid.value(grid.index(ss.det_tau / view.scale)) * view.scale - ss.det_tau) > 1e-9 * view.scale:
+        ss.det_anchor = ss.det_tau / view.scale  # a τ off the grid (restored, or from the command line)
+        grid = live_figures.tau_grid(ss.det_anchor, sugg)
+    return grid
 
 
-def _from_raw() -> None:
+def _on_choice() -> None:
+    ss, c = st.session_state, choice()
+    grid = ss.get("live_grid")
+    if not c or grid is None or c.get("version") != grid[0]:
+        return  # a move on an older picture of Δ
+    if c.get("suggested"):
+        ss.det_tau, ss.det_k, ss.det_chosen = float(suggested[0]), int(suggested[1]), False
+    else:
+        i = int(c["index"])
+        exact = ss.get("det_anchor") is not None and i == grid[1].index(ss.det_anchor)
+        ss.det_tau = ss.det_anchor * view.scale if exact else grid[1].value(i) * view.scale
+        ss.det_k, ss.det_chosen = int(c["k"]), True
+    ss.live_sig = (ss.det_tau, ss.det_k)
+
+
+def _typed() -> None:
     ss = st.session_state
     ss.det_tau, ss.det_chosen = float(ss.tau_raw), True
-    ss.tau_rel = _rel(ss.det_tau)
-
-
-def _from_k() -> None:
-    st.session_state.det_k, st.session_state.det_chosen = int(st.session_state.k), True
-
-
-def _use_suggestion() -> None:
-    st.session_state.det_tau, st.session_state.det_k = suggested
-    st.session_state.det_chosen = False
-
-
-def _rel(tau: float) -> float:
-    return float(np.clip(round(tau / view.scale / STEP) * STEP, -2.0, 2.0))
+    ss.det_anchor = ss.det_tau / view.scale
 
 
 @st.fragment
 def live() -> None:
-    """Controls and everything they change; a move reruns only this part."""
+    """The live area, then what needs the server at the settled τ/k; a settle reruns only this part."""
     ss = st.session_state
     tau, k = float(ss.det_tau), int(ss.det_k)
-    # Widgets take their values from the session's τ and k, which outlive page switches. Written on every
-    # run on purpose: a browser that fell behind (fast key presses) is put back in step with what is used.
-    ss.tau_raw = tau
-    ss.tau_rel = _rel(tau)
-    ss.k = k
-    c1, c2, c3 = st.columns([3, 2, 3])
-    c1.slider("τ in units of the scale", -2.0, 2.0, step=STEP, key="tau_rel", on_change=_from_rel,
-              help="A Δ below τ counts as a drop. 0 is the paper code's default.")
-    c2.number_input("exact τ (raw score units)", key="tau_raw", format="%.6g", step=view.scale * STEP,
-                    on_change=_from_raw, help="Any value, e.g. the paper's τ ∈ {0, −1, −5, −10, −100}.")
-    if view.T > 1:
-        c3.slider("k: copies allowed not to drop", 0, view.T - 1, key="k", on_change=_from_k,
-                  help=f"Flag a point when at least T − k = {view.T} − k copies drop.")
-    else:
-        c3.caption("k = 0: with T = 1 the one copy must drop.")
-    current = (tau, k) == tuple(suggested)
-    st.button(("Using" if current else "Use") + f" the suggestion: τ = {suggested[0] / view.scale:+.2f} × scale, "
-              f"k = {suggested[1]}", key="use_suggested", on_click=_use_suggestion, disabled=current,
-              help="Chosen without ground truth: the cut T − k that best separates the pile-up at T drops from "
-                   "the rest of the drop-count histogram.")
-    m = view.metrics(tau, k)
-    with st.container(key="live_metrics", horizontal=True):
-        if view.is_poison is not None:
-            st.metric("TPR", f"{m['tpr']:.3f}", help="Share of the poisons that are flagged.", border=True)
-            st.metric("Precision", f"{m['precision']:.3f}", help="Share of the flagged that are poisons.", border=True)
-        st.metric("Flagged", f"{m['n_flagged']}", help=f"of {view.delta.shape[1]} training points", border=True)
-        if view.is_poison is not None:
-            st.metric("Poisons found", f"{round(m['tpr'] * m['n_poison'])} / {m['n_poison']}", border=True)
-            st.metric("F1", f"{m['f1']:.3f}", help="Harmonic mean of TPR and precision.", border=True)
-        else:
-            at = view.metrics(*suggested)["n_flagged"]
-            st.metric("At the suggestion", f"{at}", border=True, help="How many the suggested τ and k flag.")
-        st.metric("Rule", f"Δ < {tau:.3g} on ≥ {view.T - k} / {view.T}", border=True,
-                  help=f"Flag a training point when at least T − k = {view.T - k} of its T = {view.T} Δ fall below "
-                       f"τ ({figures.fmt_tau(tau / view.scale, tau)}).")
-    left, right = st.columns(2)
-    with left:
-        t = st.selectbox("Copy", range(view.T), format_func=lambda i: view.names[i], key="transform",
-                         help="Which transformed copy's Δ to show.")
-        st.plotly_chart(figures.delta_histogram(view, t, tau, k), key="delta_hist", config=LIVE)
-    with right:
-        st.plotly_chart(figures.count_histogram(view, tau, k), key="count_hist", config=LIVE)
+    grid = _grid()
+    version = f"{instance.content}:{exp.config.mode}:{grid.lo}:{grid.n}"
+    ss.live_grid = (version, grid)
+    payload = runtime().view(("live", instance.content, exp.config.mode, grid),
+                             lambda: live_figures.live_payload(view, grid, version))
+    if ss.get("live_sig") != (tau, k):  # set elsewhere than in the live area: it takes them
+        ss.det_rev = ss.get("det_rev", 0) + 1
+        ss.live_sig = (tau, k)
+    delta_live({**payload, "tau_index": grid.index(tau / view.scale), "k": k, "rev": ss.det_rev,
+                "suggested": {"index": grid.index(suggested[0] / view.scale), "k": int(suggested[1])}}, _on_choice)
+
     flagged = view.flags(tau, k)
-    order = figures.flagged_order(view, flagged, tau)
-    if len(order) == 0:
-        st.info("Nothing is flagged at this τ and k: raise τ or k.")
-    else:
-        more = f" (the {MAX_SHOWN} most collapsed of {len(order)})" if len(order) > MAX_SHOWN else ""
-        st.caption(f"Flagged training points{more}, most collapsed first.")
-        st.plotly_chart(figures.flagged_rows_figure(view, exp.train_set.x_train, order[:MAX_SHOWN],
-                                                    exp.train_set.classes, exp.train_set.train_paths),
-                        key="flagged_rows",
-                        config=LIVE)
+    c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
+    ss.tau_raw = tau
+    c1.number_input("exact τ (raw score units)", key="tau_raw", format="%.6g", step=view.scale * live_figures.STEP,
+                    on_change=_typed,
+                    help="Any value, e.g. the paper's τ ∈ {0, −1, −5, −10, −100}; the slider's steps then pass "
+                         "through it.")
+    state = "suggested from Δ (no ground truth)" if not ss.det_chosen else "chosen"
+    c2.markdown(f"**{int(flagged.sum())} flagged** at τ = {tau:.4g} ({tau / view.scale:+.2f} × scale), k = {k} "
+                f"({state}): the pictures and the table below follow the sliders once they settle.")
+    inside, outside = live_figures.near_cut(view, tau, k)
+    counts = view.counts(tau)
+    thumbnail_strip(instance, exp, view, inside, counts, "Just inside the cut: flagged, fewest drops")
+    thumbnail_strip(instance, exp, view, outside, counts, "Just outside the cut: not flagged, most drops")
+    if view.is_poison is not None:
+        clean = np.flatnonzero(flagged & ~view.is_poison)
+        clean = clean[np.argsort(-counts[clean], kind="stable")]
+        thumbnail_strip(instance, exp, view, clean[:16], counts,
+                        f"Clean points flagged (false positives): {len(clean)}" + (" — the 16 with most drops"
+                                                                                    if len(clean) > 16 else ""))
+    flagged_table(instance, exp, view, tau, k)
 
 
 live()
 
 if st.toggle("Show every copy at a glance (small multiples)", key="show_multiples"):
     st.plotly_chart(runtime().view(("multiples", instance.content, exp.config.mode),
-                                   lambda: figures.small_multiples(view)), key="small_multiples")
+                                   lambda: small_multiples(view)), key="small_multiples")
 review(instance, exp, view)
 pre.page_link("unlearn", "Next: unlearn the flagged points")

@@ -8,6 +8,7 @@ import streamlit as st
 from deltainf import Config
 from deltainf.figures import experiment as experiment_figures
 from deltainf.figures import images
+from deltainf.figures.images import png_data_uri, upscale
 from deltainf.figures.influence import DeltaView
 
 from .jobs import Instance
@@ -25,12 +26,20 @@ def delta_view(instance: Instance, exp) -> DeltaView:
 
 
 def detector_params(view: DeltaView, exp) -> tuple[float, int]:
-    """The τ (raw) and k last chosen on the Influence page (rescaled if the score scale changed), or the
-    engine's suggestion from Δ alone while none was chosen — suggested again for every new Δ matrix."""
+    """The τ (raw) and k last chosen on the Influence page for this mode (label-only and full each keep their
+    own; rescaled if the score scale changed), or the engine's suggestion from Δ alone while none was chosen —
+    suggested again for every new Δ matrix."""
     ss = st.session_state
-    seen = (view.scale, view.T, exp.config.mode, exp.query.draw_seed, exp.query.label)
+    mode = exp.config.mode
+    if ss.get("det_mode") not in (None, mode):  # each mode keeps its own τ/k
+        ss.setdefault("det_by_mode", {})[ss.det_mode] = (ss.det_tau, ss.det_k, ss.det_chosen, ss.det_scale,
+                                                         ss.get("det_anchor"))
+        ss.det_tau, ss.det_k, ss.det_chosen, ss.det_scale, ss.det_anchor = ss.det_by_mode.get(
+            mode, (None, None, False, None, None))
+    ss.det_mode = mode
+    seen = (view.scale, view.T, mode, exp.query.draw_seed, exp.query.label)
     if not ss.get("det_chosen") and ss.get("det_seen") != seen:
-        ss.det_tau = ss.det_k = None  # a suggestion for another experiment is not a choice
+        ss.det_tau = ss.det_k = ss.det_anchor = None  # a suggestion for another experiment is not a choice
     ss.det_seen = seen
     if ss.det_tau is None or ss.det_k is None:
         tau, k, _ = exp.investigation.tau_k()
@@ -88,3 +97,50 @@ def query_likeness(instance: Instance, exp) -> np.ndarray:
         return likeness(inv.features(), inv.query_features(), inv.data.y_train.numpy(), inv.query.label)
 
     return runtime().view(("likeness", instance.content), make)
+
+
+def _thumb(view: DeltaView, images, i: int) -> str:
+    return view.thumb(int(i), lambda: png_data_uri(upscale(images[int(i)], max(1, round(48 / images.shape[-1])))))
+
+
+def thumbnail_strip(instance: Instance, exp, view: DeltaView, idx: np.ndarray, counts: np.ndarray, title: str) -> None:
+    """A row of training images with their file (or index), label and drop count; coloured by the ground truth
+    where it is known."""
+    data = exp.train_set
+    cells = []
+    for i in idx:
+        name = data.train_paths[i].rsplit("/", 1)[-1] if data.train_paths else f"#{i}"
+        truth = "" if view.is_poison is None else ("poison" if view.is_poison[i] else "clean")
+        colour = "" if not truth else f"border-color:{'#D55E00' if view.is_poison[i] else '#0072B2'};"
+        cells.append(f"<figure style='margin:0;text-align:center;font-size:13px;line-height:1.2;max-width:84px'>"
+                     f"<img src='{_thumb(view, data.x_train, i)}' style='width:48px;height:48px;image-rendering:"
+                     f"pixelated;border:3px solid #ccc;{colour}'/><figcaption title='{name}'>{name[:12]}<br>"
+                     f"{data.classes[int(view.labels[i])]} · {int(counts[i])} drops{'<br>' + truth if truth else ''}"
+                     f"</figcaption></figure>")
+    body = "".join(cells) or "<span style='color:#555'>none</span>"
+    st.html(f"<div style='font-weight:600;margin:4px 0 2px'>{title}</div>"
+            f"<div style='display:flex;flex-wrap:wrap;gap:8px'>{body}</div>")
+
+
+def flagged_table(instance: Instance, exp, view: DeltaView, tau: float, k: int) -> None:
+    """The flagged set as a sortable table, and as CSV carrying τ, k, T, mode, seed and the files' paths."""
+    import pandas as pd
+
+    data, idx = exp.train_set, np.flatnonzero(view.flags(tau, k))
+    counts, mean = view.counts(tau)[idx], view.rel[:, idx].mean(axis=0)
+    table = pd.DataFrame({"index": idx, "file": [data.train_paths[i] for i in idx] if data.train_paths else None,
+                          "label": [data.classes[int(view.labels[i])] for i in idx], "drops": counts,
+                          "mean Δ / scale": mean})
+    if data.train_paths is None:
+        table = table.drop(columns="file")
+    if view.is_poison is not None:
+        table["poison (known here)"] = view.is_poison[idx]
+    table = table.sort_values(["drops", "mean Δ / scale"], ascending=[False, True])
+    with st.expander(f"The flagged set: {len(idx)} training points (table, CSV)"):
+        st.dataframe(table, key="flagged_table", hide_index=True, width="stretch", height=260,
+                     column_config={"mean Δ / scale": st.column_config.NumberColumn(format="%.3g")})
+        cfg = exp.config
+        csv = table.assign(tau=tau, tau_rel=tau / view.scale, k=k, T=view.T, mode=cfg.mode, seed=cfg.seed)
+        st.download_button("Download the flagged set (CSV)", csv.to_csv(index=False), key="flagged_csv",
+                           file_name=f"flagged_tau{tau:.4g}_k{k}_T{view.T}_{cfg.mode}_seed{cfg.seed}.csv",
+                           mime="text/csv")

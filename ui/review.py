@@ -61,21 +61,22 @@ def review(instance: Instance, src, view) -> None:
     st.caption(f"{len(np.flatnonzero(view.flags(tau, k)))} flagged at τ = {tau:.4g}, k = {k}"
                + (f" (the first {MAX_ROWS} shown)" if len(idx) == MAX_ROWS else "") + ". Mark each image as confirmed "
                "(a suspect you will remove) or dismissed; Unlearn then uses the confirmed ones.")
-    edited = st.data_editor(
-        pd.DataFrame(rows), key=f"review_table_{tau}_{k}_{sort}", hide_index=True, use_container_width=True,
-        disabled=[c for c in rows if c != "status"],
-        column_config={"image": st.column_config.ImageColumn("image", width="small"),
-                       "mean Δ / scale": st.column_config.NumberColumn(format="%.3g"),
-                       "likeness": st.column_config.NumberColumn(format="%.3f", help=(
-                           "How far the image differs from a typical training image of the test image's label the "
-                           "way the test image does: the cosine of both differences in the model's last hidden "
-                           "layer.")),
-                       "like the test image": st.column_config.CheckboxColumn(
-                           help="Its likeness is at least the refined quantile (default 0.4) of the likeness of "
-                                "the training images labelled like the test image: what the refined Δ-Influence "
-                                "keeps (clean images of that label collapse too, but do not share what makes the "
-                                "test image differ from a typical one, as poisons carrying its trigger do)."),
-                       "status": st.column_config.SelectboxColumn("status", options=list(STATUSES))})
+    with st.container(key="review_table"):
+        edited = st.data_editor(
+            pd.DataFrame(rows), key=f"review_table_{tau}_{k}_{sort}", hide_index=True, width="stretch",
+            disabled=[c for c in rows if c != "status"],
+            column_config={"image": st.column_config.ImageColumn("image", width="small"),
+                           "mean Δ / scale": st.column_config.NumberColumn(format="%.3g"),
+                           "likeness": st.column_config.NumberColumn(format="%.3f", help=(
+                               "How far the image differs from a typical training image of the test image's label the "
+                               "way the test image does: the cosine of both differences in the model's last hidden "
+                               "layer.")),
+                           "like the test image": st.column_config.CheckboxColumn(
+                               help="Its likeness is at least the refined quantile (default 0.4) of the likeness of "
+                                    "the training images labelled like the test image: what the refined Δ-Influence "
+                                    "keeps (clean images of that label collapse too, but do not share what makes the "
+                                    "test image differ from a typical one, as poisons carrying its trigger do)."),
+                           "status": st.column_config.SelectboxColumn("status", options=list(STATUSES))})
     for i, status in zip(idx, edited["status"]):
         if status in STATUSES[1:]:
             state[int(i)] = status
@@ -95,3 +96,4 @@ def review(instance: Instance, src, view) -> None:
     if d.button("Clear the marks", key="review_clear"):
         state.clear()
         st.rerun()
+

@@ -30,6 +30,8 @@ def init_state() -> None:
         ss.det_scale = None     # the score scale det_tau was set against
         ss.det_k = ss.config.k  # None: suggest
         ss.det_chosen = ss.config.tau is not None or ss.config.k is not None  # set by the user, not suggested
+        ss.det_anchor = None    # a typed τ the live τ grid passes through exactly (None: the suggestion's)
+        ss.det_rev = 0          # bumped when τ/k change other than from the live area (it then takes them)
         ss.kind = "experiment"  # which source the pages show: "experiment" or "case"
         ss.case = None          # the CaseConfig of the user's own folder and model, once one was investigated
         ss.case_weights = None  # Upload with bytes (None: the model is trained on the folder)

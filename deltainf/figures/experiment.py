@@ -86,8 +86,10 @@ def probability_figure(probs: np.ndarray, classes: list[str], target: int | None
 
 
 def query_captions(queries, classes: list[str]) -> list[str]:
-    """"t: augmentation → label" for every row of a :class:`~deltainf.influence.queries.Queries`."""
+    """"t: augmentation · random label c" (image-only copies keep the label: "· label c") for every row of a
+    :class:`~deltainf.influence.queries.Queries`."""
+    kind = "label" if queries.mode == "image-only" else "random label"
     out = []
     for t, (name, label) in enumerate(zip(queries.names, queries.labels.tolist())):
-        out.append(f"original · label {classes[label]}" if t == 0 else f"{t}: {name} → {classes[label]}")
+        out.append(f"original · label {classes[label]}" if t == 0 else f"{t}: {name} · {kind} {classes[label]}")
     return out

@@ -1,6 +1,6 @@
-"""What the Influence page draws: Δ per copy, drop counts with the T − k cut, the flagged points' rows and
-every copy at a glance. Figures are built from pre-binned counts, never from raw per-point arrays, so the
-τ/k controls redraw in a few milliseconds."""
+"""Δ per copy, drop counts with the T − k cut and every copy at a glance: the HTML report's and the Influence
+page's plotly figures (the page's live area is :mod:`.live`). Figures are built from pre-binned counts, never from
+raw per-point arrays."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -10,7 +10,6 @@ import plotly.graph_objects as go
 
 from ..evaluation.metrics import detection_metrics
 from ..influence.delta import delta_flags, delta_matrix, drop_counts, score_scale
-from .images import png_data_uri, upscale
 from .style import CLEAN, FONT, POISON, bar, base_layout, figure, vline
 
 
@@ -123,9 +122,9 @@ def fmt_tau(tau_rel: float, tau_raw: float) -> str:
 
 
 def delta_histogram(view: DeltaView, t: int, tau: float, k: int | None = None) -> go.Figure:
-    """Δ/scale for transform ``t`` (0-based row of Δ), symlog x: poisons vs clean as shares of each group where
-    ground truth is known, else the points flagged at τ/k vs the rest, as numbers of points."""
-    share = view.is_poison is not None
+    """Δ/scale for transform ``t`` (0-based row of Δ), symlog x: numbers of poisons and clean points (log axis)
+    where ground truth is known, else of the points flagged at τ/k and the rest."""
+    share = False  # shares of each group would hide a clean pile behind a poison bar
     groups = view.groups(None if k is None else view.flags(tau, k))
     hists = _group_hist(view.srel[t], groups, view.edges, share)
     centres = (view.edges[:-1] + view.edges[1:]) / 2
@@ -146,11 +145,11 @@ def delta_histogram(view: DeltaView, t: int, tau: float, k: int | None = None) -
 
 
 def count_histogram(view: DeltaView, tau: float, k: int) -> go.Figure:
-    """#{t : Δ < τ} per training point with the flag cut T − k drawn: poisons vs clean (shares of each group)
-    where ground truth is known, else flagged vs the rest (numbers of points)."""
+    """#{t : Δ < τ} per training point with the flag cut T − k drawn: numbers of poisons and clean points (log
+    axis) where ground truth is known, else of the flagged and the rest."""
     T = view.T
     counts = view.counts(tau)
-    share = view.is_poison is not None
+    share = False
     groups = view.groups(view.flags(tau, k))
     hists = _group_hist(counts.astype(float), groups, np.arange(-0.5, T + 1.5), share)
     x = np.arange(T + 1)
@@ -177,47 +176,6 @@ def flagged_order(view: DeltaView, flagged: np.ndarray, tau: float) -> np.ndarra
     counts = view.counts(tau)[idx]
     mean = view.rel[:, idx].mean(axis=0)
     return idx[np.lexsort((mean, -counts))]
-
-
-def flagged_rows_figure(view: DeltaView, images, idx: np.ndarray, classes: list[str],
-                        paths: list[str] | None = None) -> go.Figure:
-    """Each flagged training point as a row: its thumbnail, then its Δ over the T copies (heatmap); named by its
-    file where it has one, and coloured by the ground truth where it is known."""
-    n = len(idx)
-    s = max(1, round(32 / images.shape[-1]))
-
-    def tick(i):
-        name = paths[i] if paths else f"#{i}"
-        if view.is_poison is None:
-            return f"{name} · label {classes[view.labels[i]]}"
-        truth = " · poison" if view.is_poison[i] else " · clean"
-        return f"<span style='color:{POISON if view.is_poison[i] else CLEAN}'>{name} · label {classes[view.labels[i]]}{truth}</span>"
-
-    ticks = [tick(i) for i in idx]
-    lim = float(max(1e-9, np.abs(view.srel).max()))
-    tv, tt = symlog_ticks(-lim, lim)
-    heat = {"type": "heatmap", "z": view.srel[:, idx].T, "x": np.arange(1, view.T + 1), "y": np.arange(n),
-            "colorscale": "RdBu", "zmid": 0, "zmin": -lim, "zmax": lim,
-            "colorbar": {"title": {"text": "Δ/scale", "side": "top"}, "orientation": "h", "thickness": 10,
-                         "len": 0.45, "x": 1.0, "xanchor": "right", "y": 1.0, "yanchor": "bottom",
-                         "tickvals": tv, "ticktext": tt},
-            "customdata": view.rel[:, idx].T,
-            "hovertemplate": "copy t = %{x}<br>Δ/scale = %{customdata:.3g}<extra></extra>"}
-    thumbs = [{"source": view.thumb(i, lambda: png_data_uri(upscale(images[i], s))), "xref": "paper", "yref": "y", "x": 0.0, "y": r - 0.5,
-               "sizex": 0.06, "sizey": 1.0, "xanchor": "left", "yanchor": "top", "sizing": "contain",
-               "layer": "above"} for r, i in enumerate(idx)]
-    layout = {
-        "images": thumbs, "height": max(220, 34 * n + 120), "font": FONT, "plot_bgcolor": "white",
-        "margin": {"l": 10, "r": 10, "t": 80, "b": 45},
-        "title": {"text": "Flagged training points: thumbnail, then Δ on each copy", "x": 0.01, "font": {"size": 15},
-                  "subtitle": {"text": "red = influence dropped, blue = rose" + (
-                      "" if view.is_poison is None else "; orange label = true poison"),
-                               "font": {"size": 12, "color": "#555"}}},
-        "xaxis": {"domain": [0.07, 0.78], "title": {"text": "copy t (1..T)"}, "showgrid": False},
-        "yaxis": {"range": [n - 0.5, -0.5], "tickvals": list(range(n)), "ticktext": ticks, "side": "right",
-                  "showgrid": False, "tickfont": {"size": 12}},
-    }
-    return figure([heat], layout)
 
 
 def small_multiples(view: DeltaView, ncols: int = 10, flagged: np.ndarray | None = None) -> go.Figure:

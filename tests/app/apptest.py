@@ -29,3 +29,12 @@ def metrics(at: AppTest) -> dict[str, str]:
 
 def texts(elements) -> str:
     return " ".join(str(e.value) for e in elements)
+
+
+def flagged_line(at: AppTest) -> str:
+    """The Influence page's server-side line: "**N flagged** at τ = …, k = … (suggested or chosen)"."""
+    return next((str(m.value) for m in at.markdown if "flagged** at τ" in str(m.value)), "")
+
+
+def n_flagged(at: AppTest) -> int:
+    return int(flagged_line(at).split("**")[1].split()[0])

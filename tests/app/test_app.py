@@ -17,7 +17,7 @@ pytest.importorskip("streamlit")
 import streamlit as st  # noqa: E402
 from streamlit.testing.v1 import AppTest  # noqa: E402
 
-from apptest import SLOW, check, metrics, settle, texts  # noqa: E402
+from apptest import SLOW, check, flagged_line, metrics, n_flagged, settle, texts  # noqa: E402
 from deltainf import Config  # noqa: E402
 
 pytestmark = pytest.mark.slow  # every session here trains (or loads) the built-in experiment
@@ -253,7 +253,7 @@ def test_transformations_page_controls():
     at = trained(open_app())
     check(at.switch_page(PAGES["transforms"]).run())
     settle(at, lambda a: "T = 50" in texts(a.markdown))
-    assert len(captions(at)) == 51 and "→" in captions(at)[1]  # "1: augmentation → random label"
+    assert len(captions(at)) == 51 and "· random label" in captions(at)[1]  # "1: augmentation · random label c"
     assert at.segmented_control(key="mode_input").value == "full"
     check(at.number_input(key="T_input").set_value(8).run())
     assert at.session_state["config"].transforms == 8
@@ -270,71 +270,63 @@ def test_transformations_page_controls():
     settle(at, lambda a: len(captions(a)) == 9 and captions(a)[1:] != before[1:])  # other augmentations, labels
 
 
-def test_influence_sliders_change_the_metrics(pipe):
-    from deltainf.evaluation.metrics import detection_metrics
+def test_influence_page_follows_tau_and_k(pipe):
+    """The server side of the Influence page (the live area's sliders run in the browser, see the e2e test): the
+    engine's suggestion at first, a typed τ, a settled k, the near-cut pictures, the flagged set's table and CSV."""
     from deltainf.influence.delta import delta_flags, score_scale
 
     at = trained(open_app())
     check(at.switch_page(PAGES["influence"]).run())
-    at = settle(at, lambda a: "TPR" in metrics(a))
+    at = settle(at, lambda a: flagged_line(a) != "")
     delta, scale = pipe.investigation.delta(), score_scale(pipe.investigation.scores())
     tau0, k0, _ = pipe.investigation.tau_k()  # a new session starts from the engine's suggestion (no ground truth used)
-    for key in ("tau_rel", "k"):
-        assert at.slider(key=key) is not None
     assert at.number_input(key="tau_raw").value == pytest.approx(tau0)
-    assert at.slider(key="k").value == k0
-    assert at.selectbox(key="transform").value == 0
-    assert charts(at) >= 3  # Δ histogram, drop counts, flagged rows
+    assert n_flagged(at) == int(delta_flags(delta, tau0, k0).sum()) and "(suggested" in flagged_line(at)
+    assert "Just inside the cut" in " ".join(str(h.value) for h in at.get("html"))
+    csv = at.get("download_button")
+    assert any("flagged" in str(b.proto.label) for b in csv)
 
-    def expect(tau, k):
-        m = detection_metrics(delta_flags(delta, tau, k), pipe.is_poison)
-        got = metrics(at)
-        assert int(got["Flagged"]) == m["n_flagged"]
-        assert float(got["TPR"]) == pytest.approx(m["tpr"], abs=1e-3)
-        assert float(got["Precision"]) == pytest.approx(m["precision"], abs=1e-3)
-        assert float(got["F1"]) == pytest.approx(m["f1"], abs=1e-3)
-        return got
-
-    base = expect(tau0, k0)
-    assert metrics(at)["Rule"] == f"Δ < {tau0:.3g} on ≥ {50 - k0} / 50"
-    check(at.slider(key="tau_rel").set_value(-1.0).run())
-    assert at.number_input(key="tau_raw").value == pytest.approx(-scale)
-    moved = expect(-scale, k0)
-    check(at.slider(key="k").set_value(5).run())
-    widened = expect(-scale, 5)
-    assert len({base["Flagged"], moved["Flagged"], widened["Flagged"]}) > 1
-    check(at.number_input(key="tau_raw").set_value(0.5 * scale).run())  # exact τ syncs the slider
-    assert at.slider(key="tau_rel").value == pytest.approx(0.5)
-    expect(0.5 * scale, 5)
-    assert at.session_state["det_tau"] == pytest.approx(0.5 * scale) and at.session_state["det_k"] == 5
-    check(at.button(key="use_suggested").click().run())
-    expect(tau0, k0)
-    check(at.selectbox(key="transform").set_value(3).run())
+    check(at.number_input(key="tau_raw").set_value(0.5 * scale).run())  # a typed τ is a choice
+    assert at.session_state["det_tau"] == pytest.approx(0.5 * scale) and at.session_state["det_chosen"]
+    assert n_flagged(at) == int(delta_flags(delta, 0.5 * scale, k0).sum()) and "(chosen" in flagged_line(at)
+    at.session_state["det_k"] = 5  # what the live area's k slider sets once the user settles
+    check(at.run())
+    assert n_flagged(at) == int(delta_flags(delta, 0.5 * scale, 5).sum())
+    clean = int((delta_flags(delta, 0.5 * scale, 5) & ~pipe.is_poison).sum())
+    assert f"Clean points flagged (false positives): {clean}" in " ".join(str(h.value) for h in at.get("html"))
     check(at.toggle(key="show_multiples").set_value(True).run())
-    assert charts(at) >= 4
+    assert charts(at) >= 1
 
 
-def test_suggested_tau_k_follow_the_experiment_and_chosen_ones_stay(pipe):
-    """τ/k the user never touched are suggested again for a new Δ matrix; τ/k the user set carry over."""
+def test_each_mode_keeps_its_own_tau_and_k(pipe):
+    """τ/k the user never touched are suggested for each Δ matrix; a τ typed in one mode stays with that mode."""
     at = trained(open_app())
     check(at.switch_page(PAGES["influence"]).run())
-    settle(at, lambda a: "TPR" in metrics(a))
+    settle(at, lambda a: flagged_line(a) != "")
     full_tau = at.session_state["det_tau"]
     assert full_tau == pytest.approx(pipe.investigation.tau_k()[0]) and not at.session_state["det_chosen"]
     check(at.switch_page(PAGES["transforms"]).run())
     check(at.segmented_control(key="mode_input").set_value("label-only").run())
     check(at.switch_page(PAGES["influence"]).run())
-    settle(at, lambda a: "TPR" in metrics(a) and at.session_state["config"].mode == "label-only")
+    settle(at, lambda a: flagged_line(a) != "" and at.session_state["config"].mode == "label-only")
     tau, k, _ = pipe.investigation.tau_k("label-only")  # label-only's own suggestion (its scores are in the cache by now)
     assert at.session_state["det_tau"] == pytest.approx(tau) and at.session_state["det_k"] == k
-    assert tau != pytest.approx(full_tau) and at.button(key="use_suggested").label.startswith("Using")
-    check(at.slider(key="k").set_value(4).run())
+    assert tau != pytest.approx(full_tau) and "(suggested" in flagged_line(at)
+    from deltainf.influence.delta import score_scale
+
+    typed = tau - 0.25 * score_scale(pipe.investigation.scores("label-only"))
+    check(at.number_input(key="tau_raw").set_value(typed).run())
     assert at.session_state["det_chosen"]
     check(at.switch_page(PAGES["transforms"]).run())
     check(at.segmented_control(key="mode_input").set_value("full").run())
     check(at.switch_page(PAGES["influence"]).run())
-    settle(at, lambda a: "TPR" in metrics(a) and at.session_state["config"].mode == "full")
-    assert at.session_state["det_k"] == 4  # the user's k stays
+    settle(at, lambda a: flagged_line(a) != "" and at.session_state["config"].mode == "full")
+    assert at.session_state["det_tau"] == pytest.approx(full_tau) and not at.session_state["det_chosen"]
+    check(at.switch_page(PAGES["transforms"]).run())
+    check(at.segmented_control(key="mode_input").set_value("label-only").run())
+    check(at.switch_page(PAGES["influence"]).run())
+    settle(at, lambda a: flagged_line(a) != "" and at.session_state["config"].mode == "label-only")
+    assert at.session_state["det_tau"] == pytest.approx(typed) and at.session_state["det_chosen"]
 
 
 def test_every_page_says_when_the_attack_did_not_implant():
@@ -352,7 +344,7 @@ def test_unlearn_page_runs_methods_side_by_side_and_weights_load_back(pipe):
 
     at = trained(open_app())
     check(at.switch_page(PAGES["influence"]).run())
-    settle(at, lambda a: "TPR" in metrics(a))
+    settle(at, lambda a: flagged_line(a) != "")
     check(at.switch_page(PAGES["unlearn"]).run())
     chooser = at.multiselect(key="unlearn_methods")
     assert [o.split(" — ")[0] for o in chooser.options] == [m.upper() for m in UNLEARNERS]  # the whole registry
@@ -388,7 +380,7 @@ def test_unlearn_page_runs_methods_side_by_side_and_weights_load_back(pipe):
 def test_unlearn_page_loop_draws_rounds(pipe):
     at = trained(open_app())
     check(at.switch_page(PAGES["influence"]).run())
-    settle(at, lambda a: "TPR" in metrics(a))
+    settle(at, lambda a: flagged_line(a) != "")
     check(at.switch_page(PAGES["unlearn"]).run())
     check(at.toggle(key="until_clean").set_value(True).run())
     check(at.button(key="run_unlearn").click().run())
