@@ -190,7 +190,7 @@ def _check_experiment(c) -> None:
     if c.victim is not None and c.victim == c.target:
         raise ConfigError(f"--victim and --target must differ (both are {c.victim})")
     if SOURCES[c.dataset].attrs.get("needs_root") and not c.data_root:
-        raise ConfigError(f"--dataset {c.dataset} needs --data-root PATH holding train/<class>/ and test/<class>/")
+        raise ConfigError(f"{SOURCES[c.dataset].label} needs --data-root PATH holding train/<class>/ and test/<class>/")
 
 
 def _check_case(c) -> None:

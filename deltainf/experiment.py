@@ -70,12 +70,15 @@ class Experiment:
         c = self.config
         if self._data is not None:
             return self._data
+        self.reporter("data", 0, 1)
         return load_dataset(c.dataset, c.data_root, c.seed, n_train=c.n_train, n_test=c.n_test,
                             image_size=c.image_size, default_root=self.store.root / "data")
 
     @cached_property
     def poisoned(self) -> Poisoned:
-        return plant(self.config, self.data, self.device, self.store)
+        data = self.data
+        self.reporter("attack", 0, 1)
+        return plant(self.config, data, self.device, self.store)
 
     @cached_property
     def is_poison(self) -> np.ndarray:

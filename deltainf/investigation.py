@@ -279,15 +279,16 @@ class Investigation:
         observe = self.evaluator.evaluate_removal if self.evaluator else None
         rounds = max_rounds or self.config.max_rounds
         model, m, removed = unlearn_until_clean(flagged, rounds, lambda r: self._unlearn_keyed(method, r),
-                                                judge_for(method), observe)
+                                                judge_for(method), observe, self.reporter.within)
         escalate = self.config.escalate if escalate is None else escalate
         if not m["clean"] and escalate and not from_scratch(method):
             _, fresh = self.recheck(model, removed, method, tau, k, first=flagged)  # the last round's (cached)
             start = removed.copy()
             start[np.flatnonzero(~removed)[fresh]] = True
             exact = exact_method()
-            model, after, _ = unlearn_until_clean(start, rounds, lambda r: self._unlearn_keyed(exact, r),
-                                                  judge_for(exact), observe)
+            with self.reporter.within("escalated to EU"):
+                model, after, _ = unlearn_until_clean(start, rounds, lambda r: self._unlearn_keyed(exact, r),
+                                                      judge_for(exact), observe, self.reporter.within)
             m = {**after, "escalated_from": method, "before_escalation": m}
         return model, m
 

@@ -26,9 +26,19 @@ class Reporter:
 
     def __init__(self, fn: ProgressFn = silent):
         self.fn = fn
+        self.prefix = ""
 
     def __call__(self, stage: str, done: int, total: int) -> None:
-        self.fn(stage, done, total)
+        self.fn(self.prefix + stage, done, total)
+
+    @contextmanager
+    def within(self, label: str):
+        """Name the item of a longer loop that the stages reported meanwhile belong to ("EU 1/2 · round 2 · …")."""
+        old, self.prefix = self.prefix, f"{self.prefix}{label} · "
+        try:
+            yield self
+        finally:
+            self.prefix = old
 
     @contextmanager
     def to(self, fn: ProgressFn):

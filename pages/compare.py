@@ -10,6 +10,10 @@ from ui.jobs import DetectorsJob, GridJob
 from ui.sidebar import stop
 from ui.state import config, experiment, runtime
 
+GRID_METHODS = ("eu", "cf")                       # the grid's default: about a minute on the built-in data
+GRID_DETECTORS = ("delta_influence", "ekfac")
+FIRST_GUESS_S = 10.0  # seconds per unlearning run before any was timed in this session
+
 st.title("Compare")
 st.caption("Every registered detector on this experiment. Δ-Influence and its ablations use τ and k from the "
            "Influence page (the engine's suggestion from Δ while none is set); the baselines their own defaults. "
@@ -72,25 +76,36 @@ st.caption("Each unlearning method on each detector's flags: poison success and 
            "that hold many clean points show which methods survive false positives (EU/CF) and which lose "
            "accuracy (SSD, SCRUB) — the paper's Figures 3–5 in one view.")
 c1, c2 = st.columns([3, 2])
-methods = c1.multiselect("Methods", list(UNLEARNERS), default=list(UNLEARNERS), key="grid_methods",
-                         format_func=str.upper)
 singles = [r["detector"] for r in rows if r["detector"] in DETECTORS]
-chosen = c2.multiselect("Detectors", singles, default=singles, key="grid_detectors")
+ss = st.session_state
+ss.setdefault("grid_methods", list(GRID_METHODS))
+ss.setdefault("grid_detectors", [d for d in GRID_DETECTORS if d in singles])
+ss.grid_detectors = [d for d in ss.grid_detectors if d in singles]
+methods = c1.multiselect("Methods", list(UNLEARNERS), key="grid_methods", format_func=str.upper)
+chosen = c2.multiselect("Detectors", singles, key="grid_detectors")
 grid_key = GridJob(instance, *chosen_tk, tuple(chosen), tuple(methods))
+timed = ss.setdefault("run_seconds", {})  # method → seconds per run, from the runs seen so far
+estimate = len(chosen) * sum(timed.get(m, FIRST_GUESS_S) for m in methods)
+runs = len(chosen) * len(methods)
+st.caption(f"{runs} unlearning runs: about {estimate / 60:.1f} min "
+           + ("(from the runs timed so far)." if timed else "(a first guess: no run timed yet in this session)."))
+confirmed = estimate <= 60 or st.checkbox(f"Yes, spend about {estimate / 60:.0f} min on {runs} runs",
+                                          key="grid_confirm")
 if st.button(f"Unlearn {len(chosen)} × {len(methods)} flag sets", key="run_grid", icon=":material/play_arrow:",
-             disabled=not (methods and chosen)):
+             disabled=not (methods and chosen and confirmed)):
     runtime().start(grid_key, "Unlearning every detector's flags", exp,
                     lambda e: unlearning_grid(e, chosen, methods, *chosen_tk))
     st.session_state.grid_job = grid_key
 last = st.session_state.get("grid_job")
 job = runtime().jobs.get(last) if last else None
 if job is None or last.instance != instance:
-    st.info("Choose methods and detectors, then press the button (EU retrains once per detector; on the built-in "
-            "data each run takes a few seconds).")
+    st.info("Choose methods and detectors, then press the button (EU retrains once per detector).")
     stop()
-grid = pre.await_job(job, what="Unlearning each detector's flags in the background…")
+grid = pre.await_job(job, what="Unlearning each detector's flags in the background…", cancel=True)
+for m in {r["method"] for r in grid}:
+    timed[m] = float(sum(r["seconds"] for r in grid if r["method"] == m) / sum(r["method"] == m for r in grid))
 with st.container(key="grid_table"):
     st.table([{"detector": r["detector"], "method": r["method"].upper(), "flagged": r["n_flagged"],
                "clean accuracy": f"{r['clean_acc']:.3f}", "poison success": f"{r['poison_success']:.2f}"}
               for r in grid])
-st.plotly_chart(figures.unlearning_grid_figure(grid), key="grid_figure")
+st.plotly_chart(figures.unlearning_grid_figure(grid, exp.model_metrics), key="grid_figure")

@@ -74,7 +74,7 @@ c2.button("Use this index", key="use_index", on_click=use_index, args=(int(index
 with st.expander("Upload your own test image", expanded=query is not None):
     st.caption(f"PNG or JPEG, at most {MAX_IMAGE_MB} MB; it is resized and centre-cropped to the model's "
                f"{p.data.x_train.shape[-1]}×{p.data.x_train.shape[-1]} pixels. Its label y is what the model predicts.")
-    up = st.file_uploader("Test image", type=["png", "jpg", "jpeg"], key="query_upload")
+    up = st.file_uploader("Test image", key="query_upload")  # any file: a refusal is a message here, not an icon
     if up is not None and st.session_state.get("query_seen") != (up.file_id, up.name, up.size):
         st.session_state.query_seen = (up.file_id, up.name, up.size)
         blob = up.getvalue()

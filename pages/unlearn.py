@@ -34,13 +34,17 @@ marked = confirmed(instance, view.delta.shape[1])
 case = exp.kind == "case"
 
 c1, c2 = st.columns(2)
-methods = c1.multiselect("Methods", list(UNLEARNERS), default=["eu"], key="unlearn_methods", format_func=str.upper,
+ss = st.session_state
+ss.setdefault("unlearn_methods", ["eu"])
+methods = c1.multiselect("Methods", list(UNLEARNERS), key="unlearn_methods", format_func=str.upper,
                          help="Each chosen method runs on the same flags; the charts put them side by side.\n\n"
                               + "\n".join(f"- **{e.label}**: {e.help.split(':', 1)[-1].strip()}"
                                           for e in UNLEARNERS.entries())
                               + ("\n\nEU retrains your architecture from scratch with the engine's recipe; the others "
                                  "start from your weights." if case else ""))
 sources = ([CONFIRMED] if marked is not None else []) + [TUNED] + list(DETECTORS)
+if ss.get("unlearn_source") not in sources:  # the confirmed set was cleared meanwhile
+    ss.pop("unlearn_source", None)
 source = c2.selectbox(
     "Flags from", sources, key="unlearn_source",
     format_func=lambda d: (f"the {int(marked.sum())} images confirmed on the Influence page" if d == CONFIRMED
@@ -73,10 +77,11 @@ if st.button("Run unlearning", type="primary", key="run_unlearn", icon=":materia
     def run(e):
         flagged = flags_now if flags_now is not None else e.detect(source).flagged
         out = {"flagged": flagged, "methods": {}}
-        for m in methods:
+        for j, m in enumerate(methods, 1):
             inv = e.investigation
-            model, after = inv.unlearn_until_clean(m, flagged, loop_tau, loop_k, escalate=escalate) if repeat \
-                else inv.unlearn(m, flagged)
+            with e.reporter.within(f"{m.upper()} ({j}/{len(methods)})"):
+                model, after = inv.unlearn_until_clean(m, flagged, loop_tau, loop_k, escalate=escalate) if repeat \
+                    else inv.unlearn(m, flagged)
             probs = class_probabilities(model, e.query_image, e.device)
             after = {**after, "query_label_probability": float(probs[e.query_label])}
             blob = weights_file(e, model) if e.kind == "case" else weights_to_bytes(model)
@@ -99,10 +104,15 @@ if case:
     before = {"clean_acc": exp.clean_acc, "query_label_probability": float(probs_before[exp.query_label])}
 else:
     before = exp.model_metrics
+timed = st.session_state.setdefault("run_seconds", {})  # what Compare's estimate learns from
+timed.update({m: float(r["after"]["seconds"]) for m, r in done.items() if r["after"].get("rounds", 1) == 1})
 if last != job_key:
-    st.caption(f"Showing the last run: {', '.join(m.upper() for m in last.methods)} on flags from "
-               f"{last.source.split(':')[0]}, τ = {last.tau:.4g}, k = {last.k}. Press **Run unlearning** for the "
-               f"current choice.")
+    origin = last.source.split(":")[0]
+    origin = {TUNED: "the Influence page's τ/k rule", CONFIRMED: "the confirmed images"}.get(origin, f"detector {origin}")
+    loop = " with **Repeat until the backdoor is gone**" if last.until_clean else ""
+    st.warning(f"Shown below: the last run, {', '.join(m.upper() for m in last.methods)} on flags from {origin} "
+               f"(τ = {last.tau:.4g}, k = {last.k}){loop} — not the choice above. Press **Run unlearning** for it.",
+               icon=":material/history:")
 
 with st.container(key="unlearn_result"):
     for m, r in done.items():
@@ -148,7 +158,7 @@ if loops:
         elif after.get("clean") is False:
             st.warning(f"After {after['rounds']} round(s) of {m.upper()} the re-check still finds the backdoor: "
                        f"do not call this model clean. Try EU, or switch on the escalation above.")
-    st.plotly_chart(figures.rounds_figure(loops), key="rounds")
+    st.plotly_chart(figures.rounds_figure(loops, before), key="rounds")
     with st.container(key="recheck_table"):
         st.caption("The re-check, round by round (no ground truth): the test image's P(y); the share of the removed "
                    "images that look like it still sent to y, against EU's share (a model retrained without them, which "

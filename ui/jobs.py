@@ -16,7 +16,8 @@ from deltainf.errors import DeltaInfError
 
 from .uploads import Upload
 
-STAGE_TEXT = {"train": "training the model", "factors": "fitting EK-FAC factors (one pass + eigendecomposition)",
+STAGE_TEXT = {"starting": "starting", "data": "reading the data", "attack": "planting the poisons (the attack)",
+              "train": "training the model", "factors": "fitting EK-FAC factors (one pass + eigendecomposition)",
               "scores": "scoring the T + 1 queries against every training point"}
 MAX_EXPERIMENTS = 4
 
@@ -99,6 +100,10 @@ class GridJob:
 
 
 # ----------------------------------------------------------------------------- jobs
+class JobCancelled(Exception):
+    """Raised inside a job's computation once the user cancelled it."""
+
+
 class Job:
     """One background computation with its progress, result or error.
 
@@ -114,15 +119,27 @@ class Job:
         self.result: Any = None
         self.error: str | None = None
         self.trace: str | None = None
-        self.started = time.time()
+        self.created = self.started = time.time()  # started: when it got the engine (it may wait its turn)
         self.ended: float | None = None
+        self.cancelled = False
         self.finished = threading.Event()
         self._runtime = runtime
         self._thread = threading.Thread(target=self._run, args=(fn,), daemon=True, name=f"deltainf-{label}")
         self._thread.start()
 
     def progress(self, stage: str, done: int, total: int) -> None:
+        if self.cancelled:  # the engine reports often: it stops at its next report
+            raise JobCancelled()
         self.stage, self.done, self.total = stage, done, total
+
+    def cancel(self) -> None:
+        """Stop at the engine's next progress report (what is finished stays in the cache)."""
+        self.cancelled = True
+
+    @property
+    def waited(self) -> float:
+        """Seconds from the request to the result (or to now): the whole wait the user saw."""
+        return (self.ended or time.time()) - self.created
 
     def _run(self, fn: Callable) -> None:
         rt = self._runtime
@@ -134,6 +151,8 @@ class Job:
                     self.result = fn(self.progress)
                 finally:
                     rt.computing = None
+        except JobCancelled:
+            self.error = "cancelled"
         except DeltaInfError as exc:
             self.error = str(exc)
         except Exception as exc:  # shown in the page, with the traceback in an expander
@@ -155,11 +174,12 @@ class Job:
         if self.stage == "queued":
             other = self._runtime.computing
             return f"waiting for: {other.label if other else 'other work'} · {time.time() - self.started:.0f} s"
-        stage = STAGE_TEXT.get(self.stage, self.stage)
-        if self.stage.startswith("unlearn"):
-            stage = f"{self.stage}: retraining / updating the model"
+        where, _, stage = self.stage.rpartition(" · ")  # "EU (1/2) · round 2/3 · unlearn eu"
+        text = STAGE_TEXT.get(stage, stage)
+        if stage.startswith("unlearn"):
+            text = f"{stage}: retraining / updating the model"
         count = f" {self.done}/{self.total}" if self.total > 1 else ""
-        return f"{stage}{count} · {time.time() - self.started:.0f} s"
+        return f"{where + ' · ' if where else ''}{text}{count} · {time.time() - self.started:.0f} s"
 
 
 class Runtime:

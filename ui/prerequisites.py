@@ -120,16 +120,24 @@ def _poll(key) -> None:
     st.progress(job.fraction, text=job.text())
 
 
-def progress_panel(job: Job, what: str | None = None) -> None:
-    with st.status(what or f"{job.label}: running in the background…", expanded=True):
-        st.caption("You can switch pages meanwhile: the work goes on and the result is kept.")
+def progress_panel(job: Job, what: str | None = None, cancel: bool = False) -> None:
+    """A running job's stage, count and elapsed time, polled twice a second (with a Cancel button when
+    ``cancel``). Written into the status box without entering it: leaving it would mark it done."""
+    box = st.status(what or f"{job.label}: running in the background…", state="running", expanded=True)
+    box.caption("You can switch pages meanwhile: the work goes on and the result is kept.")
+    if cancel and box.button("Cancel", key=f"cancel_{hash(job.key)}", icon=":material/stop:"):
+        job.cancel()
+    with box.container():
         _poll(job.key)
 
 
-def await_job(job: Job, wait: float = 0.6, what: str | None = None) -> Any:
+def await_job(job: Job, wait: float = 0.6, what: str | None = None, cancel: bool = False) -> Any:
     """The job's result; else show its progress (or its error) and stop this script run."""
     if not job.finished.wait(wait):
-        progress_panel(job, what)
+        progress_panel(job, what, cancel)
+        stop()
+    if job.cancelled:
+        st.info(f"{job.label}: cancelled. Press its button again to start over (finished parts come from the cache).")
         stop()
     if job.error:
         st.error(f"{job.label} failed: {job.error}")

@@ -20,6 +20,7 @@ from . import prerequisites as pre
 from .access import CODE_ENV, allowed_path, check_model_spec, model_code_allowed
 from .state import adopt_case, experiment, option, runtime, train_key
 from .uploads import Upload, digest
+from .words import app_words
 
 OWN_CODE = "your own code (file.py:callable)"
 MAX_WEIGHTS_MB = 500
@@ -61,10 +62,10 @@ def form() -> None:
                                help=option("input_norm")["help"].capitalize() + ".")
         with c2:
             weights = st.file_uploader(option("weights")["label"] + " (empty: train on the folder)",
-                                       type=["safetensors", "pt", "pth", "bin"], key="case_weights_upload",
+                                       key="case_weights_upload",
                                        help="Safetensors, or a state dict read with weights_only=True: never "
                                             "unpickled.")
-            query = st.file_uploader(option("query")["label"], type=["png", "jpg", "jpeg"], key="case_query_upload",
+            query = st.file_uploader(option("query")["label"], key="case_query_upload",
                                      help="The test image your model gets wrong in a suspicious way.")
             label = st.text_input(option("query_label")["label"], value=(old.query_label or "") if old else "",
                                   key="case_query_label", placeholder="the model's prediction",
@@ -102,7 +103,7 @@ def _start(root, spec, size, norm, weights_file, query_file, label) -> None:
         instance, case = experiment(cfg, weights, query)
     except DeltaInfError as exc:
         ss.case_pending = None
-        st.error(f"{str(exc).rstrip('.')}. {_unchanged()}", icon=":material/error:")
+        st.error(f"{app_words(str(exc)).rstrip('.')}. {_unchanged()}", icon=":material/error:")
         return
     key = train_key(cfg, weights, query)
     pre.train_job(instance, case, key)

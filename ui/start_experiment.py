@@ -5,7 +5,7 @@ import dataclasses
 import streamlit as st
 
 from deltainf.attacks import ATTACKS
-from deltainf.data import SOURCES
+from deltainf.data import SOURCES, check_source
 from deltainf.errors import DeltaInfError
 from deltainf.models import ARCHITECTURES
 
@@ -14,6 +14,7 @@ from .access import allowed_path
 from .sidebar import device_text
 from .state import experiment, option, runtime, set_config, train_key, use_experiment
 from .uploads import Upload, digest
+from .words import app_words
 
 MAX_WEIGHTS_MB = 200
 
@@ -35,40 +36,48 @@ def explain(name: str) -> str:
 def form() -> None:
     """The experiment's options, Train, the attacks' previews and the weights upload."""
     cfg = st.session_state.config
+    # Outside the form: the fields below follow them (a form's widgets do not rerun until it is submitted).
+    h1, h2, _ = st.columns(3)
+    dataset = h1.selectbox(label("dataset"), list(SOURCES), index=list(SOURCES).index(cfg.dataset),
+                           format_func=lambda n: SOURCES[n].label, key="dataset",
+                           help="\n".join(f"- **{e.label}**: {e.help}" for e in SOURCES.entries()))
+    attack = h2.selectbox(label("attack"), list(ATTACKS), index=list(ATTACKS).index(cfg.attack), key="attack",
+                          format_func=lambda n: ATTACKS[n].label,
+                          help="\n".join(f"- **{e.label}**: {e.help}" for e in ATTACKS.entries()))
+    source = SOURCES[dataset].attrs
+    settings = {f.name for name, kind in ATTACKS.settings_types() if name == attack for f in dataclasses.fields(kind)}
     with st.form("experiment_form", border=True):
         c1, c2, c3 = st.columns(3)
         with c1:
             st.markdown("**Data**")
-            dataset = st.selectbox(label("dataset"), list(SOURCES), index=list(SOURCES).index(cfg.dataset),
-                                   format_func=lambda n: SOURCES[n].label, key="dataset",
-                                   help="\n".join(f"- **{e.label}**: {e.help}" for e in SOURCES.entries()))
             data_root = st.text_input(label("data_root"), value=cfg.data_root or "", key="data_root",
-                                      help=explain("data_root"))
+                                      disabled=bool(source.get("builtin")), help=explain("data_root"))
             n_train = st.number_input(label("n_train") + " (empty: all)", value=cfg.n_train, min_value=10, step=100,
                                       key="n_train", help=explain("n_train"))
-            image_size = st.number_input(label("image_size") + " (ImageFolder)", value=cfg.image_size, min_value=8,
-                                         step=8, key="image_size", help=explain("image_size"))
+            image_size = st.number_input(label("image_size"), value=cfg.image_size, min_value=8, step=8,
+                                         key="image_size", disabled=not source.get("resized"),
+                                         help=explain("image_size"))
         with c2:
             st.markdown("**Attack**")
-            attack = st.selectbox(label("attack"), list(ATTACKS), index=list(ATTACKS).index(cfg.attack), key="attack",
-                                  format_func=lambda n: ATTACKS[n].label,
-                                  help="\n".join(f"- **{e.label}**: {e.help}" for e in ATTACKS.entries()))
             v1, v2 = st.columns(2)
             victim = v1.number_input(label("victim"), value=cfg.victim, min_value=0, step=1, key="victim",
-                                     placeholder="from seed", help=explain("victim"))
+                                     placeholder="seeded", help=explain("victim"))
             target = v2.number_input(label("target"), value=cfg.target, min_value=0, step=1, key="target",
-                                     placeholder="from seed", help=explain("target"))
+                                     placeholder="seeded", help=explain("target"))
             p1, p2 = st.columns(2)
             poison_count = p1.number_input(label("poison_count"), value=cfg.poison_count, min_value=0, step=5,
                                            key="poison_count", placeholder="≈3.5 %", help=explain("poison_count"))
             trigger_size = p2.number_input(label("trigger_size"), value=cfg.trigger_size, min_value=1, step=1,
-                                           key="trigger_size", placeholder="auto", help=explain("trigger_size"))
+                                           key="trigger_size", placeholder="auto", help=explain("trigger_size"),
+                                           disabled="trigger_size" not in settings)
             t1, t2 = st.columns(2)
             patterns, corners = option("trigger_pattern")["choices"], option("trigger_corner")["choices"]
             pattern = t1.selectbox(label("trigger_pattern"), patterns, index=patterns.index(cfg.trigger_pattern),
-                                   key="trigger_pattern", help=explain("trigger_pattern"))
+                                   key="trigger_pattern", help=explain("trigger_pattern"),
+                                   disabled="trigger_pattern" not in settings)
             corner = t2.selectbox(label("trigger_corner"), corners, index=corners.index(cfg.trigger_corner),
-                                  key="trigger_corner", help=explain("trigger_corner"))
+                                  key="trigger_corner", help=explain("trigger_corner"),
+                                  disabled="trigger_corner" not in settings)
         with c3:
             st.markdown("**Model**")
             model = st.selectbox(label("model"), list(ARCHITECTURES), index=list(ARCHITECTURES).index(cfg.model),
@@ -90,20 +99,23 @@ def form() -> None:
         for col, (name, (images, captions)) in zip(st.columns(len(previews)), previews.items()):
             with col:
                 st.markdown(f"**{name}**" + (" · chosen" if name == cfg.attack else ""))
-                st.image(images, caption=captions, width=64)
+                st.image(images, caption=captions, width=84)
                 st.caption(ATTACKS[name].blurb)
 
     if submitted:
         try:
-            new = cfg.replace(dataset=dataset, data_root=data_root.strip() or None, n_train=_opt(n_train),
+            root = None if source.get("builtin") else data_root.strip() or None
+            new = cfg.replace(dataset=dataset, data_root=root, n_train=_opt(n_train),
                               image_size=int(image_size), attack=attack, victim=_opt(victim), target=_opt(target),
                               poison_count=_opt(poison_count), trigger_size=_opt(trigger_size), trigger_pattern=pattern,
                               trigger_corner=corner, model=model, epochs=_opt(epochs), seed=int(seed), device=device)
             if new.data_root:  # a typed path reads the server's files
                 allowed_path(new.data_root, "Data folder")
+            check_source(new.dataset, new.data_root)  # the folder's layout, before anything is dropped
             experiment(new)  # checks the device and the cache folder before anything changes
         except DeltaInfError as exc:
-            st.error(str(exc))
+            st.error(f"{app_words(str(exc)).rstrip('.')}. Nothing changed: the current experiment and its "
+                     "results stay.", icon=":material/error:")
         else:
             use_experiment()
             set_config(new)
@@ -114,7 +126,7 @@ def form() -> None:
         st.caption("Weights for the chosen architecture and data (same number of classes and image size): a "
                    "safetensors file, or a PyTorch state dict (read with `weights_only=True`, never unpickled). "
                    "After a successful check, **Train** evaluates them instead of training.")
-        up = st.file_uploader("Weights file", type=["safetensors", "pt", "pth", "bin"], key="weights_upload")
+        up = st.file_uploader("Weights file", key="weights_upload")
         if up is not None and st.session_state.get("weights_seen") != (up.file_id, up.name, up.size):
             st.session_state.weights_seen = (up.file_id, up.name, up.size)
             blob = up.getvalue()
@@ -169,7 +181,8 @@ def results() -> None:
     cols[3].metric("Attack", f"{facts['victim']} → {facts['target']}", help="Victim class → target class.")
     t = result["timings"].get("train_s", 0.0)
     st.caption(f"Model {'loaded from the cache' if result['cached'].get('train_s') else 'trained'} in {t:.1f} s on "
-               f"{device_text(exp.config.device)}.")
+               f"{device_text(exp.config.device)}; the whole wait, from pressing Train (data, attack and any queue "
+               f"included): {job.waited:.1f} s.")
 
     st.subheader("The trigger")
     images, captions = figures.trigger_picture(instance, exp)

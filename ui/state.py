@@ -38,6 +38,21 @@ def init_state() -> None:
         ss.case_query = None    # Upload with a uint8 (3, H, W) tensor
 
 
+#: Controls whose value outlives the pages that draw them (Streamlit forgets a widget's value on a page that
+#: does not draw it): the Unlearn and Compare pages' choices, the Influence page's toggles, the Experiment page's
+#: start.
+KEPT = ("unlearn_methods", "unlearn_source", "until_clean", "escalate", "unlearn_shown", "grid_methods",
+        "grid_detectors", "show_multiples", "review_open", "review_sort", "start", "transform")
+
+
+def keep_controls() -> None:
+    """Carry the :data:`KEPT` controls' values over this run, whatever page it draws."""
+    ss = st.session_state
+    for key in KEPT:
+        if key in ss:
+            ss[key] = ss[key]
+
+
 def config() -> Config | CaseConfig:
     """The options of the session's source."""
     ss = st.session_state
@@ -119,6 +134,11 @@ def train_key(cfg=None, weights: Upload | None = None, query: Upload | None = No
 def option(name: str):
     """The Config field ``name``'s metadata: its help, label and allowed values (the registries' own)."""
     return _OPTIONS[name]
+
+
+def option_labels() -> dict[str, str]:
+    """Config field → the label the app shows for it (fields without one are left out)."""
+    return {name: meta["label"] for name, meta in _OPTIONS.items() if meta.get("label")}
 
 
 _OPTIONS = {f.name: f.metadata for kind in (CaseConfig, Config) for f in dataclasses.fields(kind)}

@@ -13,10 +13,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import DataError
 from ..registry import Registry
 
 #: Data sources: ``load(root, seed=, image_size=, default_root=) -> ImageData``; ``needs_root=True`` when
-#: the source cannot do without a folder.
+#: the source cannot do without a folder, ``builtin=True`` when it reads none, ``resized=True`` when it resizes to
+#: ``image_size``, ``check=fn(root)`` to refuse a folder it cannot read before anything is loaded.
 SOURCES = Registry("dataset")
 register = SOURCES.register
 
@@ -65,6 +67,21 @@ def load_dataset(name: str, data_root: str | None, seed: int, *, n_train: int | 
             continue
         data.subset(split, balanced_subset(y, n, seed + offset))
     return data
+
+
+def check_source(name: str, data_root: str | None) -> None:
+    """Refuse, before anything is loaded, a data folder the source ``name`` cannot read: missing, not a folder,
+    or (where the source checks it) laid out otherwise. Raises :class:`~deltainf.errors.DataError`."""
+    entry = SOURCES[name]
+    root = Path(data_root).expanduser() if data_root else None
+    if root is None:
+        if entry.attrs.get("needs_root"):
+            raise DataError(f"{entry.label} needs a data folder (--data-root)")
+        return
+    if not root.is_dir():
+        raise DataError(f"the data folder {root} does not exist or is not a folder")
+    if entry.attrs.get("check"):
+        entry.attrs["check"](root)
 
 
 def balanced_subset(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:

@@ -11,7 +11,7 @@ from ..errors import DataError
 from . import ImageData, balanced_subset, register
 
 
-@register("digits", label="built-in digits (16×16, offline)", order=0)
+@register("digits", label="built-in digits (16×16, offline)", order=0, builtin=True)
 def digits(root: Path | None, *, seed: int, image_size: int, default_root: Path | None = None) -> ImageData:
     """scikit-learn's bundled 8×8 digits, upsampled to 16×16 and tinted a random colour each.
 

@@ -165,11 +165,12 @@ def experiment_flagged_csv(exp, detector: str) -> str:
 def unlearning_grid(exp, detectors, methods, tau: float | None = None, k: int | None = None) -> list[dict]:
     """Each unlearning method on each detector's flags (the Δ rules at τ/k when given): clean accuracy and
     poison success after it (the paper's Figures 3–5 in one table). One row per (detector, method)."""
-    rows = []
+    rows, n = [], len(detectors) * len(methods)
     for d in detectors:
         det = exp.detect(d, tau, k)
         for m in methods:
-            _, after = exp.investigation.unlearn(m, det.flagged)
+            with exp.reporter.within(f"run {len(rows) + 1}/{n}: {m.upper()} on {d}'s flags"):
+                _, after = exp.investigation.unlearn(m, det.flagged)
             rows.append({"detector": d, "method": m, "n_flagged": int(det.flagged.sum()),
                          "clean_acc": float(after["clean_acc"]), "poison_success": float(after["poison_success"]),
                          "seconds": float(after["seconds"])})

@@ -191,10 +191,10 @@ def small_multiples(view: DeltaView, ncols: int = 10, flagged: np.ndarray | None
     reach = 0.7 * max(abs(edges[0]), abs(edges[-1]))
     m = 10.0 ** max(0, int(np.floor(np.log10(10 ** reach - 1)))) if reach > 0 else 1.0
     tv, tt = [float(symlog(-m)), 0.0, float(symlog(m))], [_short(-m), "0", _short(m)]
-    gx, gy = 0.012, 0.06
+    gx, gy = 0.012, 0.11
     cw, ch = (1 - gx * (ncols - 1)) / ncols, (1 - gy * (nrows - 1)) / nrows
     data, annotations = [], []
-    layout = {"barmode": "overlay", "height": max(260, 130 * nrows + 90), "font": FONT, "plot_bgcolor": "white",
+    layout = {"barmode": "overlay", "height": max(260, 150 * nrows + 90), "font": FONT, "plot_bgcolor": "white",
               "margin": {"l": 20, "r": 20, "t": 80, "b": 30},
               "title": {"text": "Δ / scale on every copy (symmetric log axis; left of 0 = influence collapsed)",
                         "x": 0.01, "font": {"size": 15}},
@@ -215,7 +215,8 @@ def small_multiples(view: DeltaView, ncols: int = 10, flagged: np.ndarray | None
                             legendgroup=name, showlegend=t == 0, xaxis=f"x{ax}", yaxis=f"y{ax}"))
         if not share:
             layout[f"yaxis{ax}"]["type"] = "log"
-        annotations.append({"text": view.names[t], "x": x0 + cw / 2, "y": y1, "xref": "paper", "yref": "paper",
-                            "showarrow": False, "yanchor": "bottom", "font": {"size": 10}})
+        annotations.append({"text": "<br>".join(view.names[t].split(" · ", 1)), "x": x0 + cw / 2, "y": y1,
+                            "xref": "paper", "yref": "paper", "showarrow": False, "yanchor": "bottom",
+                            "font": {"size": 9}})
     layout["annotations"] = annotations
     return figure(data, layout)

@@ -42,20 +42,26 @@ def before_after_figure(before: dict, afters: dict[str, dict], measures=EXPERIME
     return figure(data, layout)
 
 
-def rounds_figure(per_round: dict[str, list[dict]]) -> go.Figure:
+def rounds_figure(per_round: dict[str, list[dict]], before: dict | None = None) -> go.Figure:
     """The re-check loop, round by round per method: poison success where it is known, else the test image's
     P(y) (solid), how much more often than under EU the removed look-alikes still go to y (the re-check's
     second sign, dash-dot) and clean accuracy where there is a test split (dotted), with the number of
-    training points removed so far on each marker."""
+    training points removed so far on each marker; round 0 is the model before unlearning (``before``: its
+    ``poison_success`` or ``query_label_probability``, and ``clean_acc``)."""
+    before = before or {}
+    positions = ["top right", "bottom right", "top left", "bottom left"]
     data = []
     for i, (m, rounds) in enumerate(per_round.items()):
         r = [x["round"] for x in rounds]
         colour = _method_colour(m, i)
-        key, name = ("poison_success", "poison success") if "poison_success" in rounds[0] else \
-            ("query_target_prob", "test image: P(y)")
-        data.append({"type": "scatter", "x": r, "y": [x[key] for x in rounds], "name": f"{m.upper()} {name}",
-                     "mode": "lines+markers+text", "text": [f"{x['n_removed']} removed" for x in rounds],
-                     "textposition": "top right", "line": {"color": colour},
+        key, name, was = ("poison_success", "poison success", before.get("poison_success")) \
+            if "poison_success" in rounds[0] else ("query_target_prob", "test image: P(y)",
+                                                   before.get("query_label_probability"))
+        x0, y0, t0 = ([0], [was], ["before"]) if was is not None else ([], [], [])
+        data.append({"type": "scatter", "x": x0 + r, "y": y0 + [x[key] for x in rounds], "name": f"{m.upper()} {name}",
+                     "mode": "lines+markers+text", "text": t0 + [f"{x['n_removed']} removed" for x in rounds],
+                     "textposition": positions[i % len(positions)], "textfont": {"size": 11, "color": colour},
+                     "line": {"color": colour},
                      "hovertemplate": f"round %{{x}}<br>{name} %{{y:.3f}}<br>%{{text}}<extra></extra>"})
         if any(x.get("trigger_rate") is not None for x in rounds):  # the re-check's own sign, known without truth
             excess = [None if x.get("trigger_rate") is None else x["trigger_rate"] - x["reference_rate"]
@@ -66,20 +72,25 @@ def rounds_figure(per_round: dict[str, list[dict]]) -> go.Figure:
                          "hovertemplate": "round %{x}<br>removed look-alikes sent to y, beyond EU %{y:+.2f}"
                                           "<extra></extra>"})
         if "clean_acc" in rounds[0]:
-            data.append({"type": "scatter", "x": r, "y": [x["clean_acc"] for x in rounds],
+            c0 = [before["clean_acc"]] if before.get("clean_acc") is not None else []
+            data.append({"type": "scatter", "x": ([0] if c0 else []) + r, "y": c0 + [x["clean_acc"] for x in rounds],
                          "name": f"{m.upper()} clean accuracy", "mode": "lines+markers",
                          "line": {"color": colour, "dash": "dot"},
                          "hovertemplate": "round %{x}<br>clean accuracy %{y:.3f}<extra></extra>"})
     n = max((len(v) for v in per_round.values()), default=1)
-    layout = base_layout("Detect → unlearn → re-check, round by round", "round", "fraction of test images", height=340,
-                     subtitle="each round re-runs Δ-Influence on the unlearned model while the test image is not clean")
-    layout["xaxis"].update(tickvals=list(range(1, n + 1)), range=[0.7, n + 0.5])
-    layout["yaxis"]["range"] = [-0.05, 1.1]
+    layout = base_layout("Detect → unlearn → re-check, round by round", "round (0: before unlearning)",
+                         "fraction of test images", height=420,
+                         subtitle="each round re-runs Δ-Influence on the unlearned model while the test image is not clean")
+    layout["legend"] = {"orientation": "h", "yanchor": "top", "y": -0.22, "xanchor": "left", "x": 0.0}
+    layout["margin"]["b"] = 120
+    layout["xaxis"].update(tickvals=list(range(0, n + 1)), range=[-0.3, n + 0.6])
+    layout["yaxis"]["range"] = [-0.08, 1.12]
     return figure(data, layout)
 
 
-def unlearning_grid_figure(rows: list[dict]) -> go.Figure:
-    """Poison success (left) and clean accuracy (right) after each method, grouped by detector."""
+def unlearning_grid_figure(rows: list[dict], before: dict | None = None) -> go.Figure:
+    """Poison success (left) and clean accuracy (right) after each method, grouped by detector; dotted lines at
+    the model's figures before unlearning (``before``: its ``poison_success`` and ``clean_acc``)."""
     detectors = list(dict.fromkeys(r["detector"] for r in rows))
     methods = list(dict.fromkeys(r["method"] for r in rows))
     by = {(r["detector"], r["method"]): r for r in rows}
@@ -97,6 +108,13 @@ def unlearning_grid_figure(rows: list[dict]) -> go.Figure:
     layout["yaxis"]["range"] = [0, 1.05]
     layout["yaxis2"] = {**axis("clean accuracy (higher is better)"), "range": [0, 1.05], "anchor": "x2"}
     layout["bargap"] = 0.2
+    if before:
+        layout["shapes"] = [{"type": "line", "xref": f"{x} domain", "x0": 0, "x1": 1, "yref": y, "y0": before[m],
+                             "y1": before[m], "line": {"color": "black", "width": 1.5, "dash": "dot"}}
+                            for m, x, y in (("poison_success", "x", "y"), ("clean_acc", "x2", "y2"))]
+        layout["annotations"] = [{"xref": f"{x} domain", "x": 1, "yref": y, "y": before[m], "text": "before",
+                                  "showarrow": False, "xanchor": "right", "yanchor": "bottom", "font": {"size": 12}}
+                                 for m, x, y in (("poison_success", "x", "y"), ("clean_acc", "x2", "y2"))]
     return figure(data, layout)
 
 

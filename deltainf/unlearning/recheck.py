@@ -7,7 +7,8 @@ how many poisons the removed set holds).
 """
 from __future__ import annotations
 
-from typing import Callable
+from contextlib import nullcontext
+from typing import Callable, ContextManager
 
 import numpy as np
 from torch import nn
@@ -28,19 +29,23 @@ def share_sent_to(logits, label: int) -> float:
 def unlearn_until_clean(flagged: np.ndarray, max_rounds: int,
                         unlearn: Callable[[np.ndarray], tuple[nn.Module, str, dict]],
                         judge: Callable[[nn.Module, str, np.ndarray], tuple[dict, np.ndarray]],
-                        observe: Callable[[np.ndarray], dict] | None = None) -> tuple[nn.Module, dict, np.ndarray]:
+                        observe: Callable[[np.ndarray], dict] | None = None,
+                        within: Callable[[str], ContextManager] = lambda label: nullcontext()
+                        ) -> tuple[nn.Module, dict, np.ndarray]:
     """Rounds of detect → unlearn → re-check, from the original model each time.
 
     ``unlearn(removed) -> (model, model key, metrics)``; ``judge(model, model key, removed) -> ({"clean": bool,
     …}, the flags of a fresh Δ-Influence round over the kept points)``. Stops when clean, when the fresh round
-    flags nothing new, or after ``max_rounds``. Returns the last model, its metrics with ``rounds``,
+    flags nothing new, or after ``max_rounds``; each round runs ``within("round r/max_rounds")`` (a progress
+    label). Returns the last model, its metrics with ``rounds``,
     ``total_removed``, ``clean`` and ``per_round``, and the removed set.
     """
     removed = np.asarray(flagged, bool).copy()
     per_round = []
     for r in range(1, max_rounds + 1):
-        model, key, m = unlearn(removed)
-        verdict, fresh = judge(model, key, removed)
+        with within(f"round {r}/{max_rounds}"):
+            model, key, m = unlearn(removed)
+            verdict, fresh = judge(model, key, removed)
         per_round.append({"round": r, "n_removed": int(removed.sum()),
                           **{k: m[k] for k in ("clean_acc", "poison_success", "query_pred") if k in m},
                           **verdict, **(observe(removed) if observe else {})})

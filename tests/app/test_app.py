@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -140,8 +141,12 @@ def test_bad_settings_are_refused_and_change_nothing():
 def test_missing_data_fails_with_a_clear_message(tmp_path, monkeypatch):
     monkeypatch.setenv("DELTAINF_ALLOWED_ROOTS", str(tmp_path))  # the folder may be read; it holds no CIFAR
     at = open_app()
-    at.selectbox(key="dataset").set_value("cifar10")
-    at.text_input(key="data_root").set_value(str(tmp_path / "no-cifar-here"))
+    check(at.selectbox(key="dataset").set_value("cifar10").run())  # the Data folder field follows the dataset
+    at.text_input(key="data_root").set_value(str(tmp_path / "no-such-folder"))
+    check(at.button(key="train").click().run())
+    assert "does not exist" in texts(at.error) and "Nothing changed" in texts(at.error)  # refused before loading
+    assert at.session_state["config"].dataset == "digits"  # the experiment was not replaced
+    at.text_input(key="data_root").set_value(str(tmp_path))  # a folder, without CIFAR in it
     check(at.button(key="train").click().run())
     at = settle(at, lambda a: len(a.error) > 0, timeout=120)
     assert "cifar10 not found" in texts(at.error)
@@ -329,6 +334,23 @@ def test_each_mode_keeps_its_own_tau_and_k(pipe):
     assert at.session_state["det_tau"] == pytest.approx(typed) and at.session_state["det_chosen"]
 
 
+def test_a_running_job_says_its_stage_and_never_shows_done():
+    """Training a new model: from the first run after Train, the progress box is running (not ✓) and names
+    the stage it is in with the seconds elapsed."""
+    at = open_app()
+    at.number_input(key="seed").set_value(31)  # a model the cache does not hold
+    start = time.time()
+    check(at.button(key="train").click().run())
+    boxes = at.get("status")
+    assert boxes, "no progress box while training"
+    assert all(b.state == "running" and b.icon == "spinner" for b in boxes)
+    progress = " ".join(p.proto.text for p in at.get("progress"))
+    assert any(stage in progress for stage in ("reading the data", "planting the poisons", "training the model"))
+    assert progress.rstrip().endswith(" s") and time.time() - start < 30
+    settle(at, lambda a: "Clean accuracy" in metrics(a))
+    assert "the whole wait" in texts(at.caption)
+
+
 def test_every_page_says_when_the_attack_did_not_implant():
     at = open_app()
     at.number_input(key="poison_count").set_value(0)
@@ -422,9 +444,21 @@ def test_compare_page_lists_every_detector(pipe):
     multi = at.table[0].value.set_index("detector")
     assert int(multi.loc["delta_influence × 2 points", "flagged"]) <= int(multi.loc["delta_influence", "flagged"])
     assert int(multi.loc["ekfac × 2 points", "flagged"]) <= int(multi.loc["ekfac", "flagged"])
-    # Unlearning after each detector (two detectors × two methods keep the test short).
+    # Unlearning after each detector: the default (Δ-Influence and EK-FAC × EU and CF) is about a minute…
+    assert at.multiselect(key="grid_methods").value == ["eu", "cf"]
+    assert at.multiselect(key="grid_detectors").value == ["delta_influence", "ekfac"]
+    assert not at.button(key="run_grid").disabled
+    # …every method on every detector is long, so it asks first.
+    from deltainf.unlearning import UNLEARNERS
+
+    check(at.multiselect(key="grid_methods").set_value(list(UNLEARNERS)).run())
+    check(at.multiselect(key="grid_detectors").set_value(list(DETECTORS)).run())
+    assert "35 unlearning runs: about" in texts(at.caption) and at.button(key="run_grid").disabled
+    check(at.checkbox(key="grid_confirm").check().run())
+    assert not at.button(key="run_grid").disabled
     check(at.multiselect(key="grid_methods").set_value(["eu", "cf"]).run())
     check(at.multiselect(key="grid_detectors").set_value(["delta_influence", "ekfac"]).run())
+    assert not at.button(key="run_grid").disabled
     check(at.button(key="run_grid").click().run())
     at = settle(at, lambda a: len(a.table) > 1)
     grid = at.table[1].value
@@ -432,6 +466,7 @@ def test_compare_page_lists_every_detector(pipe):
         ("delta_influence", "EU"), ("delta_influence", "CF"), ("ekfac", "EU"), ("ekfac", "CF")]
     assert set(grid["flagged"]) == {delta_flags_count(pipe), pipe.detect("ekfac").flagged.sum()}
     assert charts(at) == 2  # + poison success / clean accuracy per detector and method
+    assert "about" in texts(at.caption) and "(from the runs timed so far)" in texts(at.caption)
 
 
 def test_flagged_csv_is_the_clis_file(pipe, tmp_path):

@@ -384,6 +384,15 @@ def walkthrough(pg):
                                                              "Influence", "Unlearn", "Compare", "Experiment"]}
     no_exception(pg)
 
+    for w, h in ((1280, 720), (1400, 1000)):  # a projector and a laptop: every page, for the eye
+        pg.set_viewport_size({"width": w, "height": h})
+        for title in READY:
+            goto(pg, title)
+            pg.wait_for_timeout(400)
+            pg.screenshot(path=str(ARTIFACTS / f"screen-{w}x{h}-{title.replace(' ', '-').lower()}.png"))
+    pg.set_viewport_size({"width": 1400, "height": 900})
+    no_exception(pg)
+
     lat = tau_ms + k_ms
     base = statistics.median(baseline)
     print(f"\n[e2e] cold walk-through (train → pick → transforms → influence → unlearn): {cold:.1f} s "
@@ -432,9 +441,57 @@ def bad_uploads(pg):
         {"name": "notes.png", "mimeType": "image/png", "buffer": b"just some text, not a PNG"})
     pg.wait_for_selector("text=notes.png is not a readable image", timeout=SLOW)
     assert text(pg, "[data-testid='stImageCaption']") == caption
+    pg.locator(".st-key-query_upload input[type=file]").set_input_files(  # any type reaches the server's check
+        {"name": "notes.txt", "mimeType": "text/plain", "buffer": b"a text file"})
+    pg.wait_for_selector("text=notes.txt is not a readable image", timeout=SLOW)
     no_exception(pg)
     shot(pg, "8-bad-upload")
     assert sidebar(pg).split("Cache")[0] == before.split("Cache")[0]
+
+
+def test_a_bad_folder_keeps_the_experiment_and_controls_keep_their_values(page):
+    with shot_on_failure(page, "bad-folder"):
+        bad_folder(page)
+
+
+def bad_folder(pg):
+    # Unlearn's choices survive a trip to another page.
+    goto(pg, "Unlearn")
+    result = text(pg, ".st-key-unlearn_result")
+    pg.locator(".st-key-unlearn_methods input").click()
+    pg.locator("[role='option']", has_text="CF").first.click()
+    pg.keyboard.press("Escape")
+    pg.locator(".st-key-until_clean label").click()
+    pg.wait_for_selector("text=not the choice above")  # the results on screen are the last run's, and say so
+    pg.wait_for_selector(".st-key-escalate input:not([disabled])")  # the toggle's rerun is done
+    assert pg.locator(".st-key-until_clean input[type=checkbox]").is_checked()
+    goto(pg, "Influence")
+    goto(pg, "Unlearn")
+    methods = text(pg, ".st-key-unlearn_methods")
+    assert "EU" in methods and "CF" in methods, methods
+    assert pg.locator(".st-key-until_clean input[type=checkbox]").is_checked()
+    assert text(pg, ".st-key-unlearn_result") == result
+
+    # A data folder that does not exist: one message, in the app's words, and nothing lost.
+    goto(pg, "Experiment")
+    before = sidebar(pg)
+    metrics = text(pg, "[data-testid='stHorizontalBlock']:has([data-testid='stMetric'])")
+    pg.locator(".st-key-dataset").click()
+    pg.locator("[role='option']", has_text="ImageFolder").first.click()
+    pg.locator(".st-key-data_root input").fill(str(ROOT / "tests" / "no" / "such" / "folder"))
+    pg.click(".st-key-train button")
+    pg.wait_for_selector("text=does not exist", timeout=SLOW)
+    said = [m for m in pg.locator("[data-testid='stAlertContentError']").all_inner_texts() if "does not exist" in m]
+    assert len(said) == 1 and "Nothing changed" in said[0], said
+    assert "--" not in said[0]  # no command-line flag in the app
+    shot(pg, "12-bad-folder")
+    assert sidebar(pg).split("Cache")[0] == before.split("Cache")[0]
+    assert text(pg, "[data-testid='stHorizontalBlock']:has([data-testid='stMetric'])") == metrics
+    goto(pg, "Influence")
+    no_exception(pg)
+    goto(pg, "Unlearn")
+    assert text(pg, ".st-key-unlearn_result") == result
+    no_exception(pg)
 
 
 def test_a_restarted_server_keeps_everything_computed(server, browser):
@@ -506,6 +563,9 @@ def investigate(pg, user_case, tmp_path):
     pg.locator(".st-key-case_image_size input").fill("16")
     pg.locator(".st-key-case_weights_upload input[type=file]").set_input_files(str(user_case["weights"]))
     pg.locator(".st-key-case_query_upload input[type=file]").set_input_files(str(user_case["query"]))
+    for key, file in (("case_weights_upload", "weights"), ("case_query_upload", "query")):  # a submit during an
+        pg.wait_for_selector(f".st-key-{key} >> text={Path(user_case[file]).name}")     # upload is lost
+    pg.wait_for_selector(".st-key-investigate button:not([disabled])")
     pg.click(".st-key-investigate button")
     pg.wait_for_selector(".st-key-case_prediction .main-svg", timeout=SLOW)
     no_exception(pg)
