@@ -85,6 +85,9 @@ methods = c1.multiselect("Methods", list(UNLEARNERS), key="grid_methods", format
 chosen = c2.multiselect("Detectors", singles, key="grid_detectors")
 grid_key = GridJob(instance, *chosen_tk, tuple(chosen), tuple(methods))
 timed = ss.setdefault("run_seconds", {})  # method → seconds per run, from the runs seen so far
+done = runtime().jobs.get(ss.get("grid_job"))
+for r in done.result if done is not None and done.ok else []:
+    timed[r["method"]] = float(r["seconds"])
 estimate = len(chosen) * sum(timed.get(m, FIRST_GUESS_S) for m in methods)
 runs = len(chosen) * len(methods)
 st.caption(f"{runs} unlearning runs: about {estimate / 60:.1f} min "
@@ -102,8 +105,10 @@ if job is None or last.instance != instance:
     st.info("Choose methods and detectors, then press the button (EU retrains once per detector).")
     stop()
 grid = pre.await_job(job, what="Unlearning each detector's flags in the background…", cancel=True)
-for m in {r["method"] for r in grid}:
-    timed[m] = float(sum(r["seconds"] for r in grid if r["method"] == m) / sum(r["method"] == m for r in grid))
+if last != grid_key:
+    st.warning(f"Shown below: the last grid, {', '.join(m.upper() for m in last.methods)} on the flags of "
+               f"{', '.join(last.detectors)} — not the choice above. Press the button for it.",
+               icon=":material/history:")
 with st.container(key="grid_table"):
     st.table([{"detector": r["detector"], "method": r["method"].upper(), "flagged": r["n_flagged"],
                "clean accuracy": f"{r['clean_acc']:.3f}", "poison success": f"{r['poison_success']:.2f}"}

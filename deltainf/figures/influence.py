@@ -178,7 +178,7 @@ def flagged_order(view: DeltaView, flagged: np.ndarray, tau: float) -> np.ndarra
     return idx[np.lexsort((mean, -counts))]
 
 
-def small_multiples(view: DeltaView, ncols: int = 10, flagged: np.ndarray | None = None) -> go.Figure:
+def small_multiples(view: DeltaView, ncols: int = 8, flagged: np.ndarray | None = None) -> go.Figure:
     """One small Δ/scale histogram per transform (poisons vs clean where known, else ``flagged`` vs the rest, or
     all points): influence collapse at a glance."""
     T = view.T

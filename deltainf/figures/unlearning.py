@@ -57,7 +57,7 @@ def rounds_figure(per_round: dict[str, list[dict]], before: dict | None = None) 
         key, name, was = ("poison_success", "poison success", before.get("poison_success")) \
             if "poison_success" in rounds[0] else ("query_target_prob", "test image: P(y)",
                                                    before.get("query_label_probability"))
-        x0, y0, t0 = ([0], [was], ["before"]) if was is not None else ([], [], [])
+        x0, y0, t0 = ([0], [was], ["before" if i == 0 else ""]) if was is not None else ([], [], [])
         data.append({"type": "scatter", "x": x0 + r, "y": y0 + [x[key] for x in rounds], "name": f"{m.upper()} {name}",
                      "mode": "lines+markers+text", "text": t0 + [f"{x['n_removed']} removed" for x in rounds],
                      "textposition": positions[i % len(positions)], "textfont": {"size": 11, "color": colour},

@@ -453,7 +453,8 @@ def test_compare_page_lists_every_detector(pipe):
 
     check(at.multiselect(key="grid_methods").set_value(list(UNLEARNERS)).run())
     check(at.multiselect(key="grid_detectors").set_value(list(DETECTORS)).run())
-    assert "35 unlearning runs: about" in texts(at.caption) and at.button(key="run_grid").disabled
+    runs = len(DETECTORS) * len(UNLEARNERS)
+    assert f"{runs} unlearning runs: about" in texts(at.caption) and at.button(key="run_grid").disabled
     check(at.checkbox(key="grid_confirm").check().run())
     assert not at.button(key="run_grid").disabled
     check(at.multiselect(key="grid_methods").set_value(["eu", "cf"]).run())
@@ -466,7 +467,8 @@ def test_compare_page_lists_every_detector(pipe):
         ("delta_influence", "EU"), ("delta_influence", "CF"), ("ekfac", "EU"), ("ekfac", "CF")]
     assert set(grid["flagged"]) == {delta_flags_count(pipe), pipe.detect("ekfac").flagged.sum()}
     assert charts(at) == 2  # + poison success / clean accuracy per detector and method
-    assert "about" in texts(at.caption) and "(from the runs timed so far)" in texts(at.caption)
+    check(at.run())  # (the grid may have finished during the run that drew the estimate)
+    assert "(from the runs timed so far)" in texts(at.caption)
 
 
 def test_flagged_csv_is_the_clis_file(pipe, tmp_path):
