@@ -8,7 +8,7 @@ from deltainf.unlearning import UNLEARNERS
 from ui import prerequisites as pre
 from ui.jobs import DetectorsJob, GridJob
 from ui.sidebar import stop
-from ui.state import config, experiment, runtime
+from ui.state import config, experiment, runtime, use_mode
 
 GRID_METHODS = ("eu", "cf")                       # the grid's default: about a minute on the built-in data
 GRID_DETECTORS = ("delta_influence", "ekfac")
@@ -37,6 +37,7 @@ rows = pre.await_job(runtime().start(DetectorsJob(instance, tuple(names)), "Ever
                      what="Running every detector in the background (ablations need their own scoring passes, "
                           "baselines their own fits)…")
 # …then the ones with a τ/k rule again at the session's τ and k: fast, from the cached scores.
+use_mode(exp.config.mode)
 tau, k = st.session_state.det_tau, st.session_state.det_k
 tuned = [n for n in names if "tau" in exp.detect(n).params]
 chosen_tk = (None, None)  # Δ detectors at the τ and k the user chose on Influence (else each one's own suggestion)

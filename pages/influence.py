@@ -28,7 +28,7 @@ def _grid() -> live_figures.TauGrid:
     ss = st.session_state
     sugg = suggested[0] / view.scale
     grid = live_figures.tau_grid(sugg if ss.get("det_anchor") is None else ss.det_anchor, sugg)
-    if abs(grid.value(grid.index(ss.det_tau / view.scale)) * view.scale - ss.det_tau) > 1e-9 * view.scale:
+    if not grid.holds(ss.det_tau / view.scale):
         ss.det_anchor = ss.det_tau / view.scale  # a τ off the grid (restored, or from the command line)
         grid = live_figures.tau_grid(ss.det_anchor, sugg)
     return grid
@@ -42,9 +42,7 @@ def _on_choice() -> None:
     if c.get("suggested"):
         ss.det_tau, ss.det_k, ss.det_chosen = float(suggested[0]), int(suggested[1]), False
     else:
-        i = int(c["index"])
-        exact = ss.get("det_anchor") is not None and i == grid[1].index(ss.det_anchor)
-        ss.det_tau = ss.det_anchor * view.scale if exact else grid[1].value(i) * view.scale
+        ss.det_tau = grid[1].value(int(c["index"])) * view.scale
         ss.det_k, ss.det_chosen = int(c["k"]), True
     ss.live_sig = (ss.det_tau, ss.det_k)
 
@@ -61,15 +59,17 @@ def live() -> None:
     ss = st.session_state
     tau, k = float(ss.det_tau), int(ss.det_k)
     grid = _grid()
-    version = f"{instance.content}:{exp.config.mode}:{grid.lo}:{grid.n}"
+    version = f"{instance.content}:{exp.config.mode}:{grid.anchor}:{grid.below}:{grid.n}"
     ss.live_grid = (version, grid)
     payload = runtime().view(("live", instance.content, exp.config.mode, grid),
                              lambda: live_figures.live_payload(view, grid, version))
     if ss.get("live_sig") != (tau, k):  # set elsewhere than in the live area: it takes them
         ss.det_rev = ss.get("det_rev", 0) + 1
         ss.live_sig = (tau, k)
+    sugg = suggested[0] / view.scale
     delta_live({**payload, "tau_index": grid.index(tau / view.scale), "k": k, "rev": ss.det_rev,
-                "suggested": {"index": grid.index(suggested[0] / view.scale), "k": int(suggested[1])}}, _on_choice)
+                "suggested": {"index": grid.index(sugg), "k": int(suggested[1])} if grid.holds(sugg) else None},
+               _on_choice)
 
     flagged = view.flags(tau, k)
     c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
@@ -83,15 +83,15 @@ def live() -> None:
                 f"({state}): the pictures and the table below follow the sliders once they settle.")
     inside, outside = live_figures.near_cut(view, tau, k)
     counts = view.counts(tau)
-    thumbnail_strip(instance, exp, view, inside, counts, "Just inside the cut: flagged, fewest drops")
-    thumbnail_strip(instance, exp, view, outside, counts, "Just outside the cut: not flagged, most drops")
+    thumbnail_strip(exp, view, inside, counts, "Just inside the cut: flagged, fewest drops")
+    thumbnail_strip(exp, view, outside, counts, "Just outside the cut: not flagged, most drops")
     if view.is_poison is not None:
         clean = np.flatnonzero(flagged & ~view.is_poison)
         clean = clean[np.argsort(-counts[clean], kind="stable")]
-        thumbnail_strip(instance, exp, view, clean[:16], counts,
+        thumbnail_strip(exp, view, clean[:16], counts,
                         f"Clean points flagged (false positives): {len(clean)}" + (" — the 16 with most drops"
                                                                                     if len(clean) > 16 else ""))
-    flagged_table(instance, exp, view, tau, k)
+    flagged_table(exp, view, tau, k)
 
 
 live()

@@ -2,6 +2,8 @@
 kept across pages."""
 from __future__ import annotations
 
+from html import escape
+
 import numpy as np
 import streamlit as st
 
@@ -12,7 +14,7 @@ from deltainf.figures.images import png_data_uri, upscale
 from deltainf.figures.influence import DeltaView
 
 from .jobs import Instance
-from .state import runtime
+from .state import runtime, use_mode
 
 
 def delta_view(instance: Instance, exp) -> DeltaView:
@@ -31,12 +33,7 @@ def detector_params(view: DeltaView, exp) -> tuple[float, int]:
     suggested again for every new Δ matrix."""
     ss = st.session_state
     mode = exp.config.mode
-    if ss.get("det_mode") not in (None, mode):  # each mode keeps its own τ/k
-        ss.setdefault("det_by_mode", {})[ss.det_mode] = (ss.det_tau, ss.det_k, ss.det_chosen, ss.det_scale,
-                                                         ss.get("det_anchor"))
-        ss.det_tau, ss.det_k, ss.det_chosen, ss.det_scale, ss.det_anchor = ss.det_by_mode.get(
-            mode, (None, None, False, None, None))
-    ss.det_mode = mode
+    use_mode(mode)
     seen = (view.scale, view.T, mode, exp.query.draw_seed, exp.query.label)
     if not ss.get("det_chosen") and ss.get("det_seen") != seen:
         ss.det_tau = ss.det_k = ss.det_anchor = None  # a suggestion for another experiment is not a choice
@@ -103,26 +100,26 @@ def _thumb(view: DeltaView, images, i: int) -> str:
     return view.thumb(int(i), lambda: png_data_uri(upscale(images[int(i)], max(1, round(48 / images.shape[-1])))))
 
 
-def thumbnail_strip(instance: Instance, exp, view: DeltaView, idx: np.ndarray, counts: np.ndarray, title: str) -> None:
+def thumbnail_strip(exp, view: DeltaView, idx: np.ndarray, counts: np.ndarray, title: str) -> None:
     """A row of training images with their file (or index), label and drop count; coloured by the ground truth
     where it is known."""
     data = exp.train_set
     cells = []
     for i in idx:
         name = data.train_paths[i].rsplit("/", 1)[-1] if data.train_paths else f"#{i}"
-        truth = "" if view.is_poison is None else ("poison" if view.is_poison[i] else "clean")
+        label = escape(data.classes[int(view.labels[i])])
+        truth = "" if view.is_poison is None else ("<br>poison" if view.is_poison[i] else "<br>clean")
         colour = "" if not truth else f"border-color:{'#D55E00' if view.is_poison[i] else '#0072B2'};"
         cells.append(f"<figure style='margin:0;text-align:center;font-size:13px;line-height:1.2;max-width:84px'>"
                      f"<img src='{_thumb(view, data.x_train, i)}' style='width:48px;height:48px;image-rendering:"
-                     f"pixelated;border:3px solid #ccc;{colour}'/><figcaption title='{name}'>{name[:12]}<br>"
-                     f"{data.classes[int(view.labels[i])]} · {int(counts[i])} drops{'<br>' + truth if truth else ''}"
-                     f"</figcaption></figure>")
+                     f"pixelated;border:3px solid #ccc;{colour}'/><figcaption title='{escape(name, quote=True)}'>"
+                     f"{escape(name[:12])}<br>{label} · {int(counts[i])} drops{truth}</figcaption></figure>")
     body = "".join(cells) or "<span style='color:#555'>none</span>"
     st.html(f"<div style='font-weight:600;margin:4px 0 2px'>{title}</div>"
             f"<div style='display:flex;flex-wrap:wrap;gap:8px'>{body}</div>")
 
 
-def flagged_table(instance: Instance, exp, view: DeltaView, tau: float, k: int) -> None:
+def flagged_table(exp, view: DeltaView, tau: float, k: int) -> None:
     """The flagged set as a sortable table, and as CSV carrying τ, k, T, mode, seed and the files' paths."""
     import pandas as pd
 

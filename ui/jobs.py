@@ -128,7 +128,7 @@ class Job:
         self._thread.start()
 
     def progress(self, stage: str, done: int, total: int) -> None:
-        if self.cancelled:  # the engine reports often: it stops at its next report
+        if self.cancelled and threading.current_thread() is self._thread:  # it stops at its next report
             raise JobCancelled()
         self.stage, self.done, self.total = stage, done, total
 
@@ -149,6 +149,7 @@ class Job:
                 self.stage, self.started = "starting", time.time()
                 try:
                     self.result = fn(self.progress)
+                    self.cancelled = False  # it finished before reporting again: the result stands
                 finally:
                     rt.computing = None
         except JobCancelled:

@@ -8,7 +8,7 @@ import streamlit as st
 from deltainf.data import SOURCES
 from deltainf.errors import DeltaInfError
 
-from .state import config, runtime, train_key, uploads
+from .state import config, runtime, train_key, uploads, use_mode
 
 
 def begin_page(page_title: str) -> None:
@@ -76,6 +76,7 @@ def _experiment(page_title: str) -> None:
         lines.insert(1, "training failed (see the Experiment page)")
     elif tjob is None:
         lines.insert(1, "not trained yet")
+    use_mode(cfg.mode)  # the τ/k of the mode shown
     tau, k = st.session_state.det_tau, st.session_state.det_k
     if page_title == "Influence" and tjob is not None and tjob.ok:  # its sliders rerun only their fragment
         tk = "τ, k: set on this page"

@@ -42,7 +42,7 @@ def init_state() -> None:
 #: does not draw it): the Unlearn and Compare pages' choices, the Influence page's toggles, the Experiment page's
 #: start.
 KEPT = ("unlearn_methods", "unlearn_source", "until_clean", "escalate", "unlearn_shown", "grid_methods",
-        "grid_detectors", "show_multiples", "review_open", "review_sort", "start", "transform")
+        "grid_detectors", "show_multiples", "review_open", "review_sort", "start")
 
 
 def keep_controls() -> None:
@@ -51,6 +51,17 @@ def keep_controls() -> None:
     for key in KEPT:
         if key in ss:
             ss[key] = ss[key]
+
+
+def use_mode(mode: str) -> None:
+    """Make the session's τ/k (``det_*``) those of ``mode``: label-only, image-only and full each keep their own."""
+    ss = st.session_state
+    if ss.get("det_mode") not in (None, mode):
+        ss.setdefault("det_by_mode", {})[ss.det_mode] = (ss.det_tau, ss.det_k, ss.det_chosen, ss.det_scale,
+                                                         ss.get("det_anchor"))
+        ss.det_tau, ss.det_k, ss.det_chosen, ss.det_scale, ss.det_anchor = ss.det_by_mode.get(
+            mode, (None, None, False, None, None))
+    ss.det_mode = mode
 
 
 def config() -> Config | CaseConfig:

@@ -70,15 +70,16 @@ def load_dataset(name: str, data_root: str | None, seed: int, *, n_train: int | 
 
 
 def check_source(name: str, data_root: str | None) -> None:
-    """Refuse, before anything is loaded, a data folder the source ``name`` cannot read: missing, not a folder,
-    or (where the source checks it) laid out otherwise. Raises :class:`~deltainf.errors.DataError`."""
+    """Refuse, before anything is loaded, a data folder the source ``name`` cannot read: missing where the source
+    needs one (a source that downloads, like CIFAR, may be given a new folder), or laid out otherwise (where the
+    source checks it). Raises :class:`~deltainf.errors.DataError`."""
     entry = SOURCES[name]
     root = Path(data_root).expanduser() if data_root else None
     if root is None:
         if entry.attrs.get("needs_root"):
             raise DataError(f"{entry.label} needs a data folder (--data-root)")
         return
-    if not root.is_dir():
+    if (entry.attrs.get("needs_root") or entry.attrs.get("check")) and not root.is_dir():
         raise DataError(f"the data folder {root} does not exist or is not a folder")
     if entry.attrs.get("check"):
         entry.attrs["check"](root)

@@ -12,9 +12,10 @@ from .images import IMAGE_SUFFIXES, read_image
 
 def check_layout(root: Path) -> None:
     """The folder's layout, without reading an image: what :func:`load_imagefolder` would refuse first."""
-    splits = class_folders(root, require_test=True)
-    if not any(f.suffix.lower() in IMAGE_SUFFIXES for d in splits["train"] for f in d.iterdir()):
-        raise DataError(f"{root / 'train'} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    for split, dirs in class_folders(root, require_test=True).items():
+        if not any(f.is_file() and not f.name.startswith(".") and f.suffix.lower() in IMAGE_SUFFIXES
+                   for d in dirs for f in d.iterdir()):
+            raise DataError(f"{root / split} holds no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
 
 
 @register("imagefolder", label="ImageFolder", order=3, needs_root=True, resized=True,

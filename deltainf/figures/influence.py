@@ -124,23 +124,22 @@ def fmt_tau(tau_rel: float, tau_raw: float) -> str:
 def delta_histogram(view: DeltaView, t: int, tau: float, k: int | None = None) -> go.Figure:
     """Δ/scale for transform ``t`` (0-based row of Δ), symlog x: numbers of poisons and clean points (log axis)
     where ground truth is known, else of the points flagged at τ/k and the rest."""
-    share = False  # shares of each group would hide a clean pile behind a poison bar
     groups = view.groups(None if k is None else view.flags(tau, k))
-    hists = _group_hist(view.srel[t], groups, view.edges, share)
+    hists = _group_hist(view.srel[t], groups, view.edges, share=False)  # shares would hide a clean pile
     centres = (view.edges[:-1] + view.edges[1:]) / 2
     width = float(view.edges[1] - view.edges[0])
     custom = [_short(round(float(np.sign(c) * (10 ** abs(c) - 1)), 2)) for c in centres]
-    hover = "Δ/scale ≈ %{customdata}<br>" + ("%{y:.1f} % of " if share else "%{y:.0f} ")
+    hover = "Δ/scale ≈ %{customdata}<br>%{y:.0f} "
     data = [bar(centres, h, f"{name} ({int(mask.sum())})", colour, hover + name, width=width, customdata=custom)
             for (mask, name, colour), h in zip(groups, hists)]
     tau_rel = tau / view.scale
     tv, tt = symlog_ticks(view.edges[0], view.edges[-1])
     layout = base_layout(f"Δ on copy {view.names[t]}", "Δ / scale  (symmetric log axis; left of 0: influence dropped)",
-                         "% of group", subtitle=f"dashed: {fmt_tau(tau_rel, tau)}", legend_inside="right",
+                         "", subtitle=f"dashed: {fmt_tau(tau_rel, tau)}", legend_inside="right",
                          barmode="overlay",
                          shapes=[vline(float(np.clip(symlog(tau_rel), view.edges[0], view.edges[-1])), "dash")])
     layout["xaxis"].update(tickvals=tv, ticktext=tt, range=[float(view.edges[0]), float(view.edges[-1])])
-    _y_axis(layout, share)
+    _y_axis(layout, share=False)
     return figure(data, layout)
 
 
@@ -149,22 +148,20 @@ def count_histogram(view: DeltaView, tau: float, k: int) -> go.Figure:
     axis) where ground truth is known, else of the flagged and the rest."""
     T = view.T
     counts = view.counts(tau)
-    share = False
     groups = view.groups(view.flags(tau, k))
-    hists = _group_hist(counts.astype(float), groups, np.arange(-0.5, T + 1.5), share)
+    hists = _group_hist(counts.astype(float), groups, np.arange(-0.5, T + 1.5), share=False)
     x = np.arange(T + 1)
     cut = T - k
-    what = "%{y:.1f} % of " if share else "%{y:.0f} "
-    data = [bar(x, h, name, colour, "%{x} drops<br>" + what + name) for (_, name, colour), h in zip(groups, hists)]
+    data = [bar(x, h, name, colour, "%{x} drops<br>%{y:.0f} " + name) for (_, name, colour), h in zip(groups, hists)]
     shade = {"type": "rect", "x0": cut - 0.5, "x1": T + 0.5, "y0": 0, "y1": 1, "yref": "paper", "fillcolor": "#999",
              "opacity": 0.18, "line": {"width": 0}, "layer": "below"}
     note = {"x": cut - 0.5, "y": 1.0, "yref": "paper", "text": f"flagged: ≥ {cut}", "showarrow": False,
             "xanchor": "right", "yanchor": "top", "font": {"size": 12}, "bgcolor": "rgba(255,255,255,0.8)"}
-    layout = base_layout("Drops per training point: #{t : Δ < τ}", f"copies (of T = {T}) whose Δ < τ", "% of group",
+    layout = base_layout("Drops per training point: #{t : Δ < τ}", f"copies (of T = {T}) whose Δ < τ", "",
                          subtitle=f"{fmt_tau(tau / view.scale, tau)} · cut at T − k = {T} − {k} = {cut}",
                          legend_inside="left", barmode="overlay", shapes=[shade, vline(cut - 0.5)], annotations=[note])
     layout["xaxis"]["range"] = [-0.5, T + 0.5]
-    _y_axis(layout, share)
+    _y_axis(layout, share=False)
     return figure(data, layout)
 
 

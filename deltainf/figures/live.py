@@ -3,8 +3,9 @@ drop counts, histograms, the flagged count and (ground truth known) TPR / precis
 the points on either side of the cut, drawn once the user settles.
 
 τ moves on a grid of ``step`` × scale. Each Δ is sent as the first grid position whose τ it falls below
-(``first_below``), so ``Δ < τ_i`` ⇔ ``first_below ≤ i`` holds exactly on the grid: the browser's counts are the
-engine's (:func:`~deltainf.influence.delta.delta_flags`) at every τ the slider can take.
+(``first_below``), so ``Δ < τ_i`` ⇔ ``first_below ≤ i`` on the grid: the browser's counts are the engine's
+(:func:`~deltainf.influence.delta.delta_flags`) at every τ the slider can take (up to a Δ equal to τ within
+floating-point rounding).
 """
 from __future__ import annotations
 
@@ -21,32 +22,45 @@ MAX_POSITIONS = 254  # a uint8 per Δ: positions 0..n plus "never below" (n + 1)
 
 @dataclass(frozen=True)
 class TauGrid:
-    """τ_i = lo + i · step (units of the scale), i = 0..n."""
+    """τ_i = anchor + (i − below) · step (units of the scale), i = 0..n: the anchor (the suggestion, or a typed
+    τ) is position ``below``, exactly."""
 
-    lo: float
+    anchor: float
+    below: int
     n: int
     step: float = STEP
 
+    @property
+    def lo(self) -> float:
+        return self.value(0)
+
     def value(self, i: int) -> float:
-        return round(self.lo + i * self.step, 10)
+        return self.anchor + (i - self.below) * self.step
 
     def index(self, tau_rel: float) -> int:
-        return int(np.clip(round((tau_rel - self.lo) / self.step), 0, self.n))
+        return int(np.clip(round((tau_rel - self.anchor) / self.step) + self.below, 0, self.n))
+
+    def holds(self, tau_rel: float, tol: float = 1e-9) -> bool:
+        """Whether ``tau_rel`` is one of the grid's values."""
+        return abs(self.value(self.index(tau_rel)) - tau_rel) <= tol * max(1.0, abs(tau_rel))
 
     @property
     def values(self) -> np.ndarray:
-        return np.round(self.lo + self.step * np.arange(self.n + 1), 10)
+        return self.anchor + (np.arange(self.n + 1) - self.below) * self.step
 
 
 def tau_grid(anchor: float, *others: float, reach: float = 2.0, room: float = 1.0) -> TauGrid:
-    """A grid of ``STEP`` through ``anchor`` (the suggestion, or a typed τ; units of the scale) covering ±``reach``
-    and every τ given with ``room`` on both sides — at most ``MAX_POSITIONS`` steps, centred on the anchor."""
+    """A grid of ``STEP`` through ``anchor`` (units of the scale) covering ±``reach`` and every τ in ``others`` with
+    ``room`` on both sides — at most ``MAX_POSITIONS`` steps; when that is too few, the side the anchor needs less
+    of keeps what it needs and the other side gets the rest (the ``others`` may then fall off it)."""
     taus = [anchor] + [t for t in others if t is not None and np.isfinite(t)]
     below = int(np.ceil((anchor - min([-reach] + [t - room for t in taus])) / STEP - 1e-9))
     above = int(np.ceil((max([reach] + [t + room for t in taus]) - anchor) / STEP - 1e-9))
     if below + above > MAX_POSITIONS:
-        below, above = min(below, MAX_POSITIONS // 2), min(above, MAX_POSITIONS // 2)
-    return TauGrid(float(anchor - below * STEP), below + above)
+        half = MAX_POSITIONS // 2
+        below = below if below <= half else max(half, MAX_POSITIONS - above)
+        above = MAX_POSITIONS - below
+    return TauGrid(float(anchor), below, below + above)
 
 
 def first_below(rel: np.ndarray, grid: TauGrid) -> np.ndarray:
@@ -67,7 +81,7 @@ def live_payload(view: DeltaView, grid: TauGrid, version: str) -> dict:
     known = view.is_poison is not None
     return {
         "version": version, "N": int(view.delta.shape[1]), "T": view.T, "scale": float(view.scale),
-        "grid": {"lo": grid.lo, "step": grid.step, "n": grid.n},
+        "grid": {"lo": grid.lo, "step": grid.step, "n": grid.n},  # for the labels; the counts use "below"
         "below": _b64(first_below(view.rel, grid)), "bin": _b64(hist_bin),
         "truth": _b64(view.is_poison) if known else None,
         "edges": {"lo": float(view.edges[0]), "hi": float(view.edges[-1]), "bins": bins,

@@ -141,11 +141,12 @@ def test_bad_settings_are_refused_and_change_nothing():
 def test_missing_data_fails_with_a_clear_message(tmp_path, monkeypatch):
     monkeypatch.setenv("DELTAINF_ALLOWED_ROOTS", str(tmp_path))  # the folder may be read; it holds no CIFAR
     at = open_app()
-    check(at.selectbox(key="dataset").set_value("cifar10").run())  # the Data folder field follows the dataset
+    check(at.selectbox(key="dataset").set_value("imagefolder").run())  # the Data folder field follows the dataset
     at.text_input(key="data_root").set_value(str(tmp_path / "no-such-folder"))
     check(at.button(key="train").click().run())
     assert "does not exist" in texts(at.error) and "Nothing changed" in texts(at.error)  # refused before loading
     assert at.session_state["config"].dataset == "digits"  # the experiment was not replaced
+    check(at.selectbox(key="dataset").set_value("cifar10").run())
     at.text_input(key="data_root").set_value(str(tmp_path))  # a folder, without CIFAR in it
     check(at.button(key="train").click().run())
     at = settle(at, lambda a: len(a.error) > 0, timeout=120)

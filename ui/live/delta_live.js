@@ -104,10 +104,10 @@ function build(root, data) {
   const g = data.grid;
   const below = decode(data.below), bin = decode(data.bin);
   const truth = data.truth ? decode(data.truth) : null;
-  const sorted = below.slice();  // each point's positions in order: its drop count at τ_i is an upper bound
+  const sorted = below.slice();  // each point's positions in order: its drop count at τ_i is how many are ≤ i
   for (let o = 0; o < N * T; o += T) sorted.subarray(o, o + T).sort();
   const s = { version: data.version, rev: null, N, T, g, below, bin, truth, sorted, data,
-              i: 0, k: 0, copy: 0, counts: new Uint8Array(N), curve: null, curveK: -1, timer: null };
+              i: 0, k: 0, copy: 0, seq: 0, curve: null, curveK: -1, timer: null };
   s.start = start;
   s.nPoison = truth ? truth.reduce((a, b) => a + b, 0) : 0;
 
@@ -134,6 +134,7 @@ function build(root, data) {
   s.kInput.addEventListener("input", () => { s.k = +s.kInput.value; draw(s); settle(s); });
   s.copySelect.addEventListener("change", () => { s.copy = +s.copySelect.value; draw(s); });
   q(".sugg").addEventListener("click", () => {
+    if (!s.data.suggested) return;
     s.i = s.data.suggested.index; s.k = s.data.suggested.k; sync(s); draw(s); settle(s, 0);
   });
   new ResizeObserver(() => draw(s)).observe(box);
@@ -147,8 +148,8 @@ function sync(s) {
 function settle(s, wait = DEBOUNCE_MS) {
   clearTimeout(s.timer);
   s.timer = setTimeout(() => s.setStateValue("choice", {
-    version: s.version, index: s.i, k: s.k, copy: s.copy,
-    suggested: s.i === s.data.suggested.index && s.k === s.data.suggested.k,
+    version: s.version, index: s.i, k: s.k, copy: s.copy, seq: ++s.seq,  // seq: a settle back on an old value counts
+    suggested: !!s.data.suggested && s.i === s.data.suggested.index && s.k === s.data.suggested.k,
   }), wait);
 }
 
@@ -167,7 +168,7 @@ function curveFor(s) {  // flagged count at every τ on the grid, for this k: a 
 }
 
 function draw(s) {
-  const { N, T, g, sorted, truth, counts, data } = s;
+  const { N, T, g, sorted, truth, data } = s;
   const i = s.i, cut = T - s.k, tauRel = g.lo + i * g.step;
   let nFlagged = 0, nPoisonFlagged = 0;
   const dropHist = [new Float64Array(T + 1), new Float64Array(T + 1)];
@@ -175,7 +176,6 @@ function draw(s) {
   for (let p = 0, o = 0; p < N; p++, o += T) {
     let lo = 0, hi = T;  // drops = how many of the point's positions are ≤ i
     while (lo < hi) { const mid = (lo + hi) >> 1; if (sorted[o + mid] <= i) lo = mid + 1; else hi = mid; }
-    counts[p] = lo;
     const flagged = lo >= cut;
     const group = truth ? truth[p] : (flagged ? 1 : 0);
     if (flagged) { nFlagged++; if (truth && truth[p]) nPoisonFlagged++; }
@@ -188,12 +188,15 @@ function draw(s) {
   const tauText = `τ = ${signed(tauRel)} × scale = ${raw === 0 ? "0" : raw.toPrecision(3)}`;
   s.box.querySelector(".tau output").textContent = `${signed(tauRel)} × scale (${raw === 0 ? "0" : raw.toPrecision(3)})`;
   s.box.querySelector(".k output").textContent = `${s.k}: flag at ≥ ${cut} of ${T} drops`;
-  const sg = data.suggested;
-  s.box.querySelector(".tick-sugg").style.left = `calc(11px + ${sg.index / Math.max(1, g.n)} * (100% - 32px))`;
-  const isSugg = i === sg.index && s.k === sg.k;
-  const btn = s.box.querySelector(".sugg");
-  btn.textContent = isSugg ? "at the suggestion" : `suggested: τ ${signed(g.lo + sg.index * g.step)}, k ${sg.k}`;
-  btn.disabled = isSugg;
+  const sg = data.suggested;  // null when the suggested τ lies off this grid (a typed τ far from it)
+  const tick = s.box.querySelector(".tick-sugg"), btn = s.box.querySelector(".sugg");
+  tick.hidden = btn.hidden = !sg;
+  if (sg) {
+    tick.style.left = `calc(11px + ${sg.index / Math.max(1, g.n)} * (100% - 32px))`;
+    const isSugg = i === sg.index && s.k === sg.k;
+    btn.textContent = isSugg ? "at the suggestion" : `suggested: τ ${signed(g.lo + sg.index * g.step)}, k ${sg.k}`;
+    btn.disabled = isSugg;
+  }
 
   const cards = [["Flagged", `${nFlagged}`, `of ${N} training points`]];
   if (truth) {
