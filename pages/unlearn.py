@@ -96,7 +96,7 @@ job = runtime().jobs.get(last) if last else None
 if job is None or last.instance != instance:
     st.info("Choose one or more methods and press **Run unlearning**.")
     stop()
-res = pre.await_job(job, what=f"{job.label} in the background…")
+res = pre.await_job(job, what=f"{job.label} in the background…", cancel=True)
 done = res["methods"]
 classes = exp.train_set.classes
 probs_before = class_probabilities(exp.model, exp.query_image, exp.device)

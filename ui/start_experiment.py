@@ -70,7 +70,7 @@ def form() -> None:
             trigger_size = p2.number_input(label("trigger_size"), value=cfg.trigger_size, min_value=1, step=1,
                                            key="trigger_size", placeholder="auto", help=explain("trigger_size"),
                                            disabled="trigger_size" not in settings)
-            t1, t2 = st.columns(2)
+            t1, t2 = st.columns([2, 3])  # "bottom-right" needs the room
             patterns, corners = option("trigger_pattern")["choices"], option("trigger_corner")["choices"]
             pattern = t1.selectbox(label("trigger_pattern"), patterns, index=patterns.index(cfg.trigger_pattern),
                                    key="trigger_pattern", help=explain("trigger_pattern"),

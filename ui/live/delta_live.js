@@ -107,7 +107,7 @@ function build(root, data) {
   const sorted = below.slice();  // each point's positions in order: its drop count at τ_i is how many are ≤ i
   for (let o = 0; o < N * T; o += T) sorted.subarray(o, o + T).sort();
   const s = { version: data.version, rev: null, N, T, g, below, bin, truth, sorted, data,
-              i: 0, k: 0, copy: 0, seq: 0, curve: null, curveK: -1, timer: null };
+              i: 0, k: 0, copy: 0, curve: null, curveK: -1, timer: null };
   s.start = start;
   s.nPoison = truth ? truth.reduce((a, b) => a + b, 0) : 0;
 
@@ -148,7 +148,7 @@ function sync(s) {
 function settle(s, wait = DEBOUNCE_MS) {
   clearTimeout(s.timer);
   s.timer = setTimeout(() => s.setStateValue("choice", {
-    version: s.version, index: s.i, k: s.k, copy: s.copy, seq: ++s.seq,  // seq: a settle back on an old value counts
+    version: s.version, index: s.i, k: s.k, copy: s.copy, at: Date.now(),  // a settle back on an old value counts
     suggested: !!s.data.suggested && s.i === s.data.suggested.index && s.k === s.data.suggested.k,
   }), wait);
 }
