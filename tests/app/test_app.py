@@ -350,6 +350,13 @@ def test_a_running_job_says_its_stage_and_never_shows_done():
     assert progress.rstrip().endswith(" s") and time.time() - start < 30
     settle(at, lambda a: "Clean accuracy" in metrics(a))
     assert "the whole wait" in texts(at.caption)
+    # The influence scores of the new model: a second later the box names what it computes.
+    check(at.switch_page(PAGES["influence"]).run())
+    time.sleep(1.0)
+    check(at.run())
+    boxes, progress = at.get("status"), " ".join(p.proto.text for p in at.get("progress"))
+    assert all(b.state == "running" for b in boxes)
+    assert not boxes or any(stage in progress for stage in ("EK-FAC factors", "scoring", "reading the data"))
 
 
 def test_every_page_says_when_the_attack_did_not_implant():

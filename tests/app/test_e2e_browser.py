@@ -148,10 +148,12 @@ def no_exception(pg) -> None:
     assert exc.count() == 0, exc.first.inner_text()
 
 
-def shot(pg, name: str) -> None:
+def shot(pg, name: str, width: int = 1400, height: int = 900) -> None:
     """Screenshot of the whole page (the main area scrolls inside the window, so grow the window)."""
+    pg.set_viewport_size({"width": width, "height": height})
+    pg.wait_for_timeout(300)
     h = pg.evaluate("() => (document.querySelector('[data-testid=stMain]') || document.body).scrollHeight")
-    pg.set_viewport_size({"width": 1400, "height": max(900, min(int(h) + 40, 6000))})
+    pg.set_viewport_size({"width": width, "height": max(height, min(int(h) + 40, 6000))})
     pg.wait_for_timeout(300)
     pg.screenshot(path=str(ARTIFACTS / f"{name}.png"))
     pg.set_viewport_size({"width": 1400, "height": 900})
@@ -164,6 +166,16 @@ def readme_shot(pg, name: str, height: int) -> None:
         pg.wait_for_timeout(500)
         pg.screenshot(path=str(ROOT / "assets" / f"{name}.png"))
         pg.set_viewport_size({"width": 1400, "height": 900})
+
+
+def screens(pg, when: str) -> None:
+    """Every page, whole, at a projector's 1280×720 and a laptop's 1400×1000: test-artifacts/screen-*.png."""
+    for w, h in ((1280, 720), (1400, 1000)):
+        for title in READY:
+            pg.set_viewport_size({"width": w, "height": h})
+            goto(pg, title)
+            shot(pg, f"screen-{when}-{w}x{h}-{title.replace(' ', '-').lower()}", w, h)
+    no_exception(pg)
 
 
 def goto(pg, title: str, timeout: float = 60_000) -> float:
@@ -384,14 +396,10 @@ def walkthrough(pg):
                                                              "Influence", "Unlearn", "Compare", "Experiment"]}
     no_exception(pg)
 
-    for w, h in ((1280, 720), (1400, 1000)):  # a projector and a laptop: every page, for the eye
-        pg.set_viewport_size({"width": w, "height": h})
-        for title in READY:
-            goto(pg, title)
-            pg.wait_for_timeout(400)
-            pg.screenshot(path=str(ARTIFACTS / f"screen-{w}x{h}-{title.replace(' ', '-').lower()}.png"))
-    pg.set_viewport_size({"width": 1400, "height": 900})
-    no_exception(pg)
+    goto(pg, "Influence")
+    pg.locator(".st-key-show_multiples label").click()  # every copy at a glance, in the screenshots below
+    pg.wait_for_selector(".st-key-small_multiples .main-svg")
+    screens(pg, "walkthrough")
 
     lat = tau_ms + k_ms
     base = statistics.median(baseline)
@@ -471,6 +479,10 @@ def bad_folder(pg):
     assert "EU" in methods and "CF" in methods, methods
     assert pg.locator(".st-key-until_clean input[type=checkbox]").is_checked()
     assert text(pg, ".st-key-unlearn_result") == result
+    pg.click(".st-key-run_unlearn button")  # EU and CF until clean: the rounds chart, for the screenshots
+    pg.wait_for_selector(".st-key-rounds .main-svg", timeout=SLOW)
+    result = text(pg, ".st-key-unlearn_result")
+    screens(pg, "loop")
 
     # A data folder that does not exist: one message, in the app's words, and nothing lost.
     goto(pg, "Experiment")
