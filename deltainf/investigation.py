@@ -147,6 +147,14 @@ class Investigation:
             self._features["query"] = embeddings(self.model.module, self.query.image[None], self.device)[0]
         return self._features["query"]
 
+    def likeness(self) -> np.ndarray:
+        """Every training image's :func:`~deltainf.models.features.likeness` to the test image (relative to the
+        median image of its label y): what the refined Δ-Influence thresholds and the kin are chosen by."""
+        if "likeness" not in self._features:
+            self._features["likeness"] = likeness(self.features(), self.query_features(), self.data.y_train.numpy(),
+                                                  self.query.label)
+        return self._features["likeness"]
+
     def detect(self, name: str, tau: float | None = None, k: int | None = None) -> Detection:
         """Run detector ``name`` with exactly the inputs it declares; τ/k default to the configured ones."""
         tau = self.config.tau if tau is None else tau
@@ -259,8 +267,7 @@ class Investigation:
         """The kept images labelled y at least as like the test image
         (:func:`~deltainf.models.features.likeness`) as the ``kin_quantile`` quantile of the removed images like
         it (those at least as like it as the median image of y)."""
-        y, labels = self.query.label, self.data.y_train.numpy()
-        like = likeness(self.features(), self.query_features(), labels, y)
+        y, labels, like = self.query.label, self.data.y_train.numpy(), self.likeness()
         of_y = labels == y
         removed_like = removed & of_y & (like >= label_quantile(like, labels, y, 0.5))
         if not removed_like.any():

@@ -10,7 +10,7 @@ from ui.jobs import DetectorsJob, GridJob
 from ui.sidebar import stop
 from ui.state import config, experiment, runtime, use_mode
 
-GRID_METHODS = ("eu", "cf")                       # the grid's default: about a minute on the built-in data
+GRID_METHODS = ("eu", "cf")                       # the default grid: seconds on the built-in data
 GRID_DETECTORS = ("delta_influence", "ekfac")
 FIRST_GUESS_S = 10.0  # seconds per unlearning run before any was timed in this session
 

@@ -71,7 +71,8 @@ def live() -> None:
                 "suggested": {"index": grid.index(sugg), "k": int(suggested[1])} if grid.holds(sugg) else None},
                _on_choice)
 
-    flagged = view.flags(tau, k)
+    counts = view.counts(tau)  # once per settle: the rule, the pictures and the table read it
+    flagged = counts >= view.T - k
     c1, c2 = st.columns([1, 3], vertical_alignment="bottom")
     ss.tau_raw = tau
     c1.number_input("exact τ (raw score units)", key="tau_raw", format="%.6g", step=view.scale * live_figures.STEP,
@@ -81,8 +82,7 @@ def live() -> None:
     state = "suggested from Δ (no ground truth)" if not ss.det_chosen else "chosen"
     c2.markdown(f"**{int(flagged.sum())} flagged** at τ = {tau:.4g} ({tau / view.scale:+.2f} × scale), k = {k} "
                 f"({state}): the pictures and the table below follow the sliders once they settle.")
-    inside, outside = live_figures.near_cut(view, tau, k)
-    counts = view.counts(tau)
+    inside, outside = live_figures.near_cut(view, counts, k)
     thumbnail_strip(exp, view, inside, counts, "Just inside the cut: flagged, fewest drops")
     thumbnail_strip(exp, view, outside, counts, "Just outside the cut: not flagged, most drops")
     if view.is_poison is not None:
@@ -91,7 +91,7 @@ def live() -> None:
         thumbnail_strip(exp, view, clean[:16], counts,
                         f"Clean points flagged (false positives): {len(clean)}" + (" — the 16 with most drops"
                                                                                     if len(clean) > 16 else ""))
-    flagged_table(exp, view, tau, k)
+    flagged_table(exp, view, tau, k, counts)
 
 
 live()

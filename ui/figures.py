@@ -10,7 +10,6 @@ import streamlit as st
 from deltainf import Config
 from deltainf.figures import experiment as experiment_figures
 from deltainf.figures import images
-from deltainf.figures.images import png_data_uri, upscale
 from deltainf.figures.influence import DeltaView
 
 from .jobs import Instance
@@ -85,19 +84,10 @@ def attack_previews(attacks: tuple[str, ...], settings: tuple, seed: int) -> dic
     return {a: experiment_figures.attack_preview(a, cfg, sample) for a in attacks}
 
 
-def query_likeness(instance: Instance, exp) -> np.ndarray:
-    """Every training image's likeness to the test image (what the refined Δ-Influence thresholds; cached)."""
-    from deltainf.models.features import likeness
-
-    def make():
-        inv = exp.investigation
-        return likeness(inv.features(), inv.query_features(), inv.data.y_train.numpy(), inv.query.label)
-
-    return runtime().view(("likeness", instance.content), make)
-
-
-def _thumb(view: DeltaView, images, i: int) -> str:
-    return view.thumb(int(i), lambda: png_data_uri(upscale(images[int(i)], max(1, round(48 / images.shape[-1])))))
+def training_thumb(view: DeltaView, x_train, i: int) -> str:
+    """Training image ``i`` as a ~48-px data URI, made once per view (the review table and the strips share it)."""
+    scale = images.thumb_scale(x_train.shape[-1], 48)
+    return view.thumb(int(i), lambda: images.png_data_uri(images.upscale(x_train[int(i)], scale)))
 
 
 def thumbnail_strip(exp, view: DeltaView, idx: np.ndarray, counts: np.ndarray, title: str) -> None:
@@ -111,20 +101,21 @@ def thumbnail_strip(exp, view: DeltaView, idx: np.ndarray, counts: np.ndarray, t
         truth = "" if view.is_poison is None else ("<br>poison" if view.is_poison[i] else "<br>clean")
         colour = "" if not truth else f"border-color:{'#D55E00' if view.is_poison[i] else '#0072B2'};"
         cells.append(f"<figure style='margin:0;text-align:center;font-size:13px;line-height:1.2;max-width:84px'>"
-                     f"<img src='{_thumb(view, data.x_train, i)}' style='width:48px;height:48px;image-rendering:"
-                     f"pixelated;border:3px solid #ccc;{colour}'/><figcaption title='{escape(name, quote=True)}'>"
+                     f"<img src='{training_thumb(view, data.x_train, i)}' style='width:48px;height:48px;"
+                     f"image-rendering:pixelated;border:3px solid #ccc;{colour}'/><figcaption title='{escape(name, quote=True)}'>"
                      f"{escape(name[:12])}<br>{label} · {int(counts[i])} drops{truth}</figcaption></figure>")
     body = "".join(cells) or "<span style='color:#555'>none</span>"
     st.html(f"<div style='font-weight:600;margin:4px 0 2px'>{title}</div>"
             f"<div style='display:flex;flex-wrap:wrap;gap:8px'>{body}</div>")
 
 
-def flagged_table(exp, view: DeltaView, tau: float, k: int) -> None:
-    """The flagged set as a sortable table, and as CSV carrying τ, k, T, mode, seed and the files' paths."""
+def flagged_table(exp, view: DeltaView, tau: float, k: int, counts: np.ndarray) -> None:
+    """The flagged set (``counts``: the drop counts at τ) as a sortable table, and as CSV carrying τ, k, T, mode,
+    seed and the files' paths."""
     import pandas as pd
 
-    data, idx = exp.train_set, np.flatnonzero(view.flags(tau, k))
-    counts, mean = view.counts(tau)[idx], view.rel[:, idx].mean(axis=0)
+    data, idx = exp.train_set, np.flatnonzero(counts >= view.T - k)
+    counts, mean = counts[idx], view.mean_rel[idx]
     table = pd.DataFrame({"index": idx, "file": [data.train_paths[i] for i in idx] if data.train_paths else None,
                           "label": [data.classes[int(view.labels[i])] for i in idx], "drops": counts,
                           "mean Δ / scale": mean})

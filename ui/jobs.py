@@ -16,7 +16,7 @@ from deltainf.errors import DeltaInfError
 
 from .uploads import Upload
 
-STAGE_TEXT = {"starting": "starting", "data": "reading the data", "attack": "planting the poisons (the attack)",
+STAGE_TEXT = {"data": "reading the data", "attack": "planting the poisons (the attack)",
               "train": "training the model", "factors": "fitting EK-FAC factors (one pass + eigendecomposition)",
               "scores": "scoring the T + 1 queries against every training point"}
 MAX_EXPERIMENTS = 4

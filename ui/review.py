@@ -6,9 +6,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from deltainf.figures.images import png_data_uri, upscale
-
-from .figures import query_likeness
+from .figures import training_thumb
 from .jobs import Instance
 
 SORTS = {"drops": "drop count", "mean": "mean Δ (lowest first)", "likeness": "likeness to the test image"}
@@ -44,13 +42,12 @@ def review(instance: Instance, src, view) -> None:
                                 selection_mode="single") or "drops"
     c2.button("Refresh at the current τ and k", key="review_refresh", help="The sliders above redraw their own part "
               "of the page; this table follows them when it is drawn again.")
-    counts, mean, like = view.counts(tau), view.rel.mean(axis=0), query_likeness(instance, src)
+    counts, mean, like = view.counts(tau), view.mean_rel, src.investigation.likeness()
     refined = src.detect("delta_refined", tau, k).flagged  # the collapsed points that look like the test image
     key = {"drops": (mean[idx], -counts[idx]), "mean": (-counts[idx], mean[idx]), "likeness": (-like[idx],)}[sort]
     idx = idx[np.lexsort(key)][:MAX_ROWS]
     data, state = src.train_set, marks(instance)
-    s = max(1, round(48 / data.x_train.shape[-1]))
-    rows = {"image": [view.thumb(i, lambda i=i: png_data_uri(upscale(data.x_train[i], s))) for i in idx],
+    rows = {"image": [training_thumb(view, data.x_train, i) for i in idx],
             "file": [data.train_paths[i] if data.train_paths else f"#{i}" for i in idx],
             "class": [data.classes[int(data.y_train[i])] for i in idx],
             "drops": [int(counts[i]) for i in idx], "mean Δ / scale": [float(mean[i]) for i in idx],

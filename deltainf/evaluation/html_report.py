@@ -53,7 +53,7 @@ def render(case, report: dict) -> str:
                      f"at least T − k = {view.T - k} of its {view.T} Δ fall below τ.</p>"
                      "<div>{fig1}</div><div>{fig2}</div>")
         order = flagged_order(view, inv.detect(name).flagged, tau)
-        counts, mean = view.counts(tau), view.rel.mean(axis=0)
+        counts, mean = view.counts(tau), view.mean_rel
         captions = [f"{data.train_paths[i]} · {data.classes[int(data.y_train[i])]} · {counts[i]} drops · mean Δ "
                     f"{mean[i]:+.3g}×scale" for i in order[:MAX_SHOWN]]
         more = f" (the {MAX_SHOWN} most collapsed shown)" if len(order) > MAX_SHOWN else ""

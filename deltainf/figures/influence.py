@@ -4,6 +4,7 @@ raw per-point arrays."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import plotly.graph_objects as go
@@ -72,6 +73,11 @@ class DeltaView:
         hi = max(float(srel.max()) if srel.size else 0.0, float(symlog(2.0)))
         truth = None if is_poison is None else np.asarray(is_poison, bool)
         return cls(delta, rel, srel, scale, truth, np.linspace(lo, hi, bins + 1), list(names), np.asarray(labels))
+
+    @cached_property
+    def mean_rel(self) -> np.ndarray:
+        """Each point's mean Δ/scale over the T copies (how far its influence collapses on average)."""
+        return self.rel.mean(axis=0)
 
     def counts(self, tau: float) -> np.ndarray:
         """#{t : Δ[t, i] < τ} (τ raw)."""
@@ -171,7 +177,7 @@ def flagged_order(view: DeltaView, flagged: np.ndarray, tau: float) -> np.ndarra
     if len(idx) == 0:
         return idx
     counts = view.counts(tau)[idx]
-    mean = view.rel[:, idx].mean(axis=0)
+    mean = view.mean_rel[idx]
     return idx[np.lexsort((mean, -counts))]
 
 

@@ -91,12 +91,12 @@ def live_payload(view: DeltaView, grid: TauGrid, version: str) -> dict:
     }
 
 
-def near_cut(view: DeltaView, tau: float, k: int, n: int = 8) -> tuple[np.ndarray, np.ndarray]:
-    """The flagged points nearest the cut (exactly T − k drops, highest mean Δ first) and the unflagged nearest
-    it (most drops, lowest mean Δ first): what a small change of τ or k would add or drop."""
-    counts = view.counts(tau)
+def near_cut(view: DeltaView, counts: np.ndarray, k: int, n: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Given the drop counts at τ (:meth:`DeltaView.counts`), the flagged points nearest the cut (fewest drops,
+    highest mean Δ first) and the unflagged nearest it (most drops, lowest mean Δ first): what a small change of
+    τ or k would add or drop."""
     flagged = counts >= view.T - k
-    mean = view.rel.mean(axis=0)
+    mean = view.mean_rel
     inside, outside = np.flatnonzero(flagged), np.flatnonzero(~flagged)
     inside = inside[np.lexsort((-mean[inside], counts[inside]))][:n]
     outside = outside[np.lexsort((mean[outside], -counts[outside]))][:n]

@@ -355,8 +355,8 @@ def test_a_running_job_says_its_stage_and_never_shows_done():
     time.sleep(1.0)
     check(at.run())
     boxes, progress = at.get("status"), " ".join(p.proto.text for p in at.get("progress"))
-    assert all(b.state == "running" for b in boxes)
-    assert not boxes or any(stage in progress for stage in ("EK-FAC factors", "scoring", "reading the data"))
+    assert boxes and all(b.state == "running" for b in boxes)  # factors and scores take seconds here
+    assert any(stage in progress for stage in ("EK-FAC factors", "scoring", "reading the data")), progress
 
 
 def test_every_page_says_when_the_attack_did_not_implant():

@@ -34,8 +34,8 @@ def test_browser_counts_equal_the_engine_on_every_grid_tau(demo):
     assert np.frombuffer(base64.b64decode(p["truth"]), np.uint8).sum() == demo.truth.sum()
     assert len(p["names"]) == T and p["groups"] == ["clean", "poisons"]
 
-    inside, outside = near_cut(view, tau0, k0)
     counts = view.counts(tau0)
+    inside, outside = near_cut(view, counts, k0)
     assert (counts[inside] >= T - k0).all() and (counts[outside] < T - k0).all()
     assert counts[inside].min() == counts[counts >= T - k0].min()  # the fewest drops still flagged come first
     assert counts[outside].max() == counts[counts < T - k0].max()
