@@ -21,7 +21,7 @@ from cifar_folder import NPZ, write_cifar_imagefolder  # noqa: E402
 
 from deltainf.cli import main as cli  # noqa: E402
 
-DETECTORS = "delta_influence,delta_label_only,delta_image_only,ekfac,actclust,specsig,freqdef"
+DETECTORS = "delta_refined,delta_influence,delta_label_only,delta_image_only,ekfac,actclust,actclust_strict,specsig,freqdef"
 
 
 def main() -> None:

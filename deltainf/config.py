@@ -110,9 +110,6 @@ class DetectOptions:
                                "the removed ones if more", low=0)
     max_fresh_share: float = option(0.2, "with --until-clean: the fresh round may flag this share of the number of "
                                          "removed images that look like the test image", kind="fraction")
-    kin_quantile: float = option(0.1, "with --until-clean: while the backdoor is found, also remove the kept images of "
-                                      "the test image's label at least as like it as this quantile of the removed "
-                                      "ones that look like it (poisons the detector missed)", kind="fraction")
     max_damage: float = option(0.015, "SSD, SCRUB and BadT back off when they cost more than this accuracy on a "
                                       "held-out slice of the retained training points (they were trained on it, "
                                       "so the test set loses up to three times as much)", kind="fraction")

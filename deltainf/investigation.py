@@ -17,12 +17,13 @@ from torch import nn
 
 from .data import ImageData
 from .detectors import CONFIGURED, DETECTORS, Detection, DetectorInput, needs
+from .detectors.delta_refined import dirty_label, relabelled
 from .influence import stages
 from .influence.delta import delta_flags, delta_matrix
 from .influence.queries import Queries
 from .influence.suggest import resolve_tau_k
-from .models.features import embeddings, label_quantile, likeness, lookalikes
-from .models.training import Recipe, accuracy, predict_logits
+from .models.features import embeddings, kin as kin_of, likeness, lookalikes
+from .models.training import Recipe, accuracy, predict_logits, rebalanced
 from .progress import Reporter, Timings
 from .store import Store, array_fingerprint, content_key
 from .store.checkpoints import cached_model
@@ -169,9 +170,27 @@ class Investigation:
                 features=self.features() if want["features"] else None,
                 query_features=self.query_features() if want["features"] else None,
                 images=self.data.x_train if want["images"] else None,
-                reference=held_out if want["reference"] else None)
+                reference=held_out if want["reference"] else None,
+                predict_without=self.predict_without if want["retrains"] else None)
             self._detections[(name, tau, k)] = entry(inputs, entry.settings_from(self.config))
         return self._detections[(name, tau, k)]
+
+    def predict_without(self, removed: np.ndarray) -> np.ndarray:
+        """The label a model trained by the recipe without the ``removed`` points predicts for every training point;
+        classes are rebalanced (:func:`~deltainf.models.training.rebalanced`), so a class mostly set aside is still
+        learnt. Cached by the removed set."""
+        removed = np.asarray(removed, bool)
+        recipe, labels = self.model.recipe, self.data.y_train.numpy()
+        key = content_key("predict-without", self.model.key, recipe.key(), array_fingerprint(np.flatnonzero(removed)))
+        entry, _ = self.store.get_or_make(
+            key, lambda: ({"predicted": self._predict_without(removed, recipe, labels)}, {}))
+        return entry.arrays["predicted"]
+
+    def _predict_without(self, removed: np.ndarray, recipe: Recipe, labels: np.ndarray) -> np.ndarray:
+        idx = torch.as_tensor(rebalanced(~removed, labels, recipe.seed))
+        module = recipe.train(self.data.x_train[idx], self.data.y_train[idx], progress=self.reporter,
+                              stage="retrain without the candidates")
+        return predict_logits(module, self.data.x_train, self.device).argmax(1).numpy().astype(np.int64)
 
     # ----------------------------------------------------------------- unlearning and the re-check
     def evaluate(self, module: nn.Module, key: str) -> dict:
@@ -216,7 +235,8 @@ class Investigation:
         return float(torch.softmax(logits.float(), 1)[0, self.query.label])
 
     def recheck(self, module: nn.Module, removed: np.ndarray, method: str, tau: float | None = None,
-                k: int | None = None, first: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
+                k: int | None = None, first: np.ndarray | None = None,
+                cleared: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
         """Whether the backdoor is gone from ``module`` (unlearned by ``method`` without ``removed``), judged
         without ground truth. Three signs must agree:
 
@@ -230,7 +250,8 @@ class Investigation:
           carry a backdoor through poisons it kept, which the next sign looks for;
         * a fresh Δ-Influence round on the new model (at this τ/k, over the points kept) flags few images that
           look like the test image — at most ``max_fresh``, or ``max_fresh_share`` of the removed look-alikes: no
-          collapse pile of poisons is left.
+          collapse pile of poisons is left. Points ``cleared`` by the relabelling check (given back) do not count:
+          clean images of y collapse as they did on the poisoned model.
 
         Returns the verdict with its signs, and what to remove next should it fail, over the kept points: the
         fresh round's flags and the *kin* of the removed set (:meth:`kin`) — poisons the detector missed share
@@ -253,7 +274,8 @@ class Investigation:
         keep = np.flatnonzero(~removed)
         fresh = delta_flags(delta_matrix(self.rescore(module, self.unlearn_key(method, removed), keep)),
                             *self.tau_k(tau=tau, k=k)[:2])
-        fresh_like = int((fresh & like[keep]).sum())
+        counted = like[keep] if cleared is None else like[keep] & ~np.asarray(cleared, bool)[keep]
+        fresh_like = int((fresh & counted).sum())
         c = self.config
         clean = (query_is_clean(predicted, p, y, c.clean_below)
                  and (rate is None or rate <= reference + c.trigger_margin)
@@ -267,29 +289,32 @@ class Investigation:
         """The kept images labelled y at least as like the test image
         (:func:`~deltainf.models.features.likeness`) as the ``kin_quantile`` quantile of the removed images like
         it (those at least as like it as the median image of y)."""
-        y, labels, like = self.query.label, self.data.y_train.numpy(), self.likeness()
-        of_y = labels == y
-        removed_like = removed & of_y & (like >= label_quantile(like, labels, y, 0.5))
-        if not removed_like.any():
-            return np.zeros_like(removed)
-        return ~removed & of_y & (like >= np.quantile(like[removed_like], self.config.kin_quantile))
+        return kin_of(np.asarray(removed, bool), self.likeness(), self.data.y_train.numpy(), self.query.label,
+                   self.config.kin_quantile)
 
     def unlearn_until_clean(self, method: str, flagged: np.ndarray, tau: float | None = None, k: int | None = None,
                             max_rounds: int | None = None, escalate: bool | None = None) -> tuple[nn.Module, dict]:
-        """Unlearn, then re-check (:meth:`recheck`): while the backdoor is not gone, add what the check's fresh
-        Δ-Influence round flags and the kin of the removed set, and unlearn again (from the original model).
-        With ``escalate``, a cheap method that still fails the check after its last round hands what it
-        removed, and what its last check flagged, to exact unlearning (EU), which goes on the same way."""
+        """Unlearn the flagged points and their kin (:meth:`kin`), then re-check (:meth:`recheck`): while the
+        backdoor is not gone, add what the check's fresh Δ-Influence round flags and the kin of the removed set,
+        and unlearn again (from the original model); once it is gone, give back the clean points removed with the
+        poisons (:meth:`_give_back`). With ``escalate``, a cheap method that still fails the check
+        after its last round hands what it removed, and what its last check flagged, to exact unlearning (EU),
+        which goes on the same way."""
+        flagged = np.asarray(flagged, bool)
+        first = flagged | self.kin(flagged)
+
         def judge_for(name):  # at the first round's τ/k, and sign 2 on the first round's removed set
-            return lambda module, key, removed: self.recheck(module, removed, name, tau, k, first=flagged)
+            return lambda module, key, removed, **kw: self.recheck(module, removed, name, tau, k, first=first, **kw)
 
         observe = self.evaluator.evaluate_removal if self.evaluator else None
         rounds = max_rounds or self.config.max_rounds
-        model, m, removed = unlearn_until_clean(flagged, rounds, lambda r: self._unlearn_keyed(method, r),
+        model, m, removed = unlearn_until_clean(first, rounds, lambda r: self._unlearn_keyed(method, r),
                                                 judge_for(method), observe, self.reporter.within)
+        if m["clean"]:
+            model, m = self._give_back(method, model, m, removed, judge_for(method), observe)
         escalate = self.config.escalate if escalate is None else escalate
         if not m["clean"] and escalate and not from_scratch(method):
-            _, fresh = self.recheck(model, removed, method, tau, k, first=flagged)  # the last round's (cached)
+            _, fresh = self.recheck(model, removed, method, tau, k, first=first)  # the last round's (cached)
             start = removed.copy()
             start[np.flatnonzero(~removed)[fresh]] = True
             exact = exact_method()
@@ -297,7 +322,29 @@ class Investigation:
                 model, after, _ = unlearn_until_clean(start, rounds, lambda r: self._unlearn_keyed(exact, r),
                                                       judge_for(exact), observe, self.reporter.within)
             m = {**after, "escalated_from": method, "before_escalation": m}
-        return model, m
+        return model, {**m, "kin_added": int((first & ~flagged).sum())}
+
+    def _give_back(self, method: str, model: nn.Module, m: dict, removed: np.ndarray, judge, observe
+                   ) -> tuple[nn.Module, dict]:
+        """Once the model is clean: give back the removed points whose label a model trained without the suspects
+        still learns (:func:`~deltainf.detectors.delta_refined.relabelled` — clean images removed with the poisons),
+        unlearn only the rest, and keep that model when it passes the check too. A dirty-label poison is not given
+        back (a model trained without it labels it otherwise); when no removed point is relabelled so (clean-label
+        poisons), nothing is."""
+        labels = self.data.y_train.numpy()
+        with self.reporter.within("giving back"):
+            suspects, _, _ = relabelled(removed, labels, self.predict_without, self.config.refined_rounds, self.kin)
+            if not dirty_label(suspects, removed, self.config.refined_min_share) or np.array_equal(suspects, removed):
+                return model, m
+            back, key, after = self._unlearn_keyed(method, suspects)
+            verdict, _ = judge(back, key, suspects, cleared=removed & ~suspects)
+        if not verdict["clean"]:
+            return model, {**m, "give_back_refused": int((removed & ~suspects).sum())}
+        last = {"round": m["rounds"] + 1, "n_removed": int(suspects.sum()),
+                **{k: after[k] for k in ("clean_acc", "poison_success", "query_pred") if k in after},
+                **verdict, **(observe(suspects) if observe else {}), "given_back": int((removed & ~suspects).sum())}
+        return back, {**after, "rounds": m["rounds"] + 1, "total_removed": int(suspects.sum()), "clean": True,
+                      "given_back": last["given_back"], "per_round": [*m["per_round"], last]}
 
     def _unlearn_keyed(self, method: str, removed: np.ndarray) -> tuple[nn.Module, str, dict]:
         module, metrics = self.unlearn(method, removed)

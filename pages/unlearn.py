@@ -121,7 +121,8 @@ with st.container(key="unlearn_result"):
         cols[0].markdown(f"**{m.upper()}**")
         removed = after.get("total_removed", after["n_removed"])
         rounds = f" in {after['rounds']} rounds" if after.get("rounds", 1) > 1 else ""
-        cols[1].metric("Removed", removed, help=f"training points removed{rounds}")
+        kin = f", {after['kin_added']} of them kin of the flags" if after.get("kin_added") else ""
+        cols[1].metric("Removed", removed, help=f"training points removed{rounds}{kin}")
         if before.get("clean_acc") is not None:
             cols[2].metric("Clean accuracy", f"{after['clean_acc']:.3f}",
                            f"{after['clean_acc'] - before['clean_acc']:+.3f}")
@@ -163,13 +164,16 @@ if loops:
         st.caption("The re-check, round by round (no ground truth): the test image's P(y); the share of the removed "
                    "images that look like it still sent to y, against EU's share (a model retrained without them, which "
                    "sends the clean ones among them to y too); images like it a fresh Δ-Influence round would flag; kept "
-                   "images of y as like it as the removed ones (kin, removed next when the check fails)."
+                   "images of y as like it as the removed ones (kin: removed with the flags in the first round, and "
+                   "again when the check fails); once clean, the removed images a model trained without the rest "
+                   "still labels as labelled are given back, in a last round that must pass the check too."
                    + ("" if case else " Poison success (ground truth, known here) beside it."))
         st.table([{"method": m.upper(), "round": x["round"], "removed": x["n_removed"],
                    "P(y) on the test image": f"{x['query_target_prob']:.3f}",
                    "removed look-alikes sent to y (EU)": "—" if x["trigger_rate"] is None
                    else f"{x['trigger_rate']:.2f} ({x['reference_rate']:.2f})",
                    "fresh look-alikes": x["fresh_lookalikes"], "kin": x.get("kin", 0),
+                   "given back": x.get("given_back", 0),
                    "verdict": "clean" if x["clean"] else "backdoor lives",
                    **({} if case else {"poison success": f"{x['poison_success']:.2f}"})}
                   for m, rounds in loops.items() for x in rounds])

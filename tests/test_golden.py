@@ -1,7 +1,8 @@
 """Golden runs: the CLI's figures and every detector's flagged set (``tests/golden/*.json``) must come out the
 same as recorded. First recorded with the code before the engine was split into stages (issue #12, which
-changed no figure); recorded again when issue #14 changed the re-check and the unlearning methods on purpose
-(``python tests/test_golden.py --record``).
+changed no figure); recorded again when issue #14 changed the re-check and the unlearning methods on purpose, and
+when issue #17 made ActClust ART's, cut SpecSig as ART does and refined Δ-Influence by relabelling while #14's loop
+took the kin first and gave clean points back (``python tests/test_golden.py --record``).
 
 Bit-exact figures hold only for the same numerics (torch version, the CPU's vector instructions, the thread
 count, and a probe: a few training steps of the built-in CNN, hashed), so the comparison is skipped, saying
@@ -107,7 +108,7 @@ def record() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             report, flagged = run(old, Path(tmp), Path(tmp))
         path.write_text(json.dumps({"report": report, "flagged": flagged, "args": old["args"], "numerics": numerics(),
-                                    "recorded_with": f"{commit} + issue #14's re-check and back-off"}, indent=1))
+                                    "recorded_with": f"{commit} + issues #14 and #17"}, indent=1))
         print(f"recorded {path}")
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from deltainf.models.features import label_quantile
+
 from .figures import training_thumb
 from .jobs import Instance
 
@@ -43,7 +45,8 @@ def review(instance: Instance, src, view) -> None:
     c2.button("Refresh at the current τ and k", key="review_refresh", help="The sliders above redraw their own part "
               "of the page; this table follows them when it is drawn again.")
     counts, mean, like = view.counts(tau), view.mean_rel, src.investigation.likeness()
-    refined = src.detect("delta_refined", tau, k).flagged  # the collapsed points that look like the test image
+    labels = src.train_set.y_train.numpy()
+    like_it = like >= label_quantile(like, labels, src.query_label, src.config.refined_quantile)
     key = {"drops": (mean[idx], -counts[idx]), "mean": (-counts[idx], mean[idx]), "likeness": (-like[idx],)}[sort]
     idx = idx[np.lexsort(key)][:MAX_ROWS]
     data, state = src.train_set, marks(instance)
@@ -51,7 +54,7 @@ def review(instance: Instance, src, view) -> None:
             "file": [data.train_paths[i] if data.train_paths else f"#{i}" for i in idx],
             "class": [data.classes[int(data.y_train[i])] for i in idx],
             "drops": [int(counts[i]) for i in idx], "mean Δ / scale": [float(mean[i]) for i in idx],
-            "likeness": [float(like[i]) for i in idx], "like the test image": [bool(refined[i]) for i in idx],
+            "likeness": [float(like[i]) for i in idx], "like the test image": [bool(like_it[i]) for i in idx],
             "status": [state.get(int(i), STATUSES[0]) for i in idx]}
     import pandas as pd
 
@@ -71,7 +74,7 @@ def review(instance: Instance, src, view) -> None:
                            "like the test image": st.column_config.CheckboxColumn(
                                help="Its likeness is at least the refined quantile (default 0.4) of the likeness of "
                                     "the training images labelled like the test image: what the refined Δ-Influence "
-                                    "keeps (clean images of that label collapse too, but do not share what makes the "
+                                    "keeps when its poisons carry their own labels (clean images of that label collapse too, but do not share what makes the "
                                     "test image differ from a typical one, as poisons carrying its trigger do)."),
                            "status": st.column_config.SelectboxColumn("status", options=list(STATUSES))})
     for i, status in zip(idx, edited["status"]):
@@ -84,8 +87,9 @@ def review(instance: Instance, src, view) -> None:
     a, b, c, d = st.columns(4)
     a.caption(f"**{n_conf}** confirmed · **{n_dis}** dismissed")
     if b.button("Confirm those like the test image", key="review_confirm_refined",
-                help="The refined Δ-Influence's flags at this τ and k."):
-        state.update({int(i): "confirmed" for i in idx if refined[i] and state.get(int(i)) != "dismissed"})
+                help="The flagged images ticked in the column above (the refined Δ-Influence's fallback for clean-label "
+                     "poisons)."):
+        state.update({int(i): "confirmed" for i in idx if like_it[i] and state.get(int(i)) != "dismissed"})
         st.rerun()
     if c.button("Confirm all shown", key="review_confirm_all"):
         state.update({int(i): "confirmed" for i in idx if state.get(int(i)) != "dismissed"})

@@ -2,12 +2,13 @@
 and the paper's baselines (Activation Clustering, Spectral Signatures, the frequency defence).
 
 A detector is ``fn(inputs: DetectorInput, settings) -> Detection``. It declares what it reads
-(``modes``: score matrices of those query modes; ``features``; ``images``; ``reference``) and gets
-exactly that: never the orchestrator, never ground truth.
+(``modes``: score matrices of those query modes; ``features``; ``images``; ``reference``; ``retrains``: models
+trained without a set of points) and gets exactly that: never the orchestrator, never ground truth.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -50,13 +51,18 @@ class DetectorInput:
     query_label: int | None = None            # y, the label the test image is investigated with
     images: torch.Tensor | None = None        # training images, uint8 (N, 3, H, W)
     reference: torch.Tensor | None = None     # held-out images trusted to be clean, uint8 (M, 3, H, W)
+    #: ``predict_without(removed)``: the labels a model trained without the ``removed`` points (bool (N,); the
+    #: investigation's recipe, classes rebalanced) predicts for every training point. With ``retrains``.
+    predict_without: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 def needs(name: str) -> dict:
-    """What detector ``name`` reads: {"modes": (...), "features": bool, "images": bool, "reference": bool}."""
+    """What detector ``name`` reads: {"modes": (...), "features": bool, "images": bool, "reference": bool,
+    "retrains": bool}."""
     a = DETECTORS[name].attrs
     return {"modes": tuple(a.get("modes", ())), "features": a.get("features", False),
-            "images": a.get("images", False), "reference": a.get("reference", False)}
+            "images": a.get("images", False), "reference": a.get("reference", False),
+            "retrains": a.get("retrains", False)}
 
 
 def intersect(name: str, runs: list[Detection], extra: dict | None = None) -> Detection:

@@ -1,25 +1,35 @@
-"""Δ-Influence, refined: of the points whose influence collapses, keep those that look like the test image.
+"""Δ-Influence, refined: of the points whose influence collapses, keep those whose label a model trained without
+them does not learn.
 
-Influence collapse also catches clean training images of the test image's label y: they supported y, and a
-copy with a random label no longer needs them. The poisons differ in what the model sees: they carry what
-makes the test image differ from a typical image of y (the trigger), so in the last hidden layer their own
-difference from the typical image of y points the same way as the test image's (:func:`likeness`; the
-typical image is the coordinate-wise median). The refinement keeps a collapsed point only when its likeness
-is at least the ``refined_quantile`` quantile of the likeness of every training point labelled y (flagged or
-not; no ground truth is used).
+Influence collapse also catches clean training images of the test image's label y: they supported y, and a copy
+with a random label no longer needs them. The two differ in what a model trained WITHOUT them makes of them: a
+clean image of y is still an image of y, while a dirty-label poison (an image of another class carrying the
+trigger, labelled y) goes back to its own class once the poisons are gone. So the candidates are set aside, the
+investigation's recipe trains a model on the rest (classes rebalanced, so that y is learnt even when most of it
+was set aside), and a candidate stays suspected only when that model gives it another label than its own. The
+ones it agrees with go back into the training set and the check runs again (``refined_rounds``): with fewer
+clean images of y set aside the model learns y better and returns more of them. No ground truth is used.
 
-Its candidates are the τ/k rule's flags with τ raised to 0 when it is lower: the refinement removes the
-clean points itself, so it starts from every point whose influence falls on T − k copies at all (a suggested
-τ below 0 trades poisons with small Δ for precision, which the refinement gives back anyway).
+When that check keeps almost nothing (fewer than ``refined_min_share`` of the candidates), the poisons carry
+their own labels (clean-label: Witches' Brew) or there are none to find; the refinement falls back to the
+candidates that look like the test image (:func:`likeness`): the test image's difference from a typical image
+of y points the same way as theirs, at least the ``refined_quantile`` quantile of the images labelled y.
+
+The candidates are the τ/k rule's flags with τ raised to 0 when it is lower (the refinement removes the clean
+points itself, so it starts from every point whose influence falls on T − k copies at all), and their kin
+(:func:`kin`): images of y as like the test image as the candidates like it, where the poisons the τ/k rule
+missed are. Each model is trained without the suspects' kin too: poisons left in the data keep the backdoor
+alive, and the model would then give the suspected poisons back their poisoned label.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from ..influence.delta import delta_flags, delta_matrix
-from ..models.features import label_quantile, likeness
+from ..models.features import kin, label_quantile, likeness
 from ..options import option
 from . import Detection, DetectorInput, register
 from .delta_influence import delta_rule
@@ -27,23 +37,69 @@ from .delta_influence import delta_rule
 
 @dataclass(frozen=True)
 class RefinedSettings:
-    refined_quantile: float = option(0.4, "Δ refined: keep the collapsed points at least as like the test image as "
-                                          "this quantile of the training points labelled like it",
+    refined_rounds: int = option(4, "Δ refined: the most times the candidates still suspected are set aside and a "
+                                    "model is trained without them", low=1)
+    refined_min_share: float = option(0.1, "Δ refined: when a model trained without the candidates gives fewer than "
+                                           "this share of them another label, fall back to their likeness to the "
+                                           "test image (clean-label poisons)", kind="fraction")
+    kin_quantile: float = option(0.1, "the kin of a suspected set: the other images of the test image's label at "
+                                      "least as like it as this quantile of the suspected ones like it (poisons a "
+                                      "detector missed). Δ refined sets them aside with its candidates; "
+                                      "--until-clean removes them with the flags, and again while the backdoor is "
+                                      "found", kind="fraction")
+    refined_quantile: float = option(0.4, "Δ refined, fallback: keep the candidates at least as like the test image "
+                                          "as this quantile of the training points labelled like it",
                                      kind="fraction")
 
 
+def relabelled(candidates: np.ndarray, labels: np.ndarray, predict_without: Callable[[np.ndarray], np.ndarray],
+               rounds: int, kin_of: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, list[int], np.ndarray]:
+    """The ``candidates`` that a model trained without the suspects (and their kin: poisons left in the data would
+    keep the backdoor alive) labels otherwise than their own label; the suspects set aside again until they no
+    longer change (at most ``rounds`` models). Returns (suspects, how many after each round, the last model's
+    predicted labels)."""
+    suspects, counts = candidates, []
+    for _ in range(rounds):
+        predicted = predict_without(suspects | kin_of(suspects))
+        still = candidates & (predicted != labels)
+        counts.append(int(still.sum()))
+        done = np.array_equal(still, suspects) or not still.any()
+        suspects = still
+        if done:
+            break
+    return suspects, counts, predicted
+
+
+def dirty_label(suspects: np.ndarray, candidates: np.ndarray, min_share: float) -> bool:
+    """Whether the relabelling check found poisons that carry a label not their own: at least ``min_share`` of the
+    candidates (and one)."""
+    return bool(suspects.any() and suspects.sum() >= min_share * candidates.sum())
+
+
 @register("delta_refined", label="Δ-Influence, refined", order=5, settings=RefinedSettings, modes=("full",),
-          features=True)
+          features=True, retrains=True)
 def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
-    """Δ-Influence refined: of the collapsed points (τ no lower than 0), those that differ from a typical image of
-    the test image's label the way the test image does, more than the 40 % of that label's images least so."""
+    """Δ-Influence refined: of the collapsed points (τ no lower than 0), those a model trained without the suspects
+    gives another label than their own; for clean-label poisons, those that look like the test image."""
     rule = delta_rule(inputs, "full", "delta_refined")
     candidate_tau = max(rule.params["tau"], 0.0)
-    collapsed = delta_flags(delta_matrix(inputs.scores["full"]), candidate_tau, rule.params["k"])
-    like = likeness(inputs.features, inputs.query_features, inputs.labels, inputs.query_label)
-    threshold = label_quantile(like, inputs.labels, inputs.query_label, s.refined_quantile)
-    kept = collapsed & (like >= threshold)
-    return Detection("delta_refined", kept, np.where(collapsed, like, -1.0), {
-        **rule.params, "candidate_tau": candidate_tau, "quantile": s.refined_quantile,
-        "likeness_threshold": round(threshold, 4), "n_collapsed": int(collapsed.sum()),
-        "n_dropped_as_unlike_the_query": int((collapsed & ~kept).sum())})
+    candidates = delta_flags(delta_matrix(inputs.scores["full"]), candidate_tau, rule.params["k"])
+    labels, y = inputs.labels, inputs.query_label
+    like = likeness(inputs.features, inputs.query_features, labels, y)
+    def kin_of(aside):
+        return kin(aside, like, labels, y, s.kin_quantile)
+
+    pool = candidates | kin_of(candidates)
+    suspects, rounds, predicted = relabelled(pool, labels, inputs.predict_without, s.refined_rounds, kin_of)
+    params = {**rule.params, "candidate_tau": candidate_tau, "n_candidates": int(candidates.sum()),
+              "n_kin": int((pool & ~candidates).sum()), "suspects_per_round": rounds}
+    if dirty_label(suspects, pool, s.refined_min_share):
+        sent = {int(c): int(n) for c, n in zip(*np.unique(predicted[suspects], return_counts=True))}
+        return Detection("delta_refined", suspects, np.where(suspects, 2 + like, np.where(pool, like, -1.0)), {
+            **params, "by": "relabelled without them", "sent_to": sent,
+            "n_dropped_as_their_label": int((pool & ~suspects).sum())})
+    threshold = label_quantile(like, labels, inputs.query_label, s.refined_quantile)
+    kept = candidates & (like >= threshold)
+    return Detection("delta_refined", kept, np.where(candidates, like, -1.0), {
+        **params, "by": "likeness (the candidates keep their labels without them)", "quantile": s.refined_quantile,
+        "likeness_threshold": round(threshold, 4), "n_dropped_as_unlike_the_query": int((candidates & ~kept).sum())})

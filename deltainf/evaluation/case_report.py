@@ -55,7 +55,7 @@ def _after(case, module, m: dict, method: str) -> dict:
            "query_probability": float(p.max()), "query_label_probability": float(p[case.query.label]),
            "removed": m.get("total_removed", m["n_removed"]), "rounds": m.get("rounds", 1),
            "seconds": m["seconds"]}
-    for key in ("clean_acc", "clean", "per_round", "escalated_from", "chose"):
+    for key in ("clean_acc", "clean", "per_round", "kin_added", "escalated_from", "chose"):
         if key in m:
             out[key] = m[key]
     r = case.recipe

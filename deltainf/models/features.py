@@ -55,6 +55,17 @@ def label_quantile(cosine: np.ndarray, labels: np.ndarray, label: int, quantile:
     return float(np.quantile(cosine[same], quantile)) if same.any() else -1.0
 
 
+def kin(removed: np.ndarray, like: np.ndarray, labels: np.ndarray, label: int, quantile: float) -> np.ndarray:
+    """The points not ``removed``, labelled ``label``, at least as like the test image (``like``, :func:`likeness`)
+    as the ``quantile`` quantile of the removed ones like it (those at least as like it as the median point of
+    ``label``): poisons a detector missed share the trigger with those it found."""
+    of_label = labels == label
+    removed_like = removed & of_label & (like >= label_quantile(like, labels, label, 0.5))
+    if not removed_like.any():
+        return np.zeros_like(removed)
+    return ~removed & of_label & (like >= np.quantile(like[removed_like], quantile))
+
+
 def lookalikes(features: np.ndarray, query: np.ndarray, labels: np.ndarray, label: int,
                quantile: float = 0.5) -> np.ndarray:
     """The training points labelled ``label`` at least as similar to ``query`` as the ``quantile`` quantile of all

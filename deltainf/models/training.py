@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -158,3 +159,16 @@ class Recipe:
                            weight_decay=self.weight_decay, label_smoothing=self.label_smoothing, seed=self.seed,
                            device=self.device, augment=self.augment, optimizer=self.optimizer, progress=progress,
                            stage=stage, precision=self.precision)
+
+
+def rebalanced(keep: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray:
+    """Indices of the ``keep`` points (bool mask), each class's kept points drawn again (with replacement, seeded)
+    up to the class's full count: a model trained on them learns a class even when most of it was set aside."""
+    idx = np.flatnonzero(keep)
+    rng = np.random.default_rng([seed, 41])
+    extra = []
+    for c, full in enumerate(np.bincount(labels)):
+        of_c = idx[labels[idx] == c]
+        if 0 < len(of_c) < full:
+            extra.append(rng.choice(of_c, full - len(of_c), replace=True))
+    return np.sort(np.concatenate([idx, *extra]))

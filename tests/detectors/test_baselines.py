@@ -6,12 +6,12 @@ import pytest
 import torch
 
 from deltainf import Config
-from deltainf.detectors import DETECTORS, actclust, freqdef, specsig
+from deltainf.detectors import DETECTORS, actclust, actclust_strict, freqdef, specsig
 from deltainf.evaluation.metrics import detection_metrics
 from deltainf.models.features import embeddings
 from deltainf.store import Store
 
-NAMES = ("actclust", "specsig", "freqdef")
+NAMES = ("actclust", "actclust_strict", "specsig", "freqdef")
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +51,17 @@ def _planted(seed=0):
 
 def test_activation_clustering_finds_planted_cluster():
     emb, labels, truth = _planted()
-    flagged, score, per_class = actclust.activation_clustering(emb, labels, seed=0)
+    flagged, score, per_class = actclust_strict.activation_clustering(emb, labels, seed=0)
     assert np.array_equal(flagged, truth)
     assert per_class[0]["flagged"] and not per_class[1]["flagged"] and not per_class[2]["flagged"]
     assert score[truth].min() > score[~truth].max()
+
+
+def test_paper_activation_clustering_flags_a_smaller_cluster_in_every_class():
+    emb, labels, truth = _planted()
+    flagged, _, share = actclust.smaller_clusters(emb, labels, seed=0)
+    assert flagged[truth].all() and share[0] == 0.2  # class 0 splits into the planted points and the rest
+    assert all(0 < share[c] <= 0.5 and flagged[labels == c].any() for c in (1, 2))  # clean classes split too
 
 
 def test_spectral_signatures_ranks_planted_points_first():
@@ -113,9 +120,12 @@ def test_activation_baselines_flag_target_class_on_badnet(exps):
     exp = exps["badnet"]
     y = exp.poisoned.data.y_train.numpy()
     target = exp.poisoned.target
-    ac = exp.detect("actclust")
-    assert target in ac.params["flagged_classes"]
-    assert detection_metrics(ac.flagged, exp.is_poison)["tpr"] >= 0.5
+    strict = exp.detect("actclust_strict")
+    assert target in strict.params["flagged_classes"]
+    assert detection_metrics(strict.flagged, exp.is_poison)["tpr"] >= 0.5
+    paper = exp.detect("actclust")  # the smaller cluster of every class: most poisons, a large share of clean points
+    assert detection_metrics(paper.flagged, exp.is_poison)["tpr"] >= 0.5
+    assert all(0 < (paper.flagged & (y == c)).sum() <= (y == c).sum() / 2 for c in np.unique(y))
     ss = exp.detect("specsig")
     hits_in_target = (ss.flagged & exp.is_poison & (y == target)).sum()
     assert hits_in_target > 0.5 * (ss.flagged & (y == target)).sum()  # most of its target-class flags are poisons

@@ -1,5 +1,6 @@
-"""The refined Δ-Influence keeps, of the collapsed points, those that differ from a typical image of the test
-image's label the way the test image does."""
+"""The refined Δ-Influence keeps, of the collapsed points, those whose label a model trained without them does not
+learn; when it learns them all (clean-label poisons), those that differ from a typical image of the test image's
+label the way the test image does."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,14 +9,55 @@ from deltainf.config import Config
 from deltainf.detectors import DETECTORS, DetectorInput
 
 
-def test_keeps_the_collapsed_points_that_look_like_the_test_image():
-    rng = np.random.default_rng(0)
-    T, n = 10, 60
-    labels = np.repeat([0, 1], 30)
+def _collapse(n=60, T=10, seed=0):
+    """Scores where points 25..37 collapse far below τ = −1 and 38, 39 just below 0."""
+    rng = np.random.default_rng(seed)
     scores = rng.normal(0, 0.05, (T + 1, n))
-    scores[1:] += 0.3                     # influence barely moves on the copies: Δ > 0 ...
-    scores[1:, 25:38] -= 5.0              # ... except for points 25..37: Δ ≈ −4.7, far below τ = −1
-    scores[1:, 38:40] -= 0.8              # and 38, 39: Δ ≈ −0.5, below 0 but above τ
+    scores[1:] += 0.3
+    scores[1:, 25:38] -= 5.0
+    scores[1:, 38:40] -= 0.8
+    return scores
+
+
+def test_keeps_the_candidates_a_model_without_them_relabels():
+    """Class 1 (points 30..59) is y; 25..29 are of class 0 and 35..39 are poisons (another class's images
+    labelled 1). A model trained without the suspects sends the poisons to 0 and, while more than 3 clean images of
+    class 1 are set aside, the ones beyond 3 too (it learns 1 worse): the check gives those back round by round."""
+    labels = np.repeat([0, 1], 30)
+    poisons = np.zeros(60, bool)
+    poisons[35:40] = True
+    calls = []
+
+    def predict_without(removed):
+        calls.append(int(removed.sum()))
+        predicted = labels.copy()
+        predicted[poisons] = 0
+        clean_of_1 = np.flatnonzero(removed & ~poisons & (labels == 1))
+        predicted[clean_of_1[3:]] = 0
+        return predicted
+
+    features = np.column_stack([np.zeros(60), 1 + 0.01 * np.resize([-1, 1], 60)])  # typical images
+    features[30:35] = [-1.0, 1.0]  # clean candidates of class 1, unlike the test image
+    features[35:40] = [1.0, 1.0]   # the poisons look like the test image, and nothing else does: no kin
+    entry = DETECTORS["delta_refined"]
+    inputs = DetectorInput(labels=labels, seed=0, mode="full", scores={"full": _collapse()}, tau=-1.0, k=0,
+                           features=features, query_features=np.array([1.0, 1.0]), query_label=1,
+                           predict_without=predict_without)
+    det = entry(inputs, entry.settings_from(Config()))
+    assert np.array_equal(det.flagged, poisons)
+    assert calls == [15, 7, 5] and det.params["suspects_per_round"] == [7, 5, 5]  # 15 candidates, then fewer
+    assert det.params["n_kin"] == 0
+    assert det.params["by"] == "relabelled without them" and det.params["sent_to"] == {0: 5}
+    once = entry(inputs, entry.settings_from(Config(refined_rounds=1)))
+    assert once.flagged.sum() == 7  # one model: two clean images of class 1 still suspected
+
+
+def test_falls_back_to_likeness_when_the_candidates_keep_their_labels():
+    rng = np.random.default_rng(0)
+    n = 60
+    labels = np.repeat([0, 1], 30)
+    scores = _collapse(n)  # Δ ≈ −4.7 for 25..37, far below τ = −1; ≈ −0.5 for 38, 39: below 0 but above τ
+    rng.normal(0, 0.05, (11, n))  # (the draw the scores took: the features below stay as they were)
     query = np.array([1.0, 1.0])          # the test image: a typical image of class 1 plus something (x)
     features = np.tile([0.0, 1.0], (n, 1)) + rng.normal(0, 0.05, (n, 2))  # a typical image
     features[25:30] = [-1.0, 0.0]         # collapsed points of class 0, unlike the test image
@@ -23,12 +65,14 @@ def test_keeps_the_collapsed_points_that_look_like_the_test_image():
     features[35:40] = [1.0, 1.05]         # and five that differ from a typical image as the test image does
     entry = DETECTORS["delta_refined"]
     inputs = DetectorInput(labels=labels, seed=0, mode="full", scores={"full": scores}, tau=-1.0, k=0,
-                           features=features, query_features=query, query_label=1)
+                           features=features, query_features=query, query_label=1,
+                           predict_without=lambda removed: labels)  # clean-label: every label is learnt
     det = entry(inputs, entry.settings_from(Config()))
     assert np.flatnonzero(det.flagged).tolist() == list(range(35, 40))  # 38, 39 too: τ is raised to 0
     plain = DETECTORS["delta_influence"](inputs)
     assert np.flatnonzero(plain.flagged).tolist() == list(range(25, 38))
     assert det.params["candidate_tau"] == 0.0 and det.params["tau"] == -1.0
-    assert det.params["n_collapsed"] == 15 and det.params["n_dropped_as_unlike_the_query"] == 10
+    assert det.params["n_candidates"] == 15 and det.params["n_dropped_as_unlike_the_query"] == 10
+    assert det.params["by"].startswith("likeness") and det.params["suspects_per_round"] == [0]
     loose = entry(inputs, entry.settings_from(Config(refined_quantile=0.0)))  # the least like it of class 1: a bar
     assert np.flatnonzero(loose.flagged).tolist() == list(range(25, 40))    # every collapsed point clears

@@ -38,19 +38,31 @@ def test_no_method_destroys_the_model_under_false_positives(demo):
 def test_until_clean_reports_rounds(demo):
     _, r = demo.investigation.unlearn_until_clean("eu", demo.detect("delta_influence").flagged, max_rounds=2)
     assert r["clean"] and r["query_pred"] != demo.query_label
-    assert 1 <= r["rounds"] <= 2 and len(r["per_round"]) == r["rounds"]
-    assert r["total_removed"] >= r["per_round"][0]["n_removed"]
+    assert 1 <= r["rounds"] <= 3 and len(r["per_round"]) == r["rounds"]  # two rounds, and one giving back
+    assert r["total_removed"] == r["per_round"][-1]["n_removed"]
+
+
+def test_until_clean_removes_the_kin_with_the_flags(demo):
+    """Five of the 50 poisons flagged: their kin are most of the others, removed with them in the first round."""
+    flagged = np.zeros_like(demo.is_poison)
+    flagged[np.flatnonzero(demo.is_poison)[:5]] = True
+    _, r = demo.investigation.unlearn_until_clean("eu", flagged, max_rounds=1)
+    first = r["per_round"][0]
+    assert r["kin_added"] == first["n_removed"] - 5 and first["hits"] >= 5 + 12
+    assert first["query_pred"] != demo.query_label and r["poison_success"] <= 0.1
 
 
 def test_until_clean_adds_points_when_the_first_flags_miss(demo):
+    clean_elsewhere = np.flatnonzero(~demo.is_poison & (demo.investigation.data.y_train.numpy() != demo.query_label))
     flagged = np.zeros_like(demo.is_poison)
-    flagged[np.flatnonzero(demo.is_poison)[:5]] = True  # far too few: the backdoor survives round 1
+    flagged[clean_elsewhere[:20]] = True  # no poison and nothing labelled y: no kin, the backdoor survives round 1
     demo.investigation.scores()
     seconds = demo.timings.seconds
     own = {k: seconds.get(k) for k in ("factors_s", "scores_s")}
     _, r = demo.investigation.unlearn_until_clean("eu", flagged, max_rounds=2)
-    assert r["per_round"][0]["query_pred"] == demo.query_label
-    assert r["rounds"] == 2 and r["total_removed"] > 5
+    assert r["kin_added"] == 0 and r["per_round"][0]["query_pred"] == demo.query_label
+    loop = [x for x in r["per_round"] if "given_back" not in x]  # (then, once clean, a round giving points back)
+    assert len(loop) == 2 and r["total_removed"] > 20
     assert {k: seconds.get(k) for k in own} == own  # the re-check's factors and scores are counted apart
     assert seconds["recheck_scores_s"] > 0 and seconds["recheck_factors_s"] > 0
     assert r["per_round"][1]["hits"] > r["per_round"][0]["hits"]
@@ -71,7 +83,9 @@ def test_recheck_wants_the_target_probability_gone_too(demo):
     assert not query_is_clean(m["query_pred"], p, demo.query_label, p / 2)
     poisoned = inv.evaluate(demo.model, demo.train_key)["query_pred"]
     assert not query_is_clean(poisoned, inv.query_target_prob(demo.model), demo.query_label, 1.0)  # never clean
-    strict = Experiment(demo.config.replace(clean_below=p / 2), store=demo.store)
+    _, loose = inv.unlearn_until_clean("eu", demo.detect("delta_influence").flagged, max_rounds=1)
+    first_p = loose["per_round"][0]["query_target_prob"]  # the first round removes the kin too: another model
+    strict = Experiment(demo.config.replace(clean_below=first_p / 2), store=demo.store)
     _, r = strict.investigation.unlearn_until_clean("eu", demo.detect("delta_influence").flagged, max_rounds=2)
     assert not r["per_round"][0]["clean"]  # so a second round looks for more
     assert r["rounds"] == 2 or r["total_removed"] == r["per_round"][0]["n_removed"]  # …unless nothing new is flagged
@@ -161,11 +175,12 @@ def test_the_check_tells_a_removed_backdoor_from_a_living_one(demo):
 
 
 def test_a_cheap_method_that_leaves_the_backdoor_escalates_to_eu(demo):
-    """CF with 5 of the 50 poisons removed fails the check in its one round; with escalation, EU takes what was
-    removed and what the check flagged afresh, and goes on; without it, the result says the backdoor lives."""
+    """CF with 20 clean images of other labels removed fails the check in its one round; with escalation, EU takes
+    what was removed and what the check flagged afresh, and goes on; without it, the result says the backdoor
+    lives."""
     inv = demo.investigation
     few = np.zeros_like(demo.is_poison)
-    few[np.flatnonzero(demo.is_poison)[:5]] = True
+    few[np.flatnonzero(~demo.is_poison & (inv.data.y_train.numpy() != demo.query_label))[:20]] = True
     _, plain = inv.unlearn_until_clean("cf", few, max_rounds=1, escalate=False)
     assert not plain["clean"] and "escalated_from" not in plain and plain["poison_success"] > 0.5
     _, m = inv.unlearn_until_clean("cf", few, max_rounds=1, escalate=True)
@@ -222,3 +237,17 @@ def test_the_kin_of_a_removed_set_are_the_poisons_it_missed(demo):
     verdict, nxt = inv.recheck(model, removed, "eu")
     assert verdict["kin"] == kin.sum() and not verdict["clean"]  # (the test image still gets y)
     assert nxt[kin[~removed]].all()  # over the kept points: the kin are removed next
+
+
+def test_until_clean_gives_back_the_clean_images_removed_with_the_poisons(demo):
+    """Δ-Influence's flags plus 30 clean images of y: once EU is clean, the relabelling check gives most of those
+    back (a model trained without the suspects still labels them y) and none of the poisons."""
+    inv, y = demo.investigation, demo.query_label
+    flagged = demo.detect("delta_influence").flagged.copy()
+    clean_of_y = np.flatnonzero(~demo.is_poison & ~flagged & (inv.data.y_train.numpy() == y))
+    flagged[clean_of_y[:30]] = True
+    _, r = inv.unlearn_until_clean("eu", flagged, max_rounds=2)
+    first, last = r["per_round"][0], r["per_round"][-1]
+    assert r["clean"] and r["given_back"] >= 20 and last["given_back"] == r["given_back"]
+    assert last["hits"] == first["hits"] and last["n_removed"] == first["n_removed"] - r["given_back"]
+    assert r["total_removed"] == last["n_removed"] and r["poison_success"] <= 0.1
