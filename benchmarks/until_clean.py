@@ -29,7 +29,8 @@ def main() -> None:
     cache = a.cache_dir or tempfile.mkdtemp(prefix="deltainf-until-clean-")
     methods = a.methods.split(",")
     worst = {m: [0.0, 0.0] for m in methods}
-    print(f"{'config':>9} {'method':>6} {'rounds':>6} {'removed':>7} {'kin':>4} {'back':>4} {'verdict':>8} {'ps':>5} {'acc':>6} {'Δacc':>6}  chose",
+    print(f"{'config':>9} {'method':>6} {'rounds':>6} {'removed':>7} {'kin':>4} {'back':>4} {'verdict':>8} {'ps':>5} "
+          f"{'acc':>6} {'Δacc':>6}  chose",
           flush=True)
     for spec in a.configs:
         seed, victim, target = (int(x) for x in spec.split(":"))
@@ -44,8 +45,9 @@ def main() -> None:
             _, m = exp.investigation.unlearn_until_clean(method, flagged)
             loss = before["clean_acc"] - m["clean_acc"]
             worst[method] = [max(worst[method][0], m["poison_success"]), max(worst[method][1], loss)]
+            back = m.get("given_back", -m.get("give_back_refused", 0))  # negative: the check refused the give-back
             verdict = ("clean" if m["clean"] else "LIVES") + ("*" if "escalated_from" in m else "")
-            print(f"{spec:>9} {method:>6} {m['rounds']:>6} {m['total_removed']:>7} {m['kin_added']:>4} {m.get('given_back', -m.get('give_back_refused', 0)):>4} {verdict:>8} "
+            print(f"{spec:>9} {method:>6} {m['rounds']:>6} {m['total_removed']:>7} {m['kin_added']:>4} {back:>4} {verdict:>8} "
                   f"{m['poison_success']:>5.2f} {m['clean_acc']:>6.3f} {-loss:>+6.3f}  {m.get('chose', '')}", flush=True)
     print("\nworst over the configurations: " + "; ".join(f"{m} poison success {w[0]:.2f}, accuracy −{w[1]:.3f}"
                                                            for m, w in worst.items()))

@@ -1,7 +1,7 @@
 """Compare: every detector the engine has, on the same experiment, against the ground truth."""
 import streamlit as st
 
-from deltainf.detectors import DETECTORS
+from deltainf.detectors import DETECTORS, needs
 from deltainf.evaluation.report import case_rows, detector_rows, unlearning_grid
 from deltainf.figures import unlearning as figures
 from deltainf.unlearning import UNLEARNERS
@@ -16,7 +16,8 @@ FIRST_GUESS_S = 10.0  # seconds per unlearning run before any was timed in this 
 
 st.title("Compare")
 st.caption("Every registered detector on this experiment. Δ-Influence and its ablations use τ and k from the "
-           "Influence page (the engine's suggestion from Δ while none is set); the baselines their own defaults. "
+           "Influence page (the engine's suggestion from Δ while none is set) — the refined one, which trains models of "
+           "its own, at the suggestion; the baselines their own defaults. "
            "Ground truth is known here, so TPR and precision are exact.")
 
 instance, exp = pre.require_trained()
@@ -39,7 +40,8 @@ rows = pre.await_job(runtime().start(DetectorsJob(instance, tuple(names)), "Ever
 # …then the ones with a τ/k rule again at the session's τ and k: fast, from the cached scores.
 use_mode(exp.config.mode)
 tau, k = st.session_state.det_tau, st.session_state.det_k
-tuned = [n for n in names if "tau" in exp.detect(n).params]
+# (not those that train models of their own, such as the refined Δ-Influence: they stay at the suggested τ and k)
+tuned = [n for n in names if "tau" in exp.detect(n).params and not needs(n)["retrains"]]
 chosen_tk = (None, None)  # Δ detectors at the τ and k the user chose on Influence (else each one's own suggestion)
 if st.session_state.get("det_chosen") and tau is not None and k is not None and tuned:
     chosen_tk = (tau, min(k, exp.config.transforms - 1))

@@ -86,6 +86,7 @@ def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
     candidates = delta_flags(delta_matrix(inputs.scores["full"]), candidate_tau, rule.params["k"])
     labels, y = inputs.labels, inputs.query_label
     like = likeness(inputs.features, inputs.query_features, labels, y)
+
     def kin_of(aside):
         return kin(aside, like, labels, y, s.kin_quantile)
 
@@ -98,7 +99,7 @@ def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
         return Detection("delta_refined", suspects, np.where(suspects, 2 + like, np.where(pool, like, -1.0)), {
             **params, "by": "relabelled without them", "sent_to": sent,
             "n_dropped_as_their_label": int((pool & ~suspects).sum())})
-    threshold = label_quantile(like, labels, inputs.query_label, s.refined_quantile)
+    threshold = label_quantile(like, labels, y, s.refined_quantile)
     kept = candidates & (like >= threshold)
     return Detection("delta_refined", kept, np.where(candidates, like, -1.0), {
         **params, "by": "likeness (the candidates keep their labels without them)", "quantile": s.refined_quantile,

@@ -121,7 +121,9 @@ def loop_verdict(r: dict) -> str:
         return ""
     verdict = "backdoor gone (by the check)" if r["clean"] else "BACKDOOR STILL FOUND by the check"
     escalated = f"; {r['escalated_from']} left it, escalated to eu" if "escalated_from" in r else ""
-    return f", {r['rounds']} round(s), {verdict}{escalated}"
+    kin = f", {r['kin_added']} kin added" if r.get("kin_added") else ""
+    back = f", {r['given_back']} given back" if r.get("given_back") else ""
+    return f", {r['rounds']} round(s){kin}{back}, {verdict}{escalated}"
 
 
 def flagged_csv(delta: np.ndarray, flagged: np.ndarray, tau: float, labels: np.ndarray,
