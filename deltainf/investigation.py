@@ -328,9 +328,9 @@ class Investigation:
                    ) -> tuple[nn.Module, dict]:
         """Once the model is clean: give back the removed points whose label a model trained without the suspects
         still learns (:func:`~deltainf.detectors.delta_refined.relabelled` — clean images removed with the poisons),
-        unlearn only the rest, and keep that model when it passes the check too. A dirty-label poison is not given
-        back (a model trained without it labels it otherwise); when no removed point is relabelled so (clean-label
-        poisons), nothing is."""
+        unlearn only the rest, and keep that model when it passes the check too. A dirty-label poison is seldom
+        given back (a model trained without it labels it otherwise; one of 50 in a test) and the check judges the
+        model without the rest; when no removed point is relabelled so (clean-label poisons), nothing is given."""
         labels = self.data.y_train.numpy()
         with self.reporter.within("giving back"):
             suspects, _, _ = relabelled(removed, labels, self.predict_without, self.config.refined_rounds, self.kin)
