@@ -179,18 +179,16 @@ class Investigation:
         """The label a model trained by the recipe without the ``removed`` points predicts for every training point;
         classes are rebalanced (:func:`~deltainf.models.training.rebalanced`), so a class mostly set aside is still
         learnt. Cached by the removed set."""
-        removed = np.asarray(removed, bool)
-        recipe, labels = self.model.recipe, self.data.y_train.numpy()
-        key = content_key("predict-without", self.model.key, recipe.key(), array_fingerprint(np.flatnonzero(removed)))
-        entry, _ = self.store.get_or_make(
-            key, lambda: ({"predicted": self._predict_without(removed, recipe, labels)}, {}))
-        return entry.arrays["predicted"]
+        removed, recipe = np.asarray(removed, bool), self.model.recipe
 
-    def _predict_without(self, removed: np.ndarray, recipe: Recipe, labels: np.ndarray) -> np.ndarray:
-        idx = torch.as_tensor(rebalanced(~removed, labels, recipe.seed))
-        module = recipe.train(self.data.x_train[idx], self.data.y_train[idx], progress=self.reporter,
-                              stage="retrain without the candidates")
-        return predict_logits(module, self.data.x_train, self.device).argmax(1).numpy().astype(np.int64)
+        def make():
+            idx = torch.as_tensor(rebalanced(~removed, self.data.y_train.numpy(), recipe.seed))
+            module = recipe.train(self.data.x_train[idx], self.data.y_train[idx], progress=self.reporter,
+                                  stage="retrain without the candidates")
+            return {"predicted": predict_logits(module, self.data.x_train, self.device).argmax(1).numpy()}, {}
+
+        key = content_key("predict-without", self.model.key, recipe.key(), array_fingerprint(np.flatnonzero(removed)))
+        return self.store.get_or_make(key, make)[0].arrays["predicted"]
 
     # ----------------------------------------------------------------- unlearning and the re-check
     def evaluate(self, module: nn.Module, key: str) -> dict:
