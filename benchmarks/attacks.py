@@ -7,6 +7,10 @@ it is whether the one target test image goes to the adversarial class (bar: in a
 the seeds).
 
     python benchmarks/attacks.py [--attacks badnet frequency witches_brew] [--seeds 0 1 2] [--cache-dir DIR]
+        [--configs SEED:VICTIM:TARGET ...] [--set OPTION=VALUE ...]
+
+``--configs`` replaces ``--seeds`` with explicit held-out configurations (victim/target pairs other than the
+seed's draw); ``--set`` passes attack settings (e.g. ``brew_ensemble=4``).
 """
 from __future__ import annotations
 
@@ -24,14 +28,20 @@ def main() -> None:
     ap.add_argument("--attacks", nargs="+", default=["badnet", "frequency", "witches_brew"])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--cache-dir", default=None)
+    ap.add_argument("--configs", nargs="+", default=None, help="SEED:VICTIM:TARGET")
+    ap.add_argument("--set", nargs="+", default=[], help="OPTION=VALUE attack settings")
     a = ap.parse_args()
+    settings = {k: type(getattr(Config(), k))(v) for k, v in (kv.split("=", 1) for kv in a.set)}
     cache = a.cache_dir or tempfile.mkdtemp(prefix="deltainf-attacks-")
     print(f"{'attack':>13} {'seed':>4} {'v→t':>5} {'poisons':>7} {'clean acc':>9} {'poison success':>14} {'secs':>6}")
     for attack in a.attacks:
         ps = []
-        for seed in a.seeds:
+        configs = ([tuple(int(v) for v in c.split(":")) for c in a.configs] if a.configs
+                   else [(seed, None, None) for seed in a.seeds])
+        for seed, victim, target in configs:
             t0 = time.perf_counter()
-            pipe = Experiment(Config(attack=attack, seed=seed, cache_dir=cache))
+            pipe = Experiment(Config(attack=attack, seed=seed, victim=victim, target=target, cache_dir=cache,
+                                     **settings))
             m = pipe.model_metrics
             p = pipe.poisoned
             ps.append(m["poison_success"])

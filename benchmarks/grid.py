@@ -1,8 +1,9 @@
-"""The README's detector grid: BadNet and the frequency trigger, every detector and ablation, over seeds,
+"""The README's detector grid: BadNet, the frequency trigger and Witches' Brew, every detector and ablation, over seeds,
 on the built-in digits and on a CIFAR-10 subset (2,000 training / 500 test images, written as an
 ImageFolder tree from the shared ``cifar10-jpeg.npz``), each through ``python -m deltainf table``.
 
-    python benchmarks/grid.py [--seeds 0 1 2] [--datasets digits,cifar] [--npz PATH] [--cache-dir DIR] [--out DIR]
+    python benchmarks/grid.py [--seeds 0 1 2] [--datasets digits,cifar] [--attacks badnet,frequency,witches_brew]
+        [--npz PATH] [--cache-dir DIR] [--out DIR] [--no-unlearn]
 
 Measured on a 2-core CPU: the CIFAR subset's 3 seeds without EU took 8 min cold (`--no-unlearn`);
 a re-run reads everything from the cache (one seed, 8 s).
@@ -28,6 +29,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", nargs="+", default=["0", "1", "2"])
     ap.add_argument("--datasets", default="digits,cifar")
+    ap.add_argument("--attacks", default="badnet,frequency,witches_brew")
     ap.add_argument("--npz", type=Path, default=NPZ)
     ap.add_argument("--cache-dir", default=None)
     ap.add_argument("--out", type=Path, default=None, help="folder for the Markdown/CSV/JSON of each table")
@@ -35,7 +37,7 @@ def main() -> None:
     a = ap.parse_args()
     cache = Path(a.cache_dir or tempfile.mkdtemp(prefix="deltainf-grid-"))
     out = a.out or cache / "tables"
-    common = ["--attacks", "badnet,frequency", "--detectors", DETECTORS, "--seeds", *a.seeds,
+    common = ["--attacks", a.attacks, "--detectors", DETECTORS, "--seeds", *a.seeds,
               "--cache-dir", str(cache)] + (["--no-unlearn"] if a.no_unlearn else [])
     for dataset in a.datasets.split(","):
         if dataset == "digits":

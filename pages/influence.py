@@ -7,6 +7,7 @@ from deltainf.figures.influence import small_multiples
 from ui import prerequisites as pre
 from ui.figures import delta_view, detector_params, flagged_table, suggestion, thumbnail_strip
 from ui.live import choice, delta_live
+from ui.refined import RULES, refined_section
 from ui.review import review
 from ui.state import runtime
 
@@ -92,6 +93,14 @@ def live() -> None:
                         f"Clean points flagged (false positives): {len(clean)}" + (" — the 16 with most drops"
                                                                                     if len(clean) > 16 else ""))
     flagged_table(exp, view, tau, k, counts)
+    if exp.config.mode == "full":  # the refined rule reads the full copies' Δ
+        rule = st.segmented_control(
+            "Flag by", list(RULES), format_func=RULES.get, default="tau_k", key="det_rule", selection_mode="single",
+            help="Δ refined starts from the τ/k rule's flags (τ raised to 0 when lower), sets them aside with their "
+                 "look-alikes, trains a model without them and keeps those it labels otherwise: the clean images of the "
+                 "test image's label go back. The Unlearn page can take its flags.")
+        if rule == "refined":
+            refined_section(instance, exp, view, tau, k, flagged, counts)
 
 
 live()

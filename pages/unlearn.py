@@ -15,11 +15,12 @@ from ui import prerequisites as pre
 from ui.downloads import case_report_html, weights_file
 from ui.figures import delta_view, detector_params
 from ui.jobs import UnlearnJob
+from ui.refined import refined_flags
 from ui.review import confirmed
 from ui.sidebar import stop
 from ui.state import runtime
 
-TUNED, CONFIRMED = "tuned", "confirmed"  # flags from the Influence page's τ/k rule, or the images marked there
+TUNED, REFINED, CONFIRMED = "tuned", "refined", "confirmed"  # the Influence page's rules, or the images marked there
 
 st.title("Unlearn")
 instance, exp = pre.require_trained()
@@ -42,7 +43,9 @@ methods = c1.multiselect("Methods", list(UNLEARNERS), key="unlearn_methods", for
                                           for e in UNLEARNERS.entries())
                               + ("\n\nEU retrains your architecture from scratch with the engine's recipe; the others "
                                  "start from your weights." if case else ""))
-sources = ([CONFIRMED] if marked is not None else []) + [TUNED] + list(DETECTORS)
+refined = refined_flags(instance, tau, k)
+sources = ([CONFIRMED] if marked is not None else []) + [TUNED] + [REFINED] * (exp.config.mode == "full") \
+    + list(DETECTORS)
 if ss.get("unlearn_source") not in sources:  # the confirmed set was cleared meanwhile
     ss.pop("unlearn_source", None)
 source = c2.selectbox(
@@ -50,6 +53,9 @@ source = c2.selectbox(
     format_func=lambda d: (f"the {int(marked.sum())} images confirmed on the Influence page" if d == CONFIRMED
                            else f"the Influence page: Δ ({exp.config.mode}), τ = {tau:.4g}, k = {k} → "
                                 f"{tuned['n_flagged']} points" if d == TUNED
+                           else f"the Influence page: Δ refined at τ = {tau:.4g}, k = {k}"
+                                + (f" → {int(refined.sum())} points" if refined is not None else " (trains models)")
+                           if d == REFINED
                            else f"detector {d} (its defaults; Δ rules at the engine's suggested τ, k)"))
 if source == TUNED:
     truth = "" if view.is_poison is None else \
@@ -72,10 +78,11 @@ named = source if flags_now is None else f"{source}:{hashlib.sha256(np.flatnonze
 job_key = UnlearnJob(instance, tuple(methods), named, tau, k, repeat, repeat and escalate)
 if st.button("Run unlearning", type="primary", key="run_unlearn", icon=":material/play_arrow:", disabled=not methods):
     # Flags chosen here re-check at this τ and k; a registry detector runs with its own defaults (as on Compare).
-    loop_tau, loop_k = (tau, k) if flags_now is not None else (None, None)
+    loop_tau, loop_k = (tau, k) if flags_now is not None or source == REFINED else (None, None)
 
     def run(e):
-        flagged = flags_now if flags_now is not None else e.detect(source).flagged
+        flagged = flags_now if flags_now is not None else \
+            e.detect("delta_refined", tau, k).flagged if source == REFINED else e.detect(source).flagged
         out = {"flagged": flagged, "methods": {}}
         for j, m in enumerate(methods, 1):
             inv = e.investigation
@@ -108,7 +115,8 @@ timed = st.session_state.setdefault("run_seconds", {})  # what Compare's estimat
 timed.update({m: float(r["after"]["seconds"]) for m, r in done.items() if r["after"].get("rounds", 1) == 1})
 if last != job_key:
     origin = last.source.split(":")[0]
-    origin = {TUNED: "the Influence page's τ/k rule", CONFIRMED: "the confirmed images"}.get(origin, f"detector {origin}")
+    origin = {TUNED: "the Influence page's τ/k rule", REFINED: "the Influence page's Δ refined",
+              CONFIRMED: "the confirmed images"}.get(origin, f"detector {origin}")
     loop = " with **Repeat until the backdoor is gone**" if last.until_clean else ""
     st.warning(f"Shown below: the last run, {', '.join(m.upper() for m in last.methods)} on flags from {origin} "
                f"(τ = {last.tau:.4g}, k = {last.k}){loop} — not the choice above. Press **Run unlearning** for it.",

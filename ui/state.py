@@ -42,7 +42,7 @@ def init_state() -> None:
 #: does not draw it): the Unlearn and Compare pages' choices, the Influence page's toggles, the Experiment page's
 #: start.
 KEPT = ("unlearn_methods", "unlearn_source", "until_clean", "escalate", "unlearn_shown", "grid_methods",
-        "grid_detectors", "show_multiples", "review_open", "review_sort", "start")
+        "grid_detectors", "show_multiples", "det_rule", "review_open", "review_sort", "start")
 
 
 def keep_controls() -> None:

@@ -1,15 +1,16 @@
 """Witches' Brew (Geiping et al., ICLR 2021): clean-label poisoning by gradient matching.
 
-The attacker picks an adversarial class and one target test image of another class (both from
-the seed; the target is one the attacker's clean surrogate classifies correctly, so a flip is the
-attack's doing). ``poison_count`` training images OF THE ADVERSARIAL CLASS (labels unchanged) get
-perturbations δ with ‖δ‖∞ ≤ ε (``brew_eps`` = 16/255) chosen so that the training gradient on the
-poisons points the same way (cosine) as the gradient of the adversarial loss — the target image
-labelled with the adversarial class — on a surrogate model trained on the clean data with the
-experiment's recipe. Training on the poisons then moves the model towards misclassifying the target.
-Optimisation as in the paper: signed Adam steps with step drops at 3/8, 5/8 and 7/8 of the
-budget, projection onto the ε-ball and the valid pixel range, ``brew_restarts`` random starts, the one
-with the lowest matching loss kept.
+The attacker picks an adversarial class and one target test image of another class: of the test images its
+clean surrogate classifies correctly, the one it puts closest to the adversarial class (``brew_target_pool``
+widens this to a seeded draw), so a flip is the attack's doing. ``poison_count`` training images OF THE
+ADVERSARIAL CLASS (labels unchanged) get perturbations δ with ‖δ‖∞ ≤ ε chosen so that the training gradient on
+the poisons points the same way (cosine) as the gradient of the adversarial loss — the target image labelled
+with the adversarial class — on a surrogate model trained on the clean data with the experiment's recipe.
+Training on the poisons then moves the model towards misclassifying the target. ε (``brew_eps``) is 16/255 as
+Geiping et al. set it for CIFAR and ImageNet, or the data source's own: the built-in digits have 17 grey levels,
+one of them 16/255, and get 40/255. Optimisation as in the paper: signed Adam steps with step drops at 3/8, 5/8
+and 7/8 of the budget, projection onto the ε-ball and the valid pixel range, ``brew_restarts`` random starts,
+the one with the lowest matching loss kept.
 
 Bookkeeping: ``victim`` is the target image's true class, ``target`` the adversarial class; the
 "triggered test set" is the single unmodified target image (``x_trigger_test`` of length 1), so
@@ -28,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import ImageData
+from ..data import SOURCES, ImageData
 from ..errors import ConfigError
 from ..models.features import embeddings
 from ..models.training import predict_logits, to_float
@@ -37,16 +38,20 @@ from ..store import array_fingerprint, content_key
 from . import Attack, AttackContext, Poisoned, default_poison_count, register, stretched_difference, victim_and_target
 
 STEP_SIZE = 0.25     # Adam learning rate as a fraction of ε
-TARGET_POOL = 5      # the target is drawn from the test images this close to the adversarial class
+NATURAL_EPS = 16 / 255
 ALGORITHM_VERSION = 2  # bump when brewing changes (brewed poisons are cached by it)
 
 
 @dataclass(frozen=True)
 class BrewSettings:
-    brew_eps: float = option(16 / 255, "Witches' Brew: L∞ budget of each perturbation, in [0, 1] pixel units",
-                             kind="probability")
+    brew_eps: float | None = option(None, "Witches' Brew: L∞ budget of each perturbation, in [0, 1] pixel units "
+                                          "(default: 16/255, or the dataset's own: 40/255 on the built-in digits)",
+                                    kind="probability")
     brew_steps: int = option(150, "Witches' Brew: signed-Adam steps per restart (Geiping et al. use 240)", low=1)
     brew_restarts: int = option(2, "Witches' Brew: random restarts; the lowest matching loss wins", low=1)
+    brew_target_pool: int = option(1, "Witches' Brew: the target is a seeded draw from this many test images of the "
+                                      "victim class the surrogate puts closest to the adversarial class (1: the "
+                                      "closest, the attacker's easiest)", low=1)
     brew_ensemble: int = option(1, "Witches' Brew: surrogate models the gradients are matched on (Geiping et al.: 1–8)",
                                 low=1)
 
@@ -110,10 +115,16 @@ def brew(models: nn.Module | list[nn.Module], x_poison: torch.Tensor, y_poison: 
     return poisoned, best_loss
 
 
-def pick_target(model: nn.Module, data: ImageData, adv: int, victim: int | None, seed: int, device) -> int:
+def dataset_eps(name: str) -> float:
+    """The perturbation budget on the data source ``name``: its own ``brew_eps``, else Geiping et al.'s 16/255."""
+    return float(SOURCES[name].attrs.get("brew_eps", NATURAL_EPS)) if name in SOURCES else NATURAL_EPS
+
+
+def pick_target(model: nn.Module, data: ImageData, adv: int, victim: int | None, seed: int, device,
+                pool_size: int = 1) -> int:
     """Index into ``data.x_test`` of the target image: among the test images of class ``victim`` (any
     class but ``adv`` when None) that the surrogate classifies correctly, a seeded draw from the
-    ``TARGET_POOL`` closest to the adversarial class (largest logit[adv] − max other logit)."""
+    ``pool_size`` closest to the adversarial class (largest logit[adv] − max other logit)."""
     y = data.y_test.numpy()
     logits = predict_logits(model, data.x_test, device)
     others = logits.clone()
@@ -127,7 +138,7 @@ def pick_target(model: nn.Module, data: ImageData, adv: int, victim: int | None,
         cands = np.flatnonzero((y == victim) if victim is not None else (y != adv))
     if len(cands) == 0:
         raise ConfigError(f"class {victim} has no test images to pick the Witches' Brew target from")
-    pool = cands[np.argsort(-margin[cands], kind="stable")][:TARGET_POOL]
+    pool = cands[np.argsort(-margin[cands], kind="stable")][:pool_size]
     return int(np.random.default_rng([seed, 31]).choice(pool))
 
 
@@ -154,9 +165,10 @@ class WitchesBrew(Attack):
         if count > len(adv_idx):
             raise ConfigError(f"--poison-count {count} exceeds the {len(adv_idx)} training images of adversarial "
                               f"class {adv}")
+        eps = s.brew_eps if s.brew_eps is not None else dataset_eps(data.name)
         device = ctx.surrogates.device
         model = ctx.surrogates.model(data)
-        target_idx = pick_target(model, data, adv, ctx.victim, ctx.seed, device)
+        target_idx = pick_target(model, data, adv, ctx.victim, ctx.seed, device, s.brew_target_pool)
         victim = int(data.y_test[target_idx])
         x_target = data.x_test[target_idx]
         poison_idx = pick_poisons(model, data, adv, x_target, count, device)
@@ -167,12 +179,12 @@ class WitchesBrew(Attack):
                 for p in (p for m in models for p in m.parameters()):
                     p.requires_grad_(True)
                 x, loss = brew(models, data.x_train[poison_idx], data.y_train[poison_idx], x_target, adv,
-                               eps=s.brew_eps, steps=s.brew_steps, restarts=s.brew_restarts,
+                               eps=eps, steps=s.brew_steps, restarts=s.brew_restarts,
                                seed=int(np.random.default_rng([ctx.seed, 37]).integers(2**31 - 1)))
                 return {"poisons": x.numpy(), "loss": np.array([loss])}
 
             key = content_key("witches-brew", ALGORITHM_VERSION, array_fingerprint(data.x_train, data.y_train, data.x_test),
-                              ctx.seed, adv, count, target_idx, s.brew_eps, s.brew_steps, s.brew_restarts, STEP_SIZE,
+                              ctx.seed, adv, count, target_idx, eps, s.brew_steps, s.brew_restarts, STEP_SIZE,
                               s.brew_ensemble, ctx.surrogates.recipe(data).key())
             x_train[poison_idx] = torch.from_numpy(np.array(ctx.surrogates.cached(key, make)["poisons"]))
         poisoned = ImageData(data.name, data.classes, x_train, data.y_train.clone(), data.x_test, data.y_test,
@@ -186,7 +198,7 @@ class WitchesBrew(Attack):
                         torch.zeros(h, w, dtype=torch.bool), pattern)
 
     def preview(self, sample, settings: BrewSettings, seed: int):
-        eps = round(settings.brew_eps * 255)
+        eps = round((settings.brew_eps if settings.brew_eps is not None else NATURAL_EPS) * 255)
         noise = np.random.default_rng([seed, 5]).choice([-eps, eps], size=tuple(sample.shape))
         delta = torch.from_numpy((128 + noise * 127 / eps).astype(np.uint8))
         triggered = (sample.to(torch.int16) + torch.from_numpy(noise).to(torch.int16)).clamp(0, 255).to(torch.uint8)

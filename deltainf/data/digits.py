@@ -11,12 +11,13 @@ from ..errors import DataError
 from . import ImageData, balanced_subset, register
 
 
-@register("digits", label="built-in digits (16×16, offline)", order=0, builtin=True)
+@register("digits", label="built-in digits (16×16, offline)", order=0, builtin=True, brew_eps=40 / 255)
 def digits(root: Path | None, *, seed: int, image_size: int, default_root: Path | None = None) -> ImageData:
     """scikit-learn's bundled 8×8 digits, upsampled to 16×16 and tinted a random colour each.
 
     The tint makes the colour transformations (jitter, channel switch) meaningful; the split
-    (80 / 20, stratified) is drawn from ``seed``.
+    (80 / 20, stratified) is drawn from ``seed``. The originals have 17 grey levels, so one of theirs is 16/255,
+    Witches' Brew's budget on natural images: clean-label perturbations here get ``brew_eps`` = 40/255.
     """
     # Read the CSV that ships inside scikit-learn's wheel directly: importing sklearn costs ~2 s.
     import gzip

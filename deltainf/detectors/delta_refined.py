@@ -10,6 +10,12 @@ was set aside), and a candidate stays suspected only when that model gives it an
 ones it agrees with go back into the training set and the check runs again (``refined_rounds``): with fewer
 clean images of y set aside the model learns y better and returns more of them. No ground truth is used.
 
+Dirty-label poisons come from one source class (the trigger is stamped on the victim's images), so the model
+sends them back to one class. When the suspects it relabels do not agree (the largest class they are sent to holds
+fewer than ``refined_min_agreement`` of them), the model does not know the classes well enough for the check to
+tell poisons from its own errors (a weak model on hard images relabels clean ones at random): the refinement
+abstains and keeps the τ/k rule's flags as they are.
+
 When that check keeps almost nothing (fewer than ``refined_min_share`` of the candidates), the poisons carry
 their own labels (clean-label: Witches' Brew) or there are none to find; the refinement falls back to the
 candidates that look like the test image (:func:`likeness`): the test image's difference from a typical image
@@ -42,6 +48,9 @@ class RefinedSettings:
     refined_min_share: float = option(0.1, "Δ refined: when a model trained without the candidates gives fewer than "
                                            "this share of them another label, fall back to their likeness to the "
                                            "test image (clean-label poisons)", kind="fraction")
+    refined_min_agreement: float = option(0.8, "Δ refined: abstain (keep the τ/k rule's flags) when the largest class "
+                                               "the relabelled candidates are sent to holds fewer than this share of "
+                                               "them (a model too weak for the check)", kind="fraction")
     kin_quantile: float = option(0.1, "the kin of a suspected set: the other images of the test image's label at "
                                       "least as like it as this quantile of the suspected ones like it (poisons a "
                                       "detector missed). Δ refined sets them aside with its candidates; "
@@ -96,8 +105,13 @@ def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
               "n_kin": int((pool & ~candidates).sum()), "suspects_per_round": rounds}
     if dirty_label(suspects, pool, s.refined_min_share):
         sent = {int(c): int(n) for c, n in zip(*np.unique(predicted[suspects], return_counts=True))}
+        agreement = max(sent.values()) / sum(sent.values())
+        if agreement < s.refined_min_agreement:
+            return Detection("delta_refined", rule.flagged, rule.score, {
+                **params, "by": "the τ/k rule (the relabelling disagrees: abstained)", "sent_to": sent,
+                "agreement": round(agreement, 3)})
         return Detection("delta_refined", suspects, np.where(suspects, 2 + like, np.where(pool, like, -1.0)), {
-            **params, "by": "relabelled without them", "sent_to": sent,
+            **params, "by": "relabelled without them", "sent_to": sent, "agreement": round(agreement, 3),
             "n_dropped_as_their_label": int((pool & ~suspects).sum())})
     threshold = label_quantile(like, labels, y, s.refined_quantile)
     kept = candidates & (like >= threshold)

@@ -14,7 +14,7 @@ import numpy as np
 
 from .metrics import detection_metrics
 
-METRICS = ("tpr", "precision", "f1", "eu_poison_success")
+METRICS = ("tpr", "precision", "f1", "eu_poison_success", "eu_clean_acc")
 
 
 def run_cells(base, datasets, attacks, detectors, seeds, unlearn: bool = True, progress=None) -> list[dict]:
@@ -36,7 +36,8 @@ def run_cells(base, datasets, attacks, detectors, seeds, unlearn: bool = True, p
                 d = exp.detect(det)
                 row.update(detection_metrics(d.flagged, exp.is_poison))
                 if unlearn:
-                    row["eu_poison_success"] = exp.investigation.unlearn("eu", d.flagged)[1]["poison_success"]
+                    after = exp.investigation.unlearn("eu", d.flagged)[1]
+                    row["eu_poison_success"], row["eu_clean_acc"] = after["poison_success"], after["clean_acc"]
             rows.append(row)
         if progress:
             progress("table", n + 1, len(cells))
@@ -71,15 +72,16 @@ def markdown(summary: list[dict]) -> str:
         if not math.isnan(a["f1_mean"]):
             key = (a["dataset"], a["attack"])
             best[key] = max(best.get(key, -1.0), a["f1_mean"])
-    lines = ["| dataset | attack | detector | implanted | TPR | precision | F1 | poison success after EU |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines = ["| dataset | attack | detector | implanted | TPR | precision | F1 | poison success after EU | "
+             "accuracy after EU |", "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for a in summary:
         f1 = _pm(a["f1_mean"], a["f1_sd"])
         if f1 != "n/a" and a["f1_mean"] == best[(a["dataset"], a["attack"])]:
             f1 = f"**{f1}**"
         lines.append(f"| {a['dataset']} | {a['attack']} | {a['detector']} | {a['implanted']}/{a['seeds']} | "
                      f"{_pm(a['tpr_mean'], a['tpr_sd'])} | {_pm(a['precision_mean'], a['precision_sd'])} | {f1} | "
-                     f"{_pm(a['eu_poison_success_mean'], a['eu_poison_success_sd'])} |")
+                     f"{_pm(a['eu_poison_success_mean'], a['eu_poison_success_sd'])} | "
+                     f"{_pm(a['eu_clean_acc_mean'], a['eu_clean_acc_sd'])} |")
     return "\n".join(lines)
 
 

@@ -427,6 +427,32 @@ def test_unlearn_page_loop_draws_rounds(pipe):
     assert list(table["poison success"]) == [f"{r['poison_success']:.2f}" for r in after["per_round"]]
 
 
+def test_influence_page_refined_rule_feeds_unlearning(pipe):
+    """Δ refined beside the τ/k rule: its flags at the session's τ and k, what it gave back and why, and the Unlearn
+    page removing exactly those."""
+    at = trained(open_app())
+    check(at.switch_page(PAGES["influence"]).run())
+    settle(at, lambda a: flagged_line(a) != "")
+    tau0, k0, _ = pipe.investigation.tau_k()
+    refined = pipe.detect("delta_refined", tau0, k0)
+    check(at.segmented_control(key="det_rule").set_value("refined").run())
+    at = settle(at, lambda a: any("Δ refined:" in str(m.value) for m in a.markdown))
+    line = next(str(m.value) for m in at.markdown if "Δ refined:" in str(m.value))
+    assert f"**Δ refined: {int(refined.flagged.sum())} flagged** where the τ/k rule flags {n_flagged(at)}" in line
+    assert "given back" in line and "precision" in line  # the reason, and the ground truth known here
+    html = " ".join(str(h.value) for h in at.get("html"))
+    assert f"Kept by the refinement: {int(refined.flagged.sum())}" in html and "given back by the refinement" in html
+
+    check(at.switch_page(PAGES["unlearn"]).run())
+    source = at.selectbox(key="unlearn_source")
+    assert any(f"Δ refined at τ = {tau0:.4g}, k = {k0} → {int(refined.flagged.sum())} points" in o
+               for o in source.options)
+    check(source.set_value("refined").run())
+    check(at.button(key="run_unlearn").click().run())
+    at = settle(at, lambda a: "Removed" in metrics(a))
+    assert metrics(at)["Removed"] == str(int(refined.flagged.sum()))
+
+
 def delta_flags_count(pipe) -> int:
     """Points Δ-Influence flags at the engine's suggested τ and k (what a new session starts from)."""
     from deltainf.influence.delta import delta_flags

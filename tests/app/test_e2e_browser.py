@@ -399,6 +399,8 @@ def walkthrough(pg):
     goto(pg, "Influence")
     pg.locator(".st-key-show_multiples label").click()  # every copy at a glance, in the screenshots below
     pg.wait_for_selector(".st-key-small_multiples .main-svg")
+    pg.locator(".st-key-det_rule button", has_text="Δ refined").click()  # the second rule, in the screenshots too
+    pg.get_by_text("Kept by the refinement").wait_for(timeout=SLOW)
     screens(pg, "walkthrough")
 
     lat = tau_ms + k_ms

@@ -76,3 +76,29 @@ def test_falls_back_to_likeness_when_the_candidates_keep_their_labels():
     assert det.params["by"].startswith("likeness") and det.params["suspects_per_round"] == [0]
     loose = entry(inputs, entry.settings_from(Config(refined_quantile=0.0)))  # the least like it of class 1: a bar
     assert np.flatnonzero(loose.flagged).tolist() == list(range(25, 40))    # every collapsed point clears
+
+
+def test_abstains_when_the_relabelled_candidates_do_not_agree():
+    """A model too weak for the check relabels candidates to scattered classes: the refinement keeps the τ/k rule's
+    flags as they are, and says so."""
+    labels = np.repeat([0, 1, 2, 3], 15)
+    labels[25:40] = 1  # the collapsed points 25..37 (and 38, 39 just below 0) are all labelled 1, the test image's
+    features = np.tile([0.0, 1.0], (60, 1))
+
+    def scattered(removed):
+        predicted = labels.copy()
+        idx = np.flatnonzero(removed)
+        predicted[idx] = np.resize([0, 2, 3], len(idx))  # each class gets a third: agreement 1/3
+        return predicted
+
+    entry = DETECTORS["delta_refined"]
+    inputs = DetectorInput(labels=labels, seed=0, mode="full", scores={"full": _collapse()}, tau=-1.0, k=0,
+                           features=features, query_features=np.array([1.0, 1.0]), query_label=1,
+                           predict_without=scattered)
+    det = entry(inputs, entry.settings_from(Config()))
+    plain = DETECTORS["delta_influence"](inputs)
+    assert np.array_equal(det.flagged, plain.flagged) and det.flagged.sum() == 13
+    assert det.params["by"].endswith("abstained)") and det.params["agreement"] < 0.4
+    trusting = entry(inputs, entry.settings_from(Config(refined_min_agreement=0.3)))
+    assert trusting.params["by"] == "relabelled without them"
+    assert trusting.flagged.sum() == sum(trusting.params["sent_to"].values()) > det.flagged.sum()

@@ -56,17 +56,18 @@ def test_table_aggregates_cells(cache_dir, tmp_path, capsys):
     assert "| digits | badnet | delta_influence | 1/1 |" in text
     data = json.loads(prefix.with_suffix(".json").read_text())
     assert {r["detector"] for r in data["cells"]} == {"delta_influence", "ekfac"}
+    assert all(0.5 < r["eu_clean_acc"] <= 1 for r in data["cells"])  # accuracy after EU, beside poison success
     assert prefix.with_suffix(".csv").read_text().startswith("dataset,attack,detector")
 
 
 def test_aggregate_mean_and_sd():
     rows = [{"dataset": "d", "attack": "a", "detector": "x", "implanted": True, "tpr": t, "precision": 0.5,
-             "eu_poison_success": 0.0} for t in (0.2, 0.4)]
+             "eu_poison_success": 0.0, "eu_clean_acc": acc} for t, acc in ((0.2, 0.9), (0.4, 0.8))]
     rows.append({"dataset": "d", "attack": "a", "detector": "x", "implanted": False})
     (agg,) = aggregate(rows)
     assert agg["implanted"] == 2 and agg["seeds"] == 3
     assert agg["tpr_mean"] == pytest.approx(0.3) and agg["tpr_sd"] == pytest.approx(0.1)
-    assert "0.30 ± 0.10" in markdown([agg])
+    assert "0.30 ± 0.10" in markdown([agg]) and markdown([agg]).endswith("| 0.00 ± 0.00 | 0.85 ± 0.05 |")
 
 
 def test_markdown_marks_the_best_f1_per_attack():

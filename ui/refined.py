@@ -1,0 +1,81 @@
+"""The Influence page's second rule: Δ-Influence refined (``delta_refined``) at the session's τ and k — the τ/k
+candidates set aside, a model trained without them, and those it labels otherwise kept — with what it gave back
+and why. The Unlearn page can take its flags (``refined_flags``)."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from deltainf.detectors import DETECTORS
+from deltainf.evaluation.metrics import detection_metrics
+
+from . import prerequisites as pre
+from .figures import thumbnail_strip
+from .jobs import DetectorsJob, Instance, Job
+from .state import runtime
+
+RULES = {"tau_k": "the τ/k rule", "refined": "Δ refined (trains models)"}
+STRIP = 16
+
+
+def refined_job(instance: Instance, src, tau: float, k: int) -> Job:
+    """The refined detector at τ and k on this source (a background job: it trains up to ``refined_rounds``
+    models)."""
+    return runtime().start(DetectorsJob(instance, ("delta_refined",), tau, k), "Δ refined at your τ and k", src,
+                           lambda e: e.detect("delta_refined", tau, k))
+
+
+def why(params: dict, classes: list[str]) -> str:
+    """One sentence on what the refinement kept and gave back, and by which test."""
+    cand, kin = params["n_candidates"], params["n_kin"]
+    start = f"{cand} candidates (τ/k with τ raised to {params['candidate_tau']:.4g})" + (
+        f" and {kin} look-alikes of them" if kin else "")
+    if "agreement" in params and "n_dropped_as_their_label" not in params:
+        return (f"{start} set aside; a model trained without them labels {sum(params['sent_to'].values())} otherwise, "
+                f"but to scattered classes (the largest holds {params['agreement']:.0%}): it does not know the classes "
+                f"well enough to tell poisons from its own errors, so the refinement abstains and keeps the τ/k flags.")
+    if "sent_to" in params:
+        sent = ", ".join(f"{n} to {classes[c]}" for c, n in params["sent_to"].items())
+        rounds = " → ".join(str(n) for n in params["suspects_per_round"])
+        return (f"{start} set aside; a model trained without them labels {sum(params['sent_to'].values())} otherwise "
+                f"({sent}; suspects per round {rounds}) — kept. {params['n_dropped_as_their_label']} keep their own "
+                f"label: clean images of it, given back.")
+    return (f"{start}: a model trained without them gives almost none another label (clean-label poisons, or none), "
+            f"so the rule keeps the candidates that look like the test image (likeness ≥ the "
+            f"{params['quantile']:.0%} quantile of its label); {params['n_dropped_as_unlike_the_query']} unlike it are "
+            f"given back.")
+
+
+def refined_section(instance: Instance, src, view, tau: float, k: int, flagged: np.ndarray, counts: np.ndarray) -> None:
+    """The refined rule's flags beside the τ/k rule's, with its reasons and pictures of what it kept and gave back."""
+    job = refined_job(instance, src, tau, k)
+    if not job.finished.wait(0.6):
+        pre.progress_panel(job, "Δ refined: training a model without the candidates…")
+        return
+    if job.error:
+        st.error(f"Δ refined failed: {job.error}")
+        return
+    det = job.result
+    kept = det.flagged
+    back = flagged & ~kept
+    truth = ""
+    if view.is_poison is not None:
+        a, b = (detection_metrics(f, view.is_poison) for f in (flagged, kept))
+        truth = (f" — TPR {a['tpr']:.2f} → {b['tpr']:.2f}, precision {a['precision']:.2f} → {b['precision']:.2f} "
+                 f"(ground truth known here)")
+    st.markdown(f"**Δ refined: {int(kept.sum())} flagged** where the τ/k rule flags {int(flagged.sum())}{truth}. "
+                f"{why(det.params, src.train_set.classes)}", help=DETECTORS["delta_refined"].help)
+    order = np.flatnonzero(kept)
+    thumbnail_strip(src, view, order[np.argsort(-counts[order], kind="stable")][:STRIP], counts,
+                    f"Kept by the refinement: {len(order)}" + (f" — the {STRIP} with most drops"
+                                                               if len(order) > STRIP else ""))
+    order = np.flatnonzero(back)
+    thumbnail_strip(src, view, order[np.argsort(-counts[order], kind="stable")][:STRIP], counts,
+                    f"Flagged by τ/k, given back by the refinement: {len(order)}"
+                    + (f" — the {STRIP} with most drops" if len(order) > STRIP else ""))
+
+
+def refined_flags(instance: Instance, tau: float, k: int) -> np.ndarray | None:
+    """The refined rule's flags at τ and k once its job has finished on the Influence page, else None."""
+    job = runtime().jobs.get(DetectorsJob(instance, ("delta_refined",), tau, k))
+    return job.result.flagged if job is not None and job.ok else None
