@@ -28,7 +28,8 @@ def refined_job(instance: Instance, src, tau: float, k: int) -> Job:
 def why(params: dict, classes: list[str]) -> str:
     """One sentence on what the refinement kept and gave back, and by which test."""
     cand, kin = params["n_candidates"], params["n_kin"]
-    start = f"{cand} candidates (τ/k with τ raised to {params['candidate_tau']:.4g})" + (
+    raised = params["candidate_tau"] != params["tau"]
+    start = f"{cand} candidates (" + ("the τ/k rule with τ raised to 0" if raised else "the τ/k rule's flags") + ")" + (
         f" and {kin} look-alikes of them" if kin else "")
     if "agreement" in params and "n_dropped_as_their_label" not in params:
         return (f"{start} set aside; a model trained without them labels {sum(params['sent_to'].values())} otherwise, "
