@@ -31,20 +31,25 @@ def why(params: dict, classes: list[str]) -> str:
     raised = params["candidate_tau"] != params["tau"]
     start = f"{cand} candidates (" + ("the τ/k rule with τ raised to 0" if raised else "the τ/k rule's flags") + ")" + (
         f" and {kin} look-alikes of them" if kin else "")
-    if "agreement" in params and "n_dropped_as_their_label" not in params:
-        return (f"{start} set aside; a model trained without them labels {sum(params['sent_to'].values())} otherwise, "
-                f"but to scattered classes (the largest holds {params['agreement']:.0%}): it does not know the classes "
-                f"well enough to tell poisons from its own errors, so the refinement abstains and keeps the τ/k flags.")
-    if "sent_to" in params:
+    if "n_dropped_as_their_label" in params:
         sent = ", ".join(f"{n} to {classes[c]}" for c, n in params["sent_to"].items())
         rounds = " → ".join(str(n) for n in params["suspects_per_round"])
         return (f"{start} set aside; a model trained without them labels {sum(params['sent_to'].values())} otherwise "
                 f"({sent}; suspects per round {rounds}) — kept. {params['n_dropped_as_their_label']} keep their own "
                 f"label: clean images of it, given back.")
-    return (f"{start}: a model trained without them gives almost none another label (clean-label poisons, or none), "
-            f"so the rule keeps the candidates that look like the test image (likeness ≥ the "
-            f"{params['quantile']:.0%} quantile of its label); {params['n_dropped_as_unlike_the_query']} unlike it are "
-            f"given back.")
+    if "agreement" in params:
+        reason = (f"labels {sum(params['sent_to'].values())} otherwise but to scattered classes (the largest holds "
+                  f"{params['agreement']:.0%}): it does not know the classes well enough to tell poisons from its own "
+                  f"errors")
+    else:
+        reason = "gives almost none another label (clean-label poisons, or none)"
+    if "likeness_cut" not in params:
+        return f"{start} set aside; a model trained without them {reason}, and their likeness does not split: the τ/k " \
+               f"rule's flags stand."
+    return (f"{start} set aside; a model trained without them {reason}. So the likeness split decides: of their "
+            f"images of the test image's label, the group most like the test image (likeness ≥ "
+            f"{params['likeness_cut']:.2f}, split by 2-means) is kept; {params['n_dropped_as_unlike_the_query']} "
+            f"unlike it are given back.")
 
 
 def refined_section(instance: Instance, src, view, tau: float, k: int, flagged: np.ndarray, counts: np.ndarray) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from deltainf.models.features import label_quantile
+from deltainf.models.features import likeness_split
 
 from .figures import training_thumb
 from .jobs import Instance
@@ -46,7 +46,7 @@ def review(instance: Instance, src, view) -> None:
               "of the page; this table follows them when it is drawn again.")
     counts, mean, like = view.counts(tau), view.mean_rel, src.investigation.likeness()
     labels = src.train_set.y_train.numpy()
-    like_it = like >= label_quantile(like, labels, src.query_label, src.config.refined_quantile)
+    like_it, _ = likeness_split(like, view.flags(tau, k) & (labels == src.query_label), src.config.seed)
     key = {"drops": (mean[idx], -counts[idx]), "mean": (-counts[idx], mean[idx]), "likeness": (-like[idx],)}[sort]
     idx = idx[np.lexsort(key)][:MAX_ROWS]
     data, state = src.train_set, marks(instance)
@@ -72,10 +72,11 @@ def review(instance: Instance, src, view) -> None:
                                "way the test image does: the cosine of both differences in the model's last hidden "
                                "layer.")),
                            "like the test image": st.column_config.CheckboxColumn(
-                               help="Its likeness is at least the refined quantile (default 0.4) of the likeness of "
-                                    "the training images labelled like the test image: what the refined Δ-Influence "
-                                    "keeps when its poisons carry their own labels (clean images of that label collapse too, but do not share what makes the "
-                                    "test image differ from a typical one, as poisons carrying its trigger do)."),
+                               help="Of the flagged images labelled like the test image, it is in the group most "
+                                    "like the test image (likeness split in two by 2-means): what the refined "
+                                    "Δ-Influence keeps when its relabelling check cannot decide (clean images of that "
+                                    "label collapse too, but do not share what makes the test image differ from a "
+                                    "typical one, as poisons carrying its trigger do)."),
                            "status": st.column_config.SelectboxColumn("status", options=list(STATUSES))})
     for i, status in zip(idx, edited["status"]):
         if status in STATUSES[1:]:
@@ -87,8 +88,7 @@ def review(instance: Instance, src, view) -> None:
     a, b, c, d = st.columns(4)
     a.caption(f"**{n_conf}** confirmed · **{n_dis}** dismissed")
     if b.button("Confirm those like the test image", key="review_confirm_refined",
-                help="The flagged images ticked in the column above (the refined Δ-Influence's fallback for clean-label "
-                     "poisons)."):
+                help="The flagged images ticked in the column above (the refined Δ-Influence's likeness split)."):
         state.update({int(i): "confirmed" for i in idx if like_it[i] and state.get(int(i)) != "dismissed"})
         st.rerun()
     if c.button("Confirm all shown", key="review_confirm_all"):

@@ -13,13 +13,12 @@ clean images of y set aside the model learns y better and returns more of them. 
 Dirty-label poisons come from one source class (the trigger is stamped on the victim's images), so the model
 sends them back to one class. When the suspects it relabels do not agree (the largest class they are sent to holds
 fewer than ``refined_min_agreement`` of them), the model does not know the classes well enough for the check to
-tell poisons from its own errors (a weak model on hard images relabels clean ones at random): the refinement
-abstains and keeps the τ/k rule's flags as they are.
-
-When that check keeps almost nothing (fewer than ``refined_min_share`` of the candidates), the poisons carry
-their own labels (clean-label: Witches' Brew) or there are none to find; the refinement falls back to the
-candidates that look like the test image (:func:`likeness`): the test image's difference from a typical image
-of y points the same way as theirs, at least the ``refined_quantile`` quantile of the images labelled y.
+tell poisons from its own errors (a weak model on hard images relabels clean ones at random); and when it relabels
+almost none (fewer than ``refined_min_share`` of the candidates), the poisons carry their own labels (clean-label:
+Witches' Brew) or there are none to find. Either way the relabelling cannot decide, and the *likeness split* does:
+the candidates' images of y fall into two groups by their likeness to the test image (:func:`likeness`: whether
+their difference from a typical image of y points the way the test image's does), split by 2-means, and the upper
+group is kept — the poisons share the trigger with the test image, and so its difference (:func:`likeness_split`).
 
 The candidates are the τ/k rule's flags with τ raised to 0 when it is lower (the refinement removes the clean
 points itself, so it starts from every point whose influence falls on T − k copies at all), and their kin
@@ -35,7 +34,7 @@ from typing import Callable
 import numpy as np
 
 from ..influence.delta import delta_flags, delta_matrix
-from ..models.features import kin, label_quantile, likeness
+from ..models.features import kin, likeness, likeness_split
 from ..options import option
 from . import Detection, DetectorInput, register
 from .delta_influence import delta_rule
@@ -46,19 +45,16 @@ class RefinedSettings:
     refined_rounds: int = option(4, "Δ refined: the most times the candidates still suspected are set aside and a "
                                     "model is trained without them", low=1)
     refined_min_share: float = option(0.1, "Δ refined: when a model trained without the candidates gives fewer than "
-                                           "this share of them another label, fall back to their likeness to the "
-                                           "test image (clean-label poisons)", kind="fraction")
-    refined_min_agreement: float = option(0.8, "Δ refined: abstain (keep the τ/k rule's flags) when the largest class "
-                                               "the relabelled candidates are sent to holds fewer than this share of "
-                                               "them (a model too weak for the check)", kind="fraction")
+                                           "this share of them another label (clean-label poisons), the likeness "
+                                           "split decides instead", kind="fraction")
+    refined_min_agreement: float = option(0.8, "Δ refined: when the largest class the relabelled candidates are sent "
+                                               "to holds fewer than this share of them (a model too weak for the "
+                                               "check), the likeness split decides instead", kind="fraction")
     kin_quantile: float = option(0.1, "the kin of a suspected set: the other images of the test image's label at "
                                       "least as like it as this quantile of the suspected ones like it (poisons a "
                                       "detector missed). Δ refined sets them aside with its candidates; "
                                       "--until-clean removes them with the flags, and again while the backdoor is "
                                       "found", kind="fraction")
-    refined_quantile: float = option(0.4, "Δ refined, fallback: keep the candidates at least as like the test image "
-                                          "as this quantile of the training points labelled like it",
-                                     kind="fraction")
 
 
 def relabelled(candidates: np.ndarray, labels: np.ndarray, predict_without: Callable[[np.ndarray], np.ndarray],
@@ -86,10 +82,13 @@ def dirty_label(suspects: np.ndarray, candidates: np.ndarray, min_share: float) 
 
 
 @register("delta_refined", label="Δ-Influence, refined", order=5, settings=RefinedSettings, modes=("full",),
-          features=True, retrains=True)
+          features=True, retrains=True,
+          help="Δ-Influence refined: the collapsed points a model trained without them labels otherwise; when that "
+               "check cannot decide, the ones most like the test image (likeness split)")
 def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
     """Δ-Influence refined: of the collapsed points (τ no lower than 0), those a model trained without the suspects
-    gives another label than their own; for clean-label poisons, those that look like the test image."""
+    gives another label than their own; when that check cannot decide (a weak model, clean-label poisons), the upper
+    group of the likeness split."""
     rule = delta_rule(inputs, "full", "delta_refined")
     candidate_tau = max(rule.params["tau"], 0.0)
     candidates = delta_flags(delta_matrix(inputs.scores["full"]), candidate_tau, rule.params["k"])
@@ -106,15 +105,17 @@ def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
     if dirty_label(suspects, pool, s.refined_min_share):
         sent = {int(c): int(n) for c, n in zip(*np.unique(predicted[suspects], return_counts=True))}
         agreement = max(sent.values()) / sum(sent.values())
-        if agreement < s.refined_min_agreement:
-            return Detection("delta_refined", rule.flagged, rule.score, {
-                **params, "by": "the τ/k rule (the relabelling disagrees: abstained)", "sent_to": sent,
-                "agreement": round(agreement, 3)})
-        return Detection("delta_refined", suspects, np.where(suspects, 2 + like, np.where(pool, like, -1.0)), {
-            **params, "by": "relabelled without them", "sent_to": sent, "agreement": round(agreement, 3),
-            "n_dropped_as_their_label": int((pool & ~suspects).sum())})
-    threshold = label_quantile(like, labels, y, s.refined_quantile)
-    kept = candidates & (like >= threshold)
-    return Detection("delta_refined", kept, np.where(candidates, like, -1.0), {
-        **params, "by": "likeness (the candidates keep their labels without them)", "quantile": s.refined_quantile,
-        "likeness_threshold": round(threshold, 4), "n_dropped_as_unlike_the_query": int((candidates & ~kept).sum())})
+        params.update(sent_to=sent, agreement=round(agreement, 3))
+        if agreement >= s.refined_min_agreement:
+            return Detection("delta_refined", suspects, np.where(suspects, 2 + like, np.where(pool, like, -1.0)), {
+                **params, "by": "relabelled without them", "n_dropped_as_their_label": int((pool & ~suspects).sum())})
+        why = "the relabelled ones are sent to scattered classes"
+    else:
+        why = "the candidates keep their labels without them"
+    kept, cut = likeness_split(like, pool & (labels == y), inputs.seed)
+    if not kept.any():  # no two groups to tell apart: the τ/k rule's flags stand
+        return Detection("delta_refined", rule.flagged, rule.score, {**params, "by": f"the τ/k rule ({why}, and "
+                                                                                   f"their likeness does not split)"})
+    return Detection("delta_refined", kept, np.where(pool, like, -1.0), {
+        **params, "by": f"likeness split ({why})", "likeness_cut": round(cut, 4),
+        "n_dropped_as_unlike_the_query": int((pool & ~kept).sum())})

@@ -49,6 +49,21 @@ def likeness(features: np.ndarray, query: np.ndarray, labels: np.ndarray, label:
     return similarity(features - m, np.asarray(query) - m)
 
 
+def likeness_split(like: np.ndarray, among: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
+    """The points of ``among`` (bool mask) in the upper of two groups of ``like`` (:func:`likeness`), split by
+    2-means in one dimension: those that differ from a typical image the way the test image does, apart from the
+    rest. Returns (that group, the least likeness in it); an empty group and 1.0 when ``among`` has under two."""
+    from sklearn.cluster import KMeans
+
+    values = like[among].reshape(-1, 1)
+    if len(values) < 2 or np.ptp(values) == 0:
+        return np.zeros_like(among), 1.0
+    km = KMeans(n_clusters=2, n_init=10, random_state=seed).fit(values)
+    upper = values[km.labels_ == int(np.argmax(km.cluster_centers_[:, 0])), 0]
+    cut = float(upper.min())
+    return among & (like >= cut), cut
+
+
 def label_quantile(cosine: np.ndarray, labels: np.ndarray, label: int, quantile: float) -> float:
     """The ``quantile`` quantile of a cosine over the points labelled ``label`` (−1, its least, when none is)."""
     same = labels == label

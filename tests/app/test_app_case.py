@@ -77,6 +77,10 @@ def test_investigate_a_model_through_every_page(user_case):
     table = at.dataframe[0].value
     files = list(table["file"])
     assert len(files) == flagged and sum(f in user_case["poisons"] for f in files) >= 40  # paths, not indices
+    review = at.dataframe[1].value  # the review table: the likeness split's upper group ticked "like the test image"
+    ticked = list(review.loc[review["like the test image"], "file"])
+    planted = sum(f in user_case["poisons"] for f in ticked)
+    assert planted >= 0.9 * len(ticked) and planted >= 0.9 * sum(f in user_case["poisons"] for f in review["file"])
     # The analyst confirms ten of them: unlearning then uses exactly those.
     from ui.state import runtime
 

@@ -1,7 +1,10 @@
 """The refined Δ-Influence keeps, of the collapsed points, those whose label a model trained without them does not
-learn; when it learns them all (clean-label poisons), those that differ from a typical image of the test image's
-label the way the test image does."""
+learn; when that check cannot decide (it learns them all: clean-label poisons; or it relabels them to scattered
+classes: a weak model), the group of them that differs from a typical image of the test image's label the way the
+test image does (the likeness split)."""
 from __future__ import annotations
+
+from dataclasses import replace
 
 import numpy as np
 
@@ -73,17 +76,18 @@ def test_falls_back_to_likeness_when_the_candidates_keep_their_labels():
     assert np.flatnonzero(plain.flagged).tolist() == list(range(25, 38))
     assert det.params["candidate_tau"] == 0.0 and det.params["tau"] == -1.0
     assert det.params["n_candidates"] == 15 and det.params["n_dropped_as_unlike_the_query"] == 10
-    assert det.params["by"].startswith("likeness") and det.params["suspects_per_round"] == [0]
-    loose = entry(inputs, entry.settings_from(Config(refined_quantile=0.0)))  # the least like it of class 1: a bar
-    assert np.flatnonzero(loose.flagged).tolist() == list(range(25, 40))    # every collapsed point clears
+    assert det.params["by"] == "likeness split (the candidates keep their labels without them)"
+    assert det.params["suspects_per_round"] == [0] and 0.0 < det.params["likeness_cut"] <= 1.0
 
 
-def test_abstains_when_the_relabelled_candidates_do_not_agree():
-    """A model too weak for the check relabels candidates to scattered classes: the refinement keeps the τ/k rule's
-    flags as they are, and says so."""
+def test_splits_by_likeness_when_the_relabelled_candidates_do_not_agree():
+    """A model too weak for the check relabels candidates to scattered classes: the likeness split decides, and says
+    why; when the candidates' likeness has nothing to split, the τ/k rule's flags stand."""
     labels = np.repeat([0, 1, 2, 3], 15)
     labels[25:40] = 1  # the collapsed points 25..37 (and 38, 39 just below 0) are all labelled 1, the test image's
     features = np.tile([0.0, 1.0], (60, 1))
+    features[25:33] = [-0.5, 1.0]  # collapsed clean images of 1: they differ from a typical one the other way
+    features[33:40] = [1.0, 1.05]  # seven that differ as the test image does
 
     def scattered(removed):
         predicted = labels.copy()
@@ -96,9 +100,20 @@ def test_abstains_when_the_relabelled_candidates_do_not_agree():
                            features=features, query_features=np.array([1.0, 1.0]), query_label=1,
                            predict_without=scattered)
     det = entry(inputs, entry.settings_from(Config()))
-    plain = DETECTORS["delta_influence"](inputs)
-    assert np.array_equal(det.flagged, plain.flagged) and det.flagged.sum() == 13
-    assert det.params["by"].endswith("abstained)") and det.params["agreement"] < 0.4
+    assert np.flatnonzero(det.flagged).tolist() == list(range(33, 40))
+    assert det.params["by"] == "likeness split (the relabelled ones are sent to scattered classes)"
+    assert det.params["agreement"] < 0.4 and det.params["n_dropped_as_unlike_the_query"] == 8
     trusting = entry(inputs, entry.settings_from(Config(refined_min_agreement=0.3)))
     assert trusting.params["by"] == "relabelled without them"
-    assert trusting.flagged.sum() == sum(trusting.params["sent_to"].values()) > det.flagged.sum()
+    assert trusting.flagged.sum() == sum(trusting.params["sent_to"].values()) == 15
+    alike = replace(inputs, features=np.tile([0.0, 1.0], (60, 1)))
+    flat = entry(alike, entry.settings_from(Config()))
+    assert np.array_equal(flat.flagged, DETECTORS["delta_influence"](alike).flagged) and flat.flagged.sum() == 13
+    assert flat.params["by"].startswith("the τ/k rule") and flat.params["by"].endswith("does not split)")
+    from ui.refined import why  # the Influence page's sentence names the test that decided
+
+    classes = ["a", "b", "c", "d"]
+    assert "scattered classes (the largest holds 33%)" in why(det.params, classes)
+    assert "likeness ≥" in why(det.params, classes) and "8 unlike it are given back" in why(det.params, classes)
+    assert "(5 to a, 5 to c, 5 to d" in why(trusting.params, classes)
+    assert why(flat.params, classes).endswith("the τ/k rule's flags stand.")
