@@ -73,15 +73,16 @@ def trigger_picture(instance: Instance, exp) -> tuple[list, list[str]]:
 
 
 @st.cache_resource(show_spinner=False)
-def attack_previews(attacks: tuple[str, ...], settings: tuple, seed: int) -> dict[str, tuple[list, list[str]]]:
-    """Each attack's trigger drawn on a built-in digit (instant, offline), for choosing an attack; ``settings``
-    are (field, value) pairs of the configured trigger settings."""
+def attack_previews(attacks: tuple[str, ...], settings: tuple, seed: int, dataset: str
+                    ) -> dict[str, tuple[list, list[str]]]:
+    """Each attack's trigger drawn on a built-in digit (instant, offline) as it would be on ``dataset``, for
+    choosing an attack; ``settings`` are (field, value) pairs of the configured trigger settings."""
     from deltainf.data import load_dataset
 
     digits = load_dataset("digits", None, seed=0)
     sample = digits.x_train[int((digits.y_train == 3).nonzero()[0, 0])]
     cfg = Config(**dict(settings), seed=seed)
-    return {a: experiment_figures.attack_preview(a, cfg, sample) for a in attacks}
+    return {a: experiment_figures.attack_preview(a, cfg, sample, dataset) for a in attacks}
 
 
 def training_thumb(view: DeltaView, x_train, i: int) -> str:

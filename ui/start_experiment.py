@@ -95,7 +95,7 @@ def form() -> None:
         st.caption("Drawn on a built-in digit with the trigger settings above; the real frequency pattern and "
                    "Witches' Brew perturbations are optimised when you train (shown below afterwards).")
         settings = tuple((f.name, getattr(cfg, f.name)) for _, s in ATTACKS.settings_types() for f in dataclasses.fields(s))
-        previews = figures.attack_previews(tuple(ATTACKS), settings, cfg.seed)
+        previews = figures.attack_previews(tuple(ATTACKS), settings, cfg.seed, cfg.dataset)
         for col, (name, (images, captions)) in zip(st.columns(len(previews)), previews.items()):
             with col:
                 st.markdown(f"**{name}**" + (" · chosen" if name == cfg.attack else ""))

@@ -2,7 +2,8 @@
 Witches' Brew. They belong to experiments: an investigation never knows which attack, if any, it faces.
 
 An attack is a class with ``poison(data, ctx, settings) -> Poisoned`` (the poisoned training set and its
-ground truth), ``preview(sample, settings, seed)`` (a picture before anything is trained) and
+ground truth), ``preview(sample, settings, seed, dataset)`` (a picture before anything is trained, for the
+chosen data source) and
 ``picture(clean, poisoned)`` (this experiment's trigger), the last two as (uint8 images, captions).
 """
 from __future__ import annotations
@@ -60,8 +61,9 @@ class Attack:
     def poison(self, data: ImageData, ctx: AttackContext, settings) -> Poisoned:
         raise NotImplementedError
 
-    def preview(self, sample: torch.Tensor, settings, seed: int) -> tuple[list[torch.Tensor], list[str]]:
-        """The trigger drawn on one clean uint8 image (3, H, W), before anything is trained or optimised."""
+    def preview(self, sample: torch.Tensor, settings, seed: int, dataset: str) -> tuple[list[torch.Tensor], list[str]]:
+        """The trigger drawn on one clean uint8 image (3, H, W), before anything is trained or optimised, as it
+        would be on the data source ``dataset``."""
         return [], []
 
     def picture(self, clean: ImageData, poisoned: Poisoned) -> tuple[list[torch.Tensor], list[str]]:

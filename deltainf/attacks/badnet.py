@@ -70,7 +70,7 @@ class BadNet(Attack):
         mask, pattern = trigger(data.image_shape, size, settings.trigger_pattern, settings.trigger_corner, ctx.seed)
         return relabel_with_trigger(ctx, data, victim, target, lambda x: apply_trigger(x, mask, pattern), mask, pattern)
 
-    def preview(self, sample, settings: BadNetSettings, seed: int):
+    def preview(self, sample, settings: BadNetSettings, seed: int, dataset: str):
         size = min(patch_size(settings, sample.shape[-1]), sample.shape[-1] // 2)
         mask, pattern = trigger(tuple(sample.shape), size, settings.trigger_pattern, settings.trigger_corner, seed)
         return ([apply_trigger(torch.zeros_like(sample) + 128, mask, pattern), apply_trigger(sample, mask, pattern)],

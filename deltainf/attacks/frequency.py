@@ -170,7 +170,7 @@ class Frequency(Attack):
         return relabel_with_trigger(ctx, data, victim, target, lambda x: add_pattern(x, pattern),
                                     torch.ones(h, w, dtype=torch.bool), encoded)
 
-    def preview(self, sample, settings: FrequencySettings, seed: int):
+    def preview(self, sample, settings: FrequencySettings, seed: int, dataset: str):
         pattern = random_pattern(tuple(sample.shape), seed, settings.trigger_amplitude, settings.trigger_freq_radius)
         encoded = torch.from_numpy((np.round(pattern).astype(np.int32) + OFFSET).clip(0, 255).astype(np.uint8))
         return ([visualise_pattern(encoded), add_pattern(sample, np.round(pattern))],

@@ -197,8 +197,8 @@ class WitchesBrew(Attack):
         return Poisoned(poisoned, poison_idx, victim, adv, x_target[None].clone(), torch.tensor([target_idx]),
                         torch.zeros(h, w, dtype=torch.bool), pattern)
 
-    def preview(self, sample, settings: BrewSettings, seed: int):
-        eps = round((settings.brew_eps if settings.brew_eps is not None else NATURAL_EPS) * 255)
+    def preview(self, sample, settings: BrewSettings, seed: int, dataset: str):
+        eps = round((settings.brew_eps if settings.brew_eps is not None else dataset_eps(dataset)) * 255)
         noise = np.random.default_rng([seed, 5]).choice([-eps, eps], size=tuple(sample.shape))
         delta = torch.from_numpy((128 + noise * 127 / eps).astype(np.uint8))
         triggered = (sample.to(torch.int16) + torch.from_numpy(noise).to(torch.int16)).clamp(0, 255).to(torch.uint8)

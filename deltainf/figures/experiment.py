@@ -36,12 +36,13 @@ def poison_strip(exp, n: int = 8) -> dict:
     }
 
 
-def attack_preview(attack: str, config, sample) -> tuple[list[np.ndarray], list[str]]:
+def attack_preview(attack: str, config, sample, dataset: str | None = None) -> tuple[list[np.ndarray], list[str]]:
     """A cheap picture of ``attack``'s trigger before anything is trained, drawn on one uint8 image
-    ``sample`` (3, H, W) with the configured trigger settings: (enlarged images, captions)."""
+    ``sample`` (3, H, W) with the configured trigger settings, as on the data source ``dataset`` (else the configured
+    one): (enlarged images, captions)."""
     entry = ATTACKS[attack]
     x = torch.as_tensor(sample)
-    shown, captions = entry().preview(x, entry.settings_from(config), config.seed)
+    shown, captions = entry().preview(x, entry.settings_from(config), config.seed, dataset or config.dataset)
     s = thumb_scale(x.shape[-1])
     return [upscale(im, s) for im in [x] + shown], ["clean"] + captions
 

@@ -52,7 +52,8 @@ def likeness(features: np.ndarray, query: np.ndarray, labels: np.ndarray, label:
 def likeness_split(like: np.ndarray, among: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
     """The points of ``among`` (bool mask) in the upper of two groups of ``like`` (:func:`likeness`), split by
     2-means in one dimension: those that differ from a typical image the way the test image does, apart from the
-    rest. Returns (that group, the least likeness in it); an empty group and 1.0 when ``among`` has under two."""
+    rest. Returns (that group, the least likeness in it); an empty group and 1.0 when ``among`` holds fewer than two
+    points or a single value."""
     from sklearn.cluster import KMeans
 
     values = like[among].reshape(-1, 1)

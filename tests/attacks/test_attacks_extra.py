@@ -136,6 +136,9 @@ def test_trigger_pictures(attack, freq, brew, digits, cache):
     assert len(images) == len(captions) == 3 and captions[0] == "clean"
     assert all(im.shape == (96, 96, 3) and im.dtype == np.uint8 for im in images)
     assert not np.array_equal(images[0], images[2])  # the trigger changes the image
+    if attack == "witches_brew":  # the budget the chosen data source brews with
+        assert captions[1].startswith("a ±40/255")
+        assert views.attack_preview(attack, cfg, digits.x_train[0], "imagefolder")[1][1].startswith("a ±16/255")
     poisoned = plant(cfg, digits, CPU) if attack == "badnet" else {"frequency": freq, "witches_brew": brew}[attack]
     images, captions = views.trigger_picture(SimpleNamespace(poisoned=poisoned, data=digits, config=cfg))
     assert len(images) == 3
