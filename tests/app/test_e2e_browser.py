@@ -482,9 +482,7 @@ def bad_folder(pg):
     assert pg.locator(".st-key-until_clean input[type=checkbox]").is_checked()
     assert text(pg, ".st-key-unlearn_result") == result
     pg.click(".st-key-run_unlearn button")  # EU and CF until clean: the rounds chart, for the screenshots
-    # Up to three rounds, each fitting factors on the new model, and the give-back's retraining: minutes on 2 cores
-    # with the walk-through's wide τ (about 670 flags); one SLOW was seen to run out once.
-    pg.wait_for_selector(".st-key-rounds .main-svg", timeout=3 * SLOW)
+    pg.wait_for_selector(".st-key-rounds .main-svg", timeout=SLOW)
     result = text(pg, ".st-key-unlearn_result")
     screens(pg, "loop")
 
