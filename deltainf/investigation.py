@@ -171,14 +171,14 @@ class Investigation:
                 query_features=self.query_features() if want["features"] else None,
                 images=self.data.x_train if want["images"] else None,
                 reference=held_out if want["reference"] else None,
-                predict_without=self.predict_without if want["retrains"] else None)
+                predict_without=self.predict_without if want["retrains"] else None,
+                query_without=self.query_without if want["retrains"] else None)
             self._detections[(name, tau, k)] = entry(inputs, entry.settings_from(self.config))
         return self._detections[(name, tau, k)]
 
     def predict_without(self, removed: np.ndarray) -> np.ndarray:
-        """The label a model trained by the recipe without the ``removed`` points predicts for every training point;
-        classes are rebalanced (:func:`~deltainf.models.training.rebalanced`), so a class mostly set aside is still
-        learnt. Cached by the removed set."""
+        """The labels a model trained by the recipe without the ``removed`` points gives every training point, classes
+        rebalanced (:func:`~deltainf.models.training.rebalanced`: a class mostly set aside is still learnt); cached."""
         removed, recipe = np.asarray(removed, bool), self.model.recipe
 
         def make():
@@ -186,9 +186,12 @@ class Investigation:
             module = recipe.train(self.data.x_train[idx], self.data.y_train[idx], progress=self.reporter,
                                   stage="retrain without the candidates")
             return {"predicted": predict_logits(module, self.data.x_train, self.device).argmax(1).numpy()}, {}
-
         key = content_key("predict-without", self.model.key, recipe.key(), array_fingerprint(np.flatnonzero(removed)))
         return self.store.get_or_make(key, make)[0].arrays["predicted"]
+
+    def query_without(self, removed: np.ndarray) -> int:
+        """The label a model retrained without the ``removed`` points gives the test image (exact unlearning)."""
+        return self.unlearn(exact_method(), removed)[1]["query_pred"]
 
     # ----------------------------------------------------------------- unlearning and the re-check
     def evaluate(self, module: nn.Module, key: str) -> dict:
@@ -229,8 +232,7 @@ class Investigation:
 
     def query_target_prob(self, module: nn.Module) -> float:
         """The probability ``module`` gives the query's label y on the query image."""
-        logits = predict_logits(module, self.query.image[None], self.device)
-        return float(torch.softmax(logits.float(), 1)[0, self.query.label])
+        return float(torch.softmax(predict_logits(module, self.query.image[None], self.device), 1)[0, self.query.label])
 
     def recheck(self, module: nn.Module, removed: np.ndarray, method: str, tau: float | None = None,
                 k: int | None = None, first: np.ndarray | None = None,
@@ -284,9 +286,8 @@ class Investigation:
                 "fresh_lookalikes": fresh_like, "kin": int(kin.sum()), "clean": clean}, fresh | kin
 
     def kin(self, removed: np.ndarray) -> np.ndarray:
-        """The kept images labelled y at least as like the test image
-        (:func:`~deltainf.models.features.likeness`) as the ``kin_quantile`` quantile of the removed images like
-        it (those at least as like it as the median image of y)."""
+        """The kept images labelled y at least as like the test image (:func:`~deltainf.models.features.likeness`) as
+        the ``kin_quantile`` quantile of the removed images like it (those more like it than the median image of y)."""
         return kin_of(np.asarray(removed, bool), self.likeness(), self.data.y_train.numpy(), self.query.label,
                    self.config.kin_quantile)
 

@@ -98,7 +98,9 @@ def live() -> None:
             "Flag by", list(RULES), format_func=RULES.get, default="tau_k", key="det_rule", selection_mode="single",
             help="Δ refined starts from the τ/k rule's flags (τ raised to 0 when lower), sets them aside with their "
                  "look-alikes, trains a model without them and keeps those it labels otherwise: the clean images of the "
-                 "test image's label go back. The Unlearn page can take its flags.")
+                 "test image's label go back (where that cannot decide, the likeness split does). If a model retrained "
+                 "without the group kept still misclassifies the test image, the τ/k rule's flags of its label are "
+                 "added. The Unlearn page can take its flags.")
         if rule == "refined":
             refined_section(instance, exp, view, tau, k, flagged, counts)
 

@@ -27,6 +27,18 @@ def refined_job(instance: Instance, src, tau: float, k: int) -> Job:
 
 def why(params: dict, classes: list[str]) -> str:
     """One sentence on what the refinement kept and gave back, and by which test."""
+    sentence = _decided(params, classes)
+    if "widened_from" in params:
+        return (f"{sentence} But a model retrained without those {params['widened_from']} still gives the test image "
+                f"its label: poisons are left among the other candidates, so the τ/k rule's flags of that label are "
+                f"added.")
+    if "query_without_kept" in params:
+        return f"{sentence} A model retrained without them gives the test image " \
+               f"{classes[params['query_without_kept']]}."
+    return sentence
+
+
+def _decided(params: dict, classes: list[str]) -> str:
     cand, kin = params["n_candidates"], params["n_kin"]
     raised = params["candidate_tau"] != params["tau"]
     start = f"{cand} candidates (" + ("the τ/k rule with τ raised to 0" if raised else "the τ/k rule's flags") + ")" + (

@@ -20,6 +20,11 @@ the candidates' images of y fall into two groups by their likeness to the test i
 their difference from a typical image of y points the way the test image's does), split by 2-means, and the upper
 group is kept — the poisons share the trigger with the test image, and so its difference (:func:`likeness_split`).
 
+Whichever test decided, its group is put to the test image itself: a model retrained without it (exact unlearning)
+must no longer give the test image y. When it still does, poisons are left among the other candidates (a smooth
+trigger the relabelling model learns back, likeness spread over both groups): the τ/k rule's flags of y are added
+to the group, since unlearning only the group would leave the backdoor.
+
 The candidates are the τ/k rule's flags with τ raised to 0 when it is lower (the refinement removes the clean
 points itself, so it starts from every point whose influence falls on T − k copies at all), and their kin
 (:func:`kin`): images of y as like the test image as the candidates like it, where the poisons the τ/k rule
@@ -84,11 +89,13 @@ def dirty_label(suspects: np.ndarray, candidates: np.ndarray, min_share: float) 
 @register("delta_refined", label="Δ-Influence, refined", order=5, settings=RefinedSettings, modes=("full",),
           features=True, retrains=True,
           help="Δ-Influence refined: the collapsed points a model trained without them labels otherwise; when that "
-               "check cannot decide, the ones most like the test image (likeness split)")
+               "check cannot decide, the ones most like the test image (likeness split); with the τ/k rule's flags of "
+               "the test image's label when a model retrained without that group still misclassifies it")
 def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
     """Δ-Influence refined: of the collapsed points (τ no lower than 0), those a model trained without the suspects
     gives another label than their own; when that check cannot decide (a weak model, clean-label poisons), the upper
-    group of the likeness split."""
+    group of the likeness split; with the τ/k rule's flags of y added when a model retrained without that group still
+    gives the test image y."""
     rule = delta_rule(inputs, "full", "delta_refined")
     candidate_tau = max(rule.params["tau"], 0.0)
     candidates = delta_flags(delta_matrix(inputs.scores["full"]), candidate_tau, rule.params["k"])
@@ -99,6 +106,17 @@ def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
         return kin(aside, like, labels, y, s.kin_quantile)
 
     pool = candidates | kin_of(candidates)
+
+    def confirmed(found: Detection) -> Detection:  # removing the kept group must fix the test image
+        if inputs.query_without is None:
+            return found
+        found.params["query_without_kept"] = inputs.query_without(found.flagged)
+        if found.params["query_without_kept"] != y:
+            return found
+        return Detection("delta_refined", found.flagged | (rule.flagged & (labels == y)), found.score, {
+            **found.params, "by": f"with the τ/k rule's flags of y ({found.params['by']} left the test image y)",
+            "widened_from": int(found.flagged.sum())})
+
     suspects, rounds, predicted = relabelled(pool, labels, inputs.predict_without, s.refined_rounds, kin_of)
     params = {**rule.params, "candidate_tau": candidate_tau, "n_candidates": int(candidates.sum()),
               "n_kin": int((pool & ~candidates).sum()), "suspects_per_round": rounds}
@@ -107,8 +125,9 @@ def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
         agreement = max(sent.values()) / sum(sent.values())
         params.update(sent_to=sent, agreement=round(agreement, 3))
         if agreement >= s.refined_min_agreement:
-            return Detection("delta_refined", suspects, np.where(suspects, 2 + like, np.where(pool, like, -1.0)), {
-                **params, "by": "relabelled without them", "n_dropped_as_their_label": int((pool & ~suspects).sum())})
+            return confirmed(Detection("delta_refined", suspects, np.where(suspects, 2 + like, np.where(
+                pool, like, -1.0)), {**params, "by": "relabelled without them",
+                                     "n_dropped_as_their_label": int((pool & ~suspects).sum())}))
         why = "the relabelled ones are sent to scattered classes"
     else:
         why = "the candidates keep their labels without them"
@@ -116,6 +135,6 @@ def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
     if not kept.any():  # no two groups to tell apart: the τ/k rule's flags stand
         return Detection("delta_refined", rule.flagged, rule.score, {**params, "by": f"the τ/k rule ({why}, and "
                                                                                    f"their likeness does not split)"})
-    return Detection("delta_refined", kept, np.where(pool, like, -1.0), {
+    return confirmed(Detection("delta_refined", kept, np.where(pool, like, -1.0), {
         **params, "by": f"likeness split ({why})", "likeness_cut": round(cut, 4),
-        "n_dropped_as_unlike_the_query": int((pool & ~kept).sum())})
+        "n_dropped_as_unlike_the_query": int((pool & ~kept).sum())}))

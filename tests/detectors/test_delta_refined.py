@@ -1,7 +1,8 @@
 """The refined Δ-Influence keeps, of the collapsed points, those whose label a model trained without them does not
 learn; when that check cannot decide (it learns them all: clean-label poisons; or it relabels them to scattered
 classes: a weak model), the group of them that differs from a typical image of the test image's label the way the
-test image does (the likeness split)."""
+test image does (the likeness split). When a model retrained without the group kept still gives the test image its
+label, every candidate of that label."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -53,6 +54,11 @@ def test_keeps_the_candidates_a_model_without_them_relabels():
     assert det.params["by"] == "relabelled without them" and det.params["sent_to"] == {0: 5}
     once = entry(inputs, entry.settings_from(Config(refined_rounds=1)))
     assert once.flagged.sum() == 7  # one model: two clean images of class 1 still suspected
+    cured = entry(replace(inputs, query_without=lambda removed: 0), entry.settings_from(Config()))
+    assert np.array_equal(cured.flagged, poisons) and cured.params["query_without_kept"] == 0
+    alive = entry(replace(inputs, query_without=lambda removed: 1), entry.settings_from(Config()))
+    assert np.flatnonzero(alive.flagged).tolist() == list(range(30, 40))  # still 1 without them: + τ/k's flags of 1
+    assert alive.params["widened_from"] == 5 and alive.params["by"].startswith("with the τ/k rule's flags of y (rel")
 
 
 def test_falls_back_to_likeness_when_the_candidates_keep_their_labels():
@@ -82,7 +88,8 @@ def test_falls_back_to_likeness_when_the_candidates_keep_their_labels():
 
 def test_splits_by_likeness_when_the_relabelled_candidates_do_not_agree():
     """A model too weak for the check relabels candidates to scattered classes: the likeness split decides, and says
-    why; when the candidates' likeness has nothing to split, the τ/k rule's flags stand."""
+    why — unless a model trained without its upper group still gives the test image y, when every candidate of y is
+    flagged; when the candidates' likeness has nothing to split, the τ/k rule's flags stand."""
     labels = np.repeat([0, 1, 2, 3], 15)
     labels[25:40] = 1  # the collapsed points 25..37 (and 38, 39 just below 0) are all labelled 1, the test image's
     features = np.tile([0.0, 1.0], (60, 1))
@@ -103,6 +110,16 @@ def test_splits_by_likeness_when_the_relabelled_candidates_do_not_agree():
     assert np.flatnonzero(det.flagged).tolist() == list(range(33, 40))
     assert det.params["by"] == "likeness split (the relabelled ones are sent to scattered classes)"
     assert det.params["agreement"] < 0.4 and det.params["n_dropped_as_unlike_the_query"] == 8
+    asked = []
+    fixed = entry(replace(inputs, query_without=lambda removed: asked.append(removed) or 0), entry.settings_from(
+        Config()))  # a model retrained without the upper group gives the test image 0: the split stands
+    assert np.array_equal(fixed.flagged, det.flagged) and fixed.params["query_without_kept"] == 0
+    assert len(asked) == 1 and np.array_equal(asked[0], det.flagged)
+    still = entry(replace(inputs, query_without=lambda removed: 1), entry.settings_from(Config()))
+    assert np.flatnonzero(still.flagged).tolist() == list(range(25, 40))  # it still gives 1: + τ/k's flags of 1
+    assert still.params["widened_from"] == 7 and still.params["by"] == (
+        "with the τ/k rule's flags of y (likeness split (the relabelled ones are sent to scattered classes) left the "
+        "test image y)")
     trusting = entry(inputs, entry.settings_from(Config(refined_min_agreement=0.3)))
     assert trusting.params["by"] == "relabelled without them"
     assert trusting.flagged.sum() == sum(trusting.params["sent_to"].values()) == 15
@@ -115,5 +132,9 @@ def test_splits_by_likeness_when_the_relabelled_candidates_do_not_agree():
     classes = ["a", "b", "c", "d"]
     assert "scattered classes (the largest holds 33%)" in why(det.params, classes)
     assert "likeness ≥" in why(det.params, classes) and "8 unlike it are given back" in why(det.params, classes)
+    assert why(fixed.params, classes).endswith("are given back. A model retrained without them gives the test image a.")
+    assert why(still.params, classes).endswith("are given back. But a model retrained without those 7 still gives the "
+                                               "test image its label: poisons are left among the other candidates, "
+                                               "so the τ/k rule's flags of that label are added.")
     assert "(5 to a, 5 to c, 5 to d" in why(trusting.params, classes)
     assert why(flat.params, classes).endswith("the τ/k rule's flags stand.")
