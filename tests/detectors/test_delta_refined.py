@@ -2,7 +2,7 @@
 learn; when that check cannot decide (it learns them all: clean-label poisons; or it relabels them to scattered
 classes: a weak model), the group of them that differs from a typical image of the test image's label the way the
 test image does (the likeness split). When a model retrained without the group kept still gives the test image its
-label, every candidate of that label."""
+label, the τ/k rule's flags of that label are added."""
 from __future__ import annotations
 
 from dataclasses import replace
@@ -88,8 +88,8 @@ def test_falls_back_to_likeness_when_the_candidates_keep_their_labels():
 
 def test_splits_by_likeness_when_the_relabelled_candidates_do_not_agree():
     """A model too weak for the check relabels candidates to scattered classes: the likeness split decides, and says
-    why — unless a model trained without its upper group still gives the test image y, when every candidate of y is
-    flagged; when the candidates' likeness has nothing to split, the τ/k rule's flags stand."""
+    why — unless a model retrained without its upper group still gives the test image y, when the τ/k rule's flags of
+    y are added; when the candidates' likeness has nothing to split, the τ/k rule's flags stand."""
     labels = np.repeat([0, 1, 2, 3], 15)
     labels[25:40] = 1  # the collapsed points 25..37 (and 38, 39 just below 0) are all labelled 1, the test image's
     features = np.tile([0.0, 1.0], (60, 1))
