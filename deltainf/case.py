@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .config import streams
 from .data import ImageData
 from .data.images import read_image
 from .data.imagefolder import load_imagefolder
@@ -53,7 +54,9 @@ class Case:
     @cached_property
     def data(self) -> ImageData:
         """The folder as it is: train/ (every image keeps its path) and, when present, test/."""
-        data = load_imagefolder(self.root, self.config.image_size, require_test=False)
+        stream_to = self.store.root / "images" if streams(self.config.stream, self.root) else None
+        data = load_imagefolder(self.root, self.config.image_size, require_test=False, stream_to=stream_to,
+                                progress=self.reporter)
         if data.skipped:
             warnings.warn(f"skipped {len(data.skipped)} file(s) that are not images, e.g. {data.skipped[0]}")
         return data

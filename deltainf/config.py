@@ -36,6 +36,24 @@ def default_cache_dir() -> Path:
     return Path(base).expanduser() / "deltainf"
 
 
+STREAMING = ("auto", "on", "off")
+STREAM_ABOVE = 20_000  # training images in a folder above which --stream auto reads them from disk
+
+
+def streams(setting: str, root, source: str = "imagefolder") -> bool:
+    """Whether ``--stream`` ``setting`` reads the training images of the data folder ``root`` from disk."""
+    from .data.imagefolder import count_training_images
+
+    if setting == "off" or not SOURCES[source].attrs.get("streams") or root is None:
+        return False
+    if setting == "on":
+        return True
+    try:
+        return count_training_images(Path(root).expanduser()) > STREAM_ABOVE
+    except OSError:  # no such folder: loading it says so
+        return False
+
+
 # ----------------------------------------------------------------------------- the sections
 @dataclass(frozen=True)
 class DataOptions:
@@ -134,6 +152,9 @@ class RunOptions:
     precision: str = option("auto", "auto (bf16 on a GPU, fp32 on the CPU), fp32 or bf16: training autocast and "
                                     "kronfluence's dtypes", choices=PRECISIONS)
     cache_dir: str | None = option(None, "cache folder (default: $DELTAINF_CACHE_DIR or ~/.cache/deltainf)")
+    stream: str = option("auto", "ImageFolder training images: on (decoded once into a file in the cache folder, "
+                                 "then read from it a batch at a time: memory does not grow with the data), off (held "
+                                 f"in memory), auto (on above {STREAM_ABOVE:,} images)", choices=STREAMING)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from torch import nn
 
 from .attacks import ATTACKS, AttackContext, Poisoned
 from .attacks.surrogate import Surrogates
+from .config import streams
 from .data import ImageData, load_dataset
 from .detectors import Detection, intersect, needs
 from .device import resolve_device
@@ -72,7 +73,8 @@ class Experiment:
             return self._data
         self.reporter("data", 0, 1)
         return load_dataset(c.dataset, c.data_root, c.seed, n_train=c.n_train, n_test=c.n_test,
-                            image_size=c.image_size, default_root=self.store.root / "data")
+                            image_size=c.image_size, default_root=self.store.root / "data", progress=self.reporter,
+                            stream_to=self.store.root / "images" if streams(c.stream, c.data_root, c.dataset) else None)
 
     @cached_property
     def poisoned(self) -> Poisoned:

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from .data import ImageData
+from .data.stream import take
 from .detectors import CONFIGURED, DETECTORS, Detection, DetectorInput, needs
 from .detectors.delta_refined import dirty_label, relabelled
 from .influence import stages
@@ -119,7 +120,7 @@ class Investigation:
         """Scores (T+1, len(keep)) of the same queries under another model trained on the points ``keep``
         (an unlearned model, for the re-check loop); tallied apart as ``recheck_…``."""
         keep_t = torch.as_tensor(keep, dtype=torch.long)
-        return self._scores_for(module, self.factors_key_for(model_key, keep), self.data.x_train[keep_t],
+        return self._scores_for(module, self.factors_key_for(model_key, keep), take(self.data.x_train, keep_t),
                                 self.data.y_train[keep_t], mode or self.config.mode, tally="recheck_")
 
     def delta(self, mode: str | None = None) -> np.ndarray:
@@ -136,11 +137,16 @@ class Investigation:
     def features(self) -> np.ndarray:
         """Last-hidden-layer activations of the training set under the model (cached by the model key)."""
         if "train" not in self._features:
-            key = content_key("activations", self.model.key)
-            entry, _ = self.store.get_or_make(key, lambda: ({"emb": embeddings(
-                self.model.module, self.data.x_train, self.device).astype(np.float32)}, {}))
-            self._features["train"] = entry.arrays["emb"]
+            key = content_key("activations", "probabilities", self.model.key)
+            entry, _ = self.store.get_or_make(key, lambda: (dict(zip(("emb", "prob"), embeddings(
+                self.model.module, self.data.x_train, self.device, probabilities=True))), {}))
+            self._features["train"], self._features["prob"] = entry.arrays["emb"], entry.arrays["prob"]
         return self._features["train"]
+
+    def confidence(self) -> np.ndarray:
+        """The model's probability of the test image's label y for every training image (read with the features)."""
+        self.features()
+        return self._features["prob"][:, self.query.label]
 
     def query_features(self) -> np.ndarray:
         """The test image's last-hidden-layer activations under the model."""
@@ -169,6 +175,7 @@ class Investigation:
                 scores={m: self.scores(m) for m in modes}, tau=tau, k=k, query_label=self.query.label,
                 features=self.features() if want["features"] else None,
                 query_features=self.query_features() if want["features"] else None,
+                confidence=self.confidence() if want["features"] else None,
                 images=self.data.x_train if want["images"] else None,
                 reference=held_out if want["reference"] else None,
                 predict_without=self.predict_without if want["retrains"] else None,
@@ -183,7 +190,7 @@ class Investigation:
 
         def make():
             idx = torch.as_tensor(rebalanced(~removed, self.data.y_train.numpy(), recipe.seed))
-            module = recipe.train(self.data.x_train[idx], self.data.y_train[idx], progress=self.reporter,
+            module = recipe.train(take(self.data.x_train, idx), self.data.y_train[idx], progress=self.reporter,
                                   stage="retrain without the candidates")
             return {"predicted": predict_logits(module, self.data.x_train, self.device).argmax(1).numpy()}, {}
         key = content_key("predict-without", self.model.key, recipe.key(), array_fingerprint(np.flatnonzero(removed)))

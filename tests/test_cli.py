@@ -43,6 +43,7 @@ def test_json_and_flagged_csv(demo, cache_dir, tmp_path, capsys):
     (["run", "--detectors", "delta_influence,magic"], "--detectors"),
     (["run", "--unlearn", "forget"], "--unlearn"),
     (["run", "--device", "tpu"], "--device"),
+    (["run", "--stream", "maybe"], "--stream"),
     (["run", "--tau", "abc"], "--tau"),
     (["run", "--k", "-1"], "--k"),
     (["run", "--k", "50"], "--k"),

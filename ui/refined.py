@@ -59,8 +59,9 @@ def _decided(params: dict, classes: list[str]) -> str:
         return f"{start} set aside; a model trained without them {reason}, and their likeness does not split: the τ/k " \
                f"rule's flags stand."
     return (f"{start} set aside; a model trained without them {reason}. So the likeness split decides: of their "
-            f"images of the test image's label, the group most like the test image (likeness ≥ "
-            f"{params['likeness_cut']:.2f}, split by 2-means) is kept; {params['n_dropped_as_unlike_the_query']} "
+            f"images of the test image's label, the group most like the test image (likeness plus the model's "
+            f"probability of that label ≥ {params['likeness_cut']:.2f}, split by 2-means) is kept; "
+            f"{params['n_dropped_as_unlike_the_query']} "
             f"unlike it are given back.")
 
 

@@ -46,7 +46,8 @@ def review(instance: Instance, src, view) -> None:
               "of the page; this table follows them when it is drawn again.")
     counts, mean, like = view.counts(tau), view.mean_rel, src.investigation.likeness()
     labels = src.train_set.y_train.numpy()
-    like_it, _ = likeness_split(like, view.flags(tau, k) & (labels == src.query_label), src.config.seed)
+    like_it, _ = likeness_split(like, view.flags(tau, k) & (labels == src.query_label), src.config.seed,
+                                src.investigation.confidence())
     key = {"drops": (mean[idx], -counts[idx]), "mean": (-counts[idx], mean[idx]), "likeness": (-like[idx],)}[sort]
     idx = idx[np.lexsort(key)][:MAX_ROWS]
     data, state = src.train_set, marks(instance)
@@ -73,7 +74,8 @@ def review(instance: Instance, src, view) -> None:
                                "layer.")),
                            "like the test image": st.column_config.CheckboxColumn(
                                help="Of the flagged images labelled like the test image, it is in the group most "
-                                    "like the test image (likeness split in two by 2-means): what the refined "
+                                    "like the test image (likeness plus the model's probability of that label, "
+                                    "split in two by 2-means): what the refined "
                                     "Δ-Influence keeps when its relabelling check cannot decide (clean images of that "
                                     "label collapse too, but do not share what makes the test image differ from a "
                                     "typical one, as poisons carrying its trigger do)."),

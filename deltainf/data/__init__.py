@@ -15,10 +15,12 @@ import torch
 
 from ..errors import DataError
 from ..registry import Registry
+from .stream import take
 
 #: Data sources: ``load(root, seed=, image_size=, default_root=) -> ImageData``; ``needs_root=True`` when
 #: the source cannot do without a folder, ``builtin=True`` when it reads none, ``resized=True`` when it resizes to
-#: ``image_size``, ``check=fn(root)`` to refuse a folder it cannot read before anything is loaded.
+#: ``image_size``, ``check=fn(root)`` to refuse a folder it cannot read before anything is loaded, ``streams=True``
+#: when it can read its training images from disk a batch at a time (``load(…, stream_to=, progress=)``).
 SOURCES = Registry("dataset")
 register = SOURCES.register
 
@@ -46,17 +48,20 @@ class ImageData:
 
     def subset(self, split: str, idx: torch.Tensor) -> None:
         """Keep only the images ``idx`` of ``split`` ("train" or "test")."""
-        setattr(self, f"x_{split}", getattr(self, f"x_{split}")[idx])
+        setattr(self, f"x_{split}", take(getattr(self, f"x_{split}"), idx))
         setattr(self, f"y_{split}", getattr(self, f"y_{split}")[idx])
         if split == "train" and self.train_paths is not None:
             self.train_paths = [self.train_paths[i] for i in idx.tolist()]
 
 
 def load_dataset(name: str, data_root: str | None, seed: int, *, n_train: int | None = None,
-                 n_test: int | None = None, image_size: int = 32, default_root: Path | None = None) -> ImageData:
-    """Load source ``name`` (see :data:`SOURCES`), optionally as seeded class-balanced subsets."""
+                 n_test: int | None = None, image_size: int = 32, default_root: Path | None = None,
+                 stream_to: Path | None = None, progress=None) -> ImageData:
+    """Load source ``name`` (see :data:`SOURCES`), optionally as seeded class-balanced subsets. ``stream_to``: a
+    cache folder the training images are read from a batch at a time (sources registered with ``streams=True``)."""
     root = Path(data_root).expanduser() if data_root else None
-    data = SOURCES[name](root, seed=seed, image_size=image_size, default_root=default_root)
+    extra = {"stream_to": stream_to, **({"progress": progress} if progress else {})} if stream_to else {}
+    data = SOURCES[name](root, seed=seed, image_size=image_size, default_root=default_root, **extra)
     for split, n, offset in (("train", n_train, 0), ("test", n_test, 1)):
         y = getattr(data, f"y_{split}")
         if n is None or n == len(y):

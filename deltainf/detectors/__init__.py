@@ -48,6 +48,7 @@ class DetectorInput:
     k: int | None = None
     features: np.ndarray | None = None        # last-hidden-layer activations (N, D)
     query_features: np.ndarray | None = None  # the test image's (D,), with ``features``
+    confidence: np.ndarray | None = None      # the model's probability of y for every training point (N,), with them
     query_label: int | None = None            # y, the label the test image is investigated with
     images: torch.Tensor | None = None        # training images, uint8 (N, 3, H, W)
     reference: torch.Tensor | None = None     # held-out images trusted to be clean, uint8 (M, 3, H, W)

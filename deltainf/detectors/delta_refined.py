@@ -17,8 +17,10 @@ tell poisons from its own errors (a weak model on hard images relabels clean one
 almost none (fewer than ``refined_min_share`` of the candidates), the poisons carry their own labels (clean-label:
 Witches' Brew) or there are none to find. Either way the relabelling cannot decide, and the *likeness split* does:
 the candidates' images of y fall into two groups by their likeness to the test image (:func:`likeness`: whether
-their difference from a typical image of y points the way the test image's does), split by 2-means, and the upper
-group is kept — the poisons share the trigger with the test image, and so its difference (:func:`likeness_split`).
+their difference from a typical image of y points the way the test image's does) plus the model's probability of y,
+split by 2-means, and the upper group is kept (:func:`likeness_split`) — the poisons share the trigger with the test
+image, and so its difference; and the trigger makes the model as sure of them as of the test image, where a weak
+model is unsure of many clean images of y (a model sure of every image of y shifts them all alike).
 
 Whichever test decided, its group is put to the test image itself: a model retrained without it (exact unlearning)
 must no longer give the test image y. When it still does, poisons are left among the other candidates (a smooth
@@ -131,7 +133,7 @@ def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
         why = "the relabelled ones are sent to scattered classes"
     else:
         why = "the candidates keep their labels without them"
-    kept, cut = likeness_split(like, pool & (labels == y), inputs.seed)
+    kept, cut = likeness_split(like, pool & (labels == y), inputs.seed, inputs.confidence)
     if not kept.any():  # no two groups to tell apart: the τ/k rule's flags stand
         return Detection("delta_refined", rule.flagged, rule.score, {**params, "by": f"the τ/k rule ({why}, and "
                                                                                    f"their likeness does not split)"})

@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from ..data.stream import DiskImages, StreamedDataset
+
 ANALYSIS = "deltainf"
 
 
@@ -53,7 +55,9 @@ def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return logits[rows, y] - others.logsumexp(-1)
 
 
-def _dataset(x: torch.Tensor, y: torch.Tensor) -> TensorDataset:
+def _dataset(x, y: torch.Tensor):
+    if isinstance(x, DiskImages):  # read a batch at a time
+        return StreamedDataset(x, y)
     xf = x.float().div(255) if x.dtype == torch.uint8 else x.float()
     return TensorDataset(xf, y.long())
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..data.stream import chunks
 from ..registry import Registry
 
 #: Architectures: ``build(num_classes) -> nn.Module`` (the network without normalisation), with the
@@ -32,12 +33,18 @@ def build_model(name: str, num_classes: int, mean: torch.Tensor, std: torch.Tens
     return nn.Sequential(Normalize(mean, std), ARCHITECTURES[name](num_classes))
 
 
-def channel_stats(x_uint8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std of uint8 images, in [0, 1] units."""
-    x = x_uint8.float().div(255)
-    mean = x.mean(dim=(0, 2, 3))
-    std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
-    return mean, std
+def channel_stats(x_uint8) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std of uint8 images (a tensor, or :class:`~deltainf.data.stream.DiskImages`), in [0, 1]
+    units; summed a slice at a time, so the same images give the same figures however they are held."""
+    total, squares, n = torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64), 0
+    for x in chunks(x_uint8):
+        x = x.double()
+        total += x.sum(dim=(0, 2, 3))
+        squares += x.square().sum(dim=(0, 2, 3))
+        n += x.numel() // x.shape[1]
+    mean = total / max(n, 1)
+    var = (squares - n * mean.square()) / max(n - 1, 1)
+    return (mean / 255).float(), (var.clamp_min(0).sqrt() / 255).float().clamp_min(1e-3)
 
 
 ARCHITECTURES.discover(__name__, __path__)

@@ -18,21 +18,22 @@ def last_linear(model: nn.Module) -> nn.Linear:
 
 @torch.no_grad()
 def embeddings(model: nn.Module, x_uint8: torch.Tensor, device: torch.device,
-               batch_size: int = EMBED_BATCH) -> np.ndarray:
+               batch_size: int = EMBED_BATCH, probabilities: bool = False):
     """Last-hidden-layer activations (N, D) of uint8 images: the input of the last linear layer, read with a
-    forward hook."""
+    forward hook. With ``probabilities``, (activations, the model's class probabilities (N, C)) from the same pass."""
     model.to(device).eval()
     captured: list[torch.Tensor] = []
     hook = last_linear(model).register_forward_hook(lambda _m, inputs, _out: captured.append(inputs[0].detach()))
     try:
-        out = []
+        out, probs = [], []
         for s in range(0, len(x_uint8), batch_size):
             captured.clear()
-            model(x_uint8[s:s + batch_size].to(device).float().div_(255))
+            probs.append(model(x_uint8[s:s + batch_size].to(device).float().div_(255)).float().softmax(1).cpu())
             out.append(captured[0].float().cpu())
     finally:
         hook.remove()
-    return torch.cat(out).flatten(1).numpy() if out else np.zeros((0, 0), np.float32)
+    emb = torch.cat(out).flatten(1).numpy() if out else np.zeros((0, 0), np.float32)
+    return (emb, torch.cat(probs).numpy() if probs else np.zeros((0, 0), np.float32)) if probabilities else emb
 
 
 def similarity(features: np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -49,13 +50,17 @@ def likeness(features: np.ndarray, query: np.ndarray, labels: np.ndarray, label:
     return similarity(features - m, np.asarray(query) - m)
 
 
-def likeness_split(like: np.ndarray, among: np.ndarray, seed: int) -> tuple[np.ndarray, float]:
-    """The points of ``among`` (bool mask) in the upper of two groups of ``like`` (:func:`likeness`), split by
-    2-means in one dimension: those that differ from a typical image the way the test image does, apart from the
-    rest. Returns (that group, the least likeness in it); an empty group and 1.0 when ``among`` holds fewer than two
-    points or a single value."""
+def likeness_split(like: np.ndarray, among: np.ndarray, seed: int,
+                   confidence: np.ndarray | None = None) -> tuple[np.ndarray, float]:
+    """The points of ``among`` (bool mask) in the upper of two groups of ``like`` (:func:`likeness`) plus
+    ``confidence`` (the model's probability of the test image's label, when given), split by 2-means in one
+    dimension: those that differ from a typical image the way the test image does, and that the model is as sure of,
+    apart from the rest. Returns (that group, the least value in it); an empty group and 1.0 when ``among`` holds
+    fewer than two points or a single value."""
     from sklearn.cluster import KMeans
 
+    if confidence is not None:  # the trigger makes the model sure of a poison, as of the test image
+        like = like + confidence
     values = like[among].reshape(-1, 1)
     if len(values) < 2 or np.ptp(values) == 0:
         return np.zeros_like(among), 1.0

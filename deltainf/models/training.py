@@ -38,7 +38,8 @@ def train_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: i
     """Train ``model`` on uint8 images ``x`` with labels ``y``; every random choice comes from ``seed``.
 
     Adam (small CNN) or SGD with Nesterov momentum (ResNet), one-cycle learning rate over ``epochs``
-    full passes of shuffled mini-batches. The data sit on the device; augmentation runs there too.
+    full passes of shuffled mini-batches. The data sit on the device (images read from disk: each batch is sent
+    there); augmentation runs there too.
     On a GPU with ``precision="bf16"``: bf16 autocast and channels-last memory layout.
     """
     gen = torch.Generator().manual_seed(seed)
@@ -52,14 +53,16 @@ def train_model(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: i
         opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, nesterov=True, weight_decay=weight_decay)
     steps_per_epoch = (len(y) + batch_size - 1) // batch_size
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps_per_epoch, pct_start=0.15)
-    xf = to_float(x, device)
+    held = isinstance(x, torch.Tensor)  # else read from disk a batch at a time (DiskImages)
+    xf = to_float(x, device) if held else x
     yd = y.to(device)
     progress(stage, 0, epochs)
     for epoch in range(epochs):
-        order = torch.randperm(len(y), generator=gen).to(device)
+        order = torch.randperm(len(y), generator=gen)
         for start in range(0, len(y), batch_size):
             idx = order[start:start + batch_size]
-            xb = xf[idx]
+            xb = xf[idx.to(device)] if held else to_float(xf[idx], device)
+            idx = idx.to(device)
             if augment:
                 xb = random_shift_flip(xb, gen)
             if fast:

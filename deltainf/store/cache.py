@@ -21,6 +21,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..data.stream import DiskImages, chunks
 from ..errors import CacheError
 
 #: Bump when a stage's algorithm changes so old entries are no longer matched.
@@ -34,9 +35,15 @@ def content_key(kind: str, *parts) -> str:
 
 
 def array_fingerprint(*arrays) -> str:
-    """Hash of raw array contents (numpy or torch)."""
+    """Hash of raw array contents (numpy, torch, or images read from disk a slice at a time: the same images hash
+    alike however they are held)."""
     h = hashlib.sha256()
     for a in arrays:
+        if isinstance(a, DiskImages):
+            h.update(b"uint8" + str(tuple(a.shape)).encode())
+            for part in chunks(a):
+                h.update(np.ascontiguousarray(part.numpy()).tobytes())
+            continue
         a = a.detach().cpu().numpy() if hasattr(a, "detach") else np.asarray(a)
         h.update(str(a.dtype).encode() + str(a.shape).encode())
         h.update(np.ascontiguousarray(a).tobytes())

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from torch import nn
 
+from ..data.stream import take
 from ..options import option
 from . import UnlearnInput, register
 
@@ -23,6 +24,6 @@ def continued_finetuning(inputs: UnlearnInput, s: CFSettings) -> nn.Module:
     """CF: fine-tune the trained model on the retained points (half the epochs, one-cycle peak at 3× the LR)."""
     keep = np.flatnonzero(~inputs.flagged)
     r = inputs.recipe
-    return r.train(inputs.x[keep], inputs.y[keep], init=copy.deepcopy(inputs.model),
+    return r.train(take(inputs.x, keep), inputs.y[keep], init=copy.deepcopy(inputs.model),
                    epochs=max(1, round(s.cf_epoch_share * r.epochs)), lr=s.cf_lr_factor * r.lr,
                    progress=inputs.progress, stage="unlearn cf")

@@ -132,10 +132,40 @@ def test_splits_by_likeness_when_the_relabelled_candidates_do_not_agree():
 
     classes = ["a", "b", "c", "d"]
     assert "scattered classes (the largest holds 33%)" in why(det.params, classes)
-    assert "likeness ≥" in why(det.params, classes) and "9 unlike it are given back" in why(det.params, classes)
+    assert "probability of that label ≥" in why(det.params, classes) and "9 unlike it are given back" in why(det.params, classes)
     assert why(fixed.params, classes).endswith("are given back. A model retrained without them gives the test image a.")
     assert why(still.params, classes).endswith("are given back. But a model retrained without those 6 still gives the "
                                                "test image its label: poisons are left among the other candidates, "
                                                "so the τ/k rule's flags of that label are added.")
     assert "(5 to a, 5 to c, 5 to d" in why(trusting.params, classes)
     assert why(flat.params, classes).endswith("the τ/k rule's flags stand.")
+
+
+def test_the_models_confidence_splits_what_likeness_cannot():
+    """A weak model: clean candidates of y differ from a typical image of y as the test image does too (likeness
+    near 1 for all), but the model is unsure of them (p(y) 0.05), while the trigger makes it sure of the poisons
+    (p(y) 1.0). Likeness alone keeps both groups; with the model's probability of y, the split keeps the poisons."""
+    labels = np.repeat([0, 1], [25, 75])  # 25..39 collapse; 40..99 are typical images of y
+    scores = _collapse(100)
+    features = np.tile([0.0, 1.0], (100, 1))
+    features[25:33] = [1.0, 1.0]   # clean candidates of y: like the test image
+    features[33:40] = [0.8, 1.2]   # the poisons: almost as like it
+    features[38] = [0.0, 1.5]      # and one candidate unlike it
+    confidence = np.full(100, 0.05)
+    confidence[[33, 34, 35, 36, 37, 39]] = 1.0
+
+    def scattered(removed):
+        predicted = labels.copy()
+        idx = np.flatnonzero(removed)
+        predicted[idx] = np.resize([0, 2, 3], len(idx))
+        return predicted
+
+    entry = DETECTORS["delta_refined"]
+    inputs = DetectorInput(labels=labels, seed=0, mode="full", scores={"full": scores}, tau=-1.0, k=0,
+                           features=features, query_features=np.array([1.0, 1.0]), query_label=1,
+                           predict_without=scattered)
+    blind = entry(inputs, entry.settings_from(Config()))
+    assert np.flatnonzero(blind.flagged).tolist() == [*range(25, 38), 39]
+    sure = entry(replace(inputs, confidence=confidence), entry.settings_from(Config()))
+    assert np.flatnonzero(sure.flagged).tolist() == [33, 34, 35, 36, 37, 39]
+    assert sure.params["by"].startswith("likeness split") and sure.params["likeness_cut"] > 1.5
