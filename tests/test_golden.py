@@ -3,9 +3,8 @@ same as recorded. First recorded with the code before the engine was split into 
 changed no figure); recorded again when issue #14 changed the re-check and the unlearning methods on purpose, and
 when issue #17 made ActClust ART's, cut SpecSig as ART does and refined Δ-Influence by relabelling while #14's loop
 took the kin first and gave clean points back; when the refined detector learnt to abstain and Witches' Brew
-took the dataset's own ε; when the likeness split replaced that abstention; and when the input normalisation's
-channel statistics became exact sums (issue #18: images read from disk give the same model) and the split took the
-model's confidence (``python tests/test_golden.py --record``).
+took the dataset's own ε; when the likeness split replaced that abstention; and when the split took the model's
+confidence (``python tests/test_golden.py --record``).
 
 Bit-exact figures hold only for the same numerics (torch version, the CPU's vector instructions, the thread
 count, and a probe: a few training steps of the built-in CNN, hashed), so the comparison is skipped, saying

@@ -34,8 +34,12 @@ def build_model(name: str, num_classes: int, mean: torch.Tensor, std: torch.Tens
 
 
 def channel_stats(x_uint8) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-channel mean and std of uint8 images (a tensor, or :class:`~deltainf.data.stream.DiskImages`), in [0, 1]
-    units; summed a slice at a time, so the same images give the same figures however they are held."""
+    """Per-channel mean and std of uint8 images, in [0, 1] units. Images read from disk
+    (:class:`~deltainf.data.stream.DiskImages`) are summed exactly a slice at a time; a tensor in memory the way the
+    engine always has (a float32 reduction), so models trained before stay the same."""
+    if isinstance(x_uint8, torch.Tensor):
+        x = x_uint8.float().div(255)
+        return x.mean(dim=(0, 2, 3)), x.std(dim=(0, 2, 3)).clamp_min(1e-3)
     total, squares, n = torch.zeros(3, dtype=torch.float64), torch.zeros(3, dtype=torch.float64), 0
     for x in chunks(x_uint8):
         x = x.double()

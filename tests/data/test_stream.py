@@ -1,5 +1,5 @@
 """ImageFolder training images read from disk a batch at a time (``--stream on``): the same images, fingerprints,
-statistics, model, scores and flagged set as the in-memory path, and a decoded file reused until a file changes."""
+training, scores and flagged set as the in-memory path, and a decoded file reused until a file changes."""
 from __future__ import annotations
 
 import numpy as np
@@ -15,6 +15,7 @@ from deltainf.errors import DataError
 from deltainf.experiment import Experiment
 from deltainf.models import channel_stats
 from deltainf.store import Store, array_fingerprint
+from deltainf.store.checkpoints import weights_to_bytes
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +40,8 @@ def test_disk_images_read_as_the_tensor(folder, tmp_path):
     assert torch.equal(x[mask], held.x_train[mask]) and torch.equal(take(x, mask)[1:4], held.x_train[mask][1:4])
     assert disk.y_train.tolist() == held.y_train.tolist() and disk.train_paths == held.train_paths
     assert array_fingerprint(x, disk.y_train) == array_fingerprint(held.x_train, held.y_train)
-    assert all(torch.equal(a, b) for a, b in zip(channel_stats(x), channel_stats(held.x_train)))
+    exact, fast = channel_stats(x), channel_stats(held.x_train)  # summed exactly from disk; float32 in memory
+    assert all(torch.allclose(a, b, rtol=1e-5) for a, b in zip(exact, fast))
     poisoned = x.clone()  # an attack writes its poisons into a copy: the file and the original stay as they were
     poisoned[torch.tensor([4, 5])] = torch.full((2, 3, 16, 16), 255, dtype=torch.uint8)
     assert int(poisoned[4].min()) == 255 and torch.equal(x[4], held.x_train[4])
@@ -65,20 +67,34 @@ def test_decoded_once_and_again_when_a_file_changes(folder, tmp_path):
         victim.write_bytes(saved)
 
 
+def test_stream_auto_reads_large_folders_from_disk(folder, monkeypatch):
+    from deltainf import config
+
+    assert not config.streams("auto", folder) and config.streams("on", folder) and not config.streams("off", folder)
+    monkeypatch.setattr(config, "STREAM_ABOVE", 399)  # the folder holds 400 training images
+    assert config.streams("auto", folder) and not config.streams("auto", folder / "nowhere")
+    assert not config.streams("on", folder, source="digits")  # a built-in source has nothing to stream
+
+
 @pytest.mark.slow
-def test_streamed_run_gives_the_in_memory_flagged_set(folder, tmp_path):
-    """One BadNet run through the folder, in memory and streamed (separate caches): the same model key and
-    weights, the same influence scores, the same flagged set."""
-    runs = {}
-    for stream in ("off", "on"):
+def test_streamed_run_gives_the_in_memory_scores_and_flags(folder, tmp_path):
+    """One BadNet run through the folder in memory, and streamed (a separate cache) with the same model's weights:
+    the same model key, influence scores and flagged set; and the recipe trains the same weights from either."""
+    def run(stream, **kw):
         cache = tmp_path / stream
         cfg = Config(dataset="imagefolder", data_root=str(folder), image_size=16, seed=0, transforms=8, epochs=4,
                      stream=stream, cache_dir=str(cache))
-        exp = Experiment(cfg, store=Store(cache))
-        runs[stream] = exp, exp.investigation.scores(), exp.investigation.detect("delta_influence").flagged
-    (held, held_scores, held_flags), (disk, disk_scores, disk_flags) = runs["off"], runs["on"]
+        return Experiment(cfg, store=Store(cache), **kw)
+
+    held = run("off")
+    disk = run("on", weights=weights_to_bytes(held.model))
     assert isinstance(disk.poisoned.data.x_train, DiskImages) and isinstance(held.poisoned.data.x_train, torch.Tensor)
-    assert disk.train_key == held.train_key
-    assert all(torch.equal(a, b) for a, b in zip(held.model.state_dict().values(), disk.model.state_dict().values()))
+    assert array_fingerprint(disk.poisoned.data.x_train) == array_fingerprint(held.poisoned.data.x_train)
+    held_scores, disk_scores = held.investigation.scores(), disk.investigation.scores()
     np.testing.assert_allclose(disk_scores, held_scores, rtol=1e-5, atol=1e-6 * np.abs(held_scores).max())
-    assert np.array_equal(disk_flags, held_flags) and held_flags.any()
+    held_flags = held.investigation.detect("delta_influence").flagged
+    assert np.array_equal(disk.investigation.detect("delta_influence").flagged, held_flags) and held_flags.any()
+    y = held.poisoned.data.y_train
+    a = held.recipe.train(held.poisoned.data.x_train, y, epochs=1)
+    b = held.recipe.train(disk.poisoned.data.x_train, y, epochs=1)
+    assert all(torch.equal(u, v) for u, v in zip(a.state_dict().values(), b.state_dict().values()))
