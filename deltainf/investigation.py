@@ -64,8 +64,7 @@ class Investigation:
     :class:`~deltainf.config.Config`); ``data`` the training set (and a held-out split, maybe empty)."""
 
     def __init__(self, model: TrainedModel, data: ImageData, query: Query, config, store: Store, *,
-                 reporter: Reporter | None = None, timings: Timings | None = None,
-                 evaluator: Evaluator | None = None):
+                 reporter: Reporter | None = None, timings: Timings | None = None, evaluator: Evaluator | None = None):
         self.model, self.data, self.query, self.config, self.store = model, data, query, config, store
         self.reporter = reporter or Reporter()
         self.timings = timings or Timings()
@@ -137,9 +136,9 @@ class Investigation:
     def features(self) -> np.ndarray:
         """Last-hidden-layer activations of the training set under the model (cached by the model key)."""
         if "train" not in self._features:
-            key = content_key("activations", "probabilities", self.model.key)
-            entry, _ = self.store.get_or_make(key, lambda: (dict(zip(("emb", "prob"), embeddings(
-                self.model.module, self.data.x_train, self.device, probabilities=True))), {}))
+            entry, _ = self.store.get_or_make(content_key("activations", "probabilities", self.model.key), lambda: (
+                dict(zip(("emb", "prob"), embeddings(self.model.module, self.data.x_train, self.device,
+                                                     probabilities=True))), {}))
             self._features["train"], self._features["prob"] = entry.arrays["emb"], entry.arrays["prob"]
         return self._features["train"]
 
@@ -173,11 +172,9 @@ class Investigation:
             inputs = DetectorInput(
                 labels=self.data.y_train.numpy(), seed=self.config.seed, mode=self.config.mode,
                 scores={m: self.scores(m) for m in modes}, tau=tau, k=k, query_label=self.query.label,
-                features=self.features() if want["features"] else None,
-                query_features=self.query_features() if want["features"] else None,
-                confidence=self.confidence() if want["features"] else None,
-                images=self.data.x_train if want["images"] else None,
-                reference=held_out if want["reference"] else None,
+                **({"features": self.features(), "query_features": self.query_features(),
+                    "confidence": self.confidence()} if want["features"] else {}),
+                images=self.data.x_train if want["images"] else None, reference=held_out if want["reference"] else None,
                 predict_without=self.predict_without if want["retrains"] else None,
                 query_without=self.query_without if want["retrains"] else None)
             self._detections[(name, tau, k)] = entry(inputs, entry.settings_from(self.config))
