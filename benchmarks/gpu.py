@@ -4,12 +4,13 @@ agreement — fp32. One self-contained command; figures go to stdout, a JSON fil
 ``benchmarks/RESULTS.md``.
 
     python benchmarks/gpu.py [--npz PATH] [--epochs 30] [--one-at-a-time 2] [--no-fp32] [--json OUT.json]
-                             [--attack badnet] [--detectors all]
+                             [--attack badnet] [--detectors all] [--torchrun N]
 
 Reads the CIFAR-10 JPEG archive (``cifar10-jpeg.npz``: all 60,000 images) straight into memory,
 so no torchvision download is needed. Each stage's figures are written as soon as they exist, so a
 run stopped by a time limit keeps what it measured. ``--device cpu --n-train 500 --epochs 1``
-checks the script itself on a CPU.
+checks the script itself on a CPU. ``--torchrun N`` also scores the built-in experiment with N processes
+(``torchrun … -m deltainf score run``) and with one, on the same trained model, and compares the two.
 """
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ import io
 import json
 import os
 import platform
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -91,6 +94,8 @@ def main() -> None:
     ap.add_argument("--attack", default="badnet", help="badnet or frequency")
     ap.add_argument("--detectors", default="delta_influence,ekfac",
                     help="comma-separated detectors to report TPR / precision / F1 for, or 'all' (the paper's grid)")
+    ap.add_argument("--torchrun", type=int, default=0, metavar="N",
+                    help="also compare `deltainf score run` by torchrun with N processes against one process")
     ap.add_argument("--json", type=Path, default=Path(os.environ.get("OUT", tempfile.gettempdir())) / "gpu.json")
     ap.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "RESULTS.md")
     a = ap.parse_args()
@@ -198,8 +203,39 @@ def main() -> None:
                score_correlation_bf16_fp32=round(corr, 5))
     elif precision == "bf16" and not a.no_fp32:
         record(fp32_skipped=f"{spent:.0f} s spent, over the {a.budget_s:.0f} s budget")
+    if a.torchrun:
+        record(torchrun=torchrun_check(a.torchrun, a.device))
     record(total_s=round(time.perf_counter() - t_start, 1))
     write_results(a.results, fig)
+
+
+def torchrun_check(n: int, device: str) -> dict:
+    """`deltainf score run` (the built-in experiment) by torchrun with ``n`` processes against one process, on the
+    same trained model (trained once, its cache copied): seconds, the largest score difference, flagged-set Jaccard."""
+    base = Path(tempfile.mkdtemp(prefix="deltainf-torchrun-"))
+    one, many = base / "one", base / "many"
+    cli = [sys.executable, "-m", "deltainf"]
+    env = {**os.environ, "DELTAINF_TORCH_THREADS": str(torch.get_num_threads())}  # CPU models are keyed by it
+    subprocess.run([*cli, "run", "--detectors", "none", "--quiet", "--device", device, "--cache-dir", str(one)],
+                   check=True, cwd=ROOT, env=env)
+    shutil.copytree(one, many)
+    seconds = {}
+    for name, launch, cache in (("one_process_s", cli, one), (f"{n}_processes_s", [
+            sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", "-m", "deltainf"],
+                                                              many)):
+        t = time.perf_counter()
+        subprocess.run([*launch, "score", "run", "--quiet", "--device", device, "--cache-dir", str(cache)], check=True,
+                       cwd=ROOT, env=env)
+        seconds[name] = round(time.perf_counter() - t, 1)
+    flags, matrices = [], []
+    for cache in (one, many):
+        inv = Experiment(Config(device=device, cache_dir=str(cache))).investigation
+        matrices.append(inv.scores())
+        flags.append(delta_flags(inv.delta(), *inv.tau_k()[:2]))
+    union = (flags[0] | flags[1]).sum()
+    return {"processes": n, **seconds,
+            "max_score_difference_relative": float(np.abs(matrices[0] - matrices[1]).max() / np.abs(matrices[0]).max()),
+            "flagged_jaccard": round(float((flags[0] & flags[1]).sum() / union) if union else 1.0, 4)}
 
 
 def profile_factor_stages(pipe) -> dict:
@@ -245,7 +281,8 @@ def write_results(path: Path, fig: dict) -> None:
             ("naive EK-FAC", "ekfac"), ("fp32 factors + scores (s)", "fp32_factors_plus_scores_s"),
             ("Δ-Influence, fp32", "fp32_delta_influence"), ("flagged set bf16 vs fp32 (Jaccard)", "flagged_overlap_jaccard"),
             ("original-query scores, bf16 vs fp32 (Pearson r)", "score_correlation_bf16_fp32"),
-            ("fp32 comparison", "fp32_skipped"), ("whole script (s)", "total_s")]
+            ("fp32 comparison", "fp32_skipped"), ("torchrun against one process (built-in experiment)", "torchrun"),
+            ("whole script (s)", "total_s")]
     def fmt(v):
         if isinstance(v, dict):
             return ", ".join(f"{k} {x:.3g}" if isinstance(x, float) else f"{k} {x}" for k, x in v.items())

@@ -101,7 +101,23 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--weights-out", metavar="DIR", help="write each unlearning method's weights as DIR/<method>"
                                                         ".safetensors, loadable with the same --model")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
+    for stage, what in STAGES.items():
+        p = sub.add_parser(stage, help=f"{what} of a run or an investigation into the cache (torchrun: several GPUs)",
+                           usage=f"[torchrun --nproc_per_node=N -m] deltainf {stage} {{run,investigate}} [options]",
+                           description=f"{what[0].upper() + what[1:]} that `run` or `investigate` with the same options "
+                                       "needs, written into the cache where they find it. Started by torchrun, the "
+                                       "ranks share the work on GPUs (kronfluence's distributed path) and rank 0 "
+                                       "writes.")
+        of = p.add_subparsers(dest="of", parser_class=_Parser, required=True, metavar="{run,investigate}")
+        for name, kind in (("run", Config), ("investigate", CaseConfig)):
+            q = of.add_parser(name, help=f"with the options of `deltainf {name}`")
+            add_options(q, kind.sections)
+            q.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
+
+
+#: The influence stages a torchrun can compute: command → what it writes.
+STAGES = {"fit-factors": "the EK-FAC factors", "score": "the factors and the influence scores of the T + 1 queries"}
 
 
 #: Options a table sets per cell itself (or has no use for).
@@ -207,6 +223,41 @@ def investigate(args) -> dict:
     return report
 
 
+def influence_stage(args) -> None:
+    """``fit-factors`` / ``score``: the influence stages of a run or an investigation, into the cache; under torchrun
+    each rank runs this, rank 0 first through training (the others then find the model cached)."""
+    from .case import Case
+    from .config import CaseConfig
+    from .detectors import CONFIGURED, needs
+    from .experiment import Experiment
+    from .influence import distributed
+    from .progress import TqdmProgress
+
+    config = config_from_args(args, CaseConfig if args.of == "investigate" else None)
+    distributed.start(config.device)
+    try:
+        with distributed.main_first():
+            progress = TqdmProgress(disable=args.quiet or not distributed.is_main() or not sys.stderr.isatty())
+            source = (Case if args.of == "investigate" else Experiment)(config, progress=progress)
+            if args.of == "run" and not source.implanted:
+                raise ConfigError(f"the attack did not implant ({source.implant_problem}): `run` scores nothing here")
+            inv = source.investigation
+        modes = {config.mode if m == CONFIGURED else m for d in config.detectors for m in needs(d)["modes"]}
+        if args.command == "fit-factors":
+            done = f"EK-FAC factors: {inv.factors()}"
+        else:
+            shapes = {m: inv.scores(m).shape for m in sorted(modes or {config.mode})}
+            done = "influence scores cached (queries × training points): " + ", ".join(
+                f"{m} {q}×{n}" for m, (q, n) in shapes.items())
+        if distributed.is_main():
+            print(done)
+            print(f"cache: {source.store.root} ({distributed.world_size()} process"
+                  f"{'es' if distributed.world_size() > 1 else ''}); `deltainf {args.of}` with the same options "
+                  "picks them up")
+    finally:
+        distributed.stop()
+
+
 def _warn_in_one_line(message, category, filename, lineno, file=None, line=None) -> None:
     print(f"deltainf: warning: {message}", file=sys.stderr)
 
@@ -226,6 +277,10 @@ def _main(argv: list[str] | None) -> int:
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE
+        if args.command not in STAGES and int(os.environ.get("WORLD_SIZE", 1)) > 1:
+            raise ConfigError(f"`{args.command}` runs in one process; under torchrun use `deltainf score "
+                              f"{'investigate' if args.command == 'investigate' else 'run'} ...` (same options), then "
+                              f"`python -m deltainf {args.command} ...` picks the scores up from the cache")
         from .device import configure_cpu_threads
 
         configure_cpu_threads()  # the app's rule too: same seed, same model and flagged set in both
@@ -235,6 +290,8 @@ def _main(argv: list[str] | None) -> int:
             table(args)
         elif args.command == "investigate":
             investigate(args)
+        elif args.command in STAGES:
+            influence_stage(args)
         return 0
     except DeltaInfError as exc:
         print(f"deltainf: error: {exc}", file=sys.stderr)

@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from ..data.stream import DiskImages, StreamedDataset
+from . import distributed
 
 ANALYSIS = "deltainf"
 
@@ -172,7 +172,7 @@ def fit_factors(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, 
     final = factors_dir(root, key)
     if factors_ready(root, key):
         return final
-    staging = f"{key}.partial-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+    staging = distributed.run_name(f"{key}.partial")  # every rank writes its part into the same folder
     analyzer = _analyzer(model, root, device)
     devices = [device] if device.type == "cuda" else []
     try:
@@ -185,36 +185,43 @@ def fit_factors(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, 
 
         with_batch_backoff(fit, batch_size, "EK-FAC factors")
         tmp = factors_dir(root, staging)
-        (tmp / MANIFEST).write_text(json.dumps(_manifest(tmp)))
-        if factors_ready(root, key):  # another process finished first
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            if final.exists():  # a damaged or unfinished leftover
-                shutil.rmtree(final, ignore_errors=True)
-            os.replace(tmp, final)
+        if distributed.is_main():
+            (tmp / MANIFEST).write_text(json.dumps(_manifest(tmp)))
+            if factors_ready(root, key):  # another process finished first
+                shutil.rmtree(tmp, ignore_errors=True)
+            else:
+                if final.exists():  # a damaged or unfinished leftover
+                    shutil.rmtree(final, ignore_errors=True)
+                os.replace(tmp, final)
     finally:
-        shutil.rmtree(factors_dir(root, staging), ignore_errors=True)
+        distributed.shard_barrier()
+        if distributed.is_main():
+            shutil.rmtree(factors_dir(root, staging), ignore_errors=True)
     return final
 
 
 def pairwise_scores(model: nn.Module, x_query: torch.Tensor, y_query: torch.Tensor, x_train: torch.Tensor,
                     y_train: torch.Tensor, root: Path, factors_key: str, device: torch.device,
-                    damping: float | None = None, train_batch_size: int = 512, precision: str = "fp32") -> np.ndarray:
+                    damping: float | None = None, train_batch_size: int = 512, precision: str = "fp32") -> np.ndarray | None:
     """Influence of every training point on every query, shape (Q, N), in ONE pass over the training set.
 
-    All queries go in one query batch, so T+1 queries cost about as much as one.
+    All queries go in one query batch, so T+1 queries cost about as much as one. Under torchrun on GPUs every rank
+    scores its share of the training set and rank 0 alone returns the matrix (None on the others).
     """
     if not factors_ready(root, factors_key):
         raise RuntimeError(f"EK-FAC factors {factors_key} are missing; fit them first")
     analyzer = _analyzer(model, root, device)
-    name = f"run-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    name = distributed.run_name("run")
     try:
         with_batch_backoff(lambda bs: analyzer.compute_pairwise_scores(
             scores_name=name, factors_name=factors_key, query_dataset=_dataset(x_query, y_query),
             train_dataset=_dataset(x_train, y_train), per_device_query_batch_size=len(y_query),
             per_device_train_batch_size=bs, score_args=score_arguments(damping, precision),
             overwrite_output_dir=True), train_batch_size, "influence scores")
-        scores = analyzer.load_pairwise_scores(name)["all_modules"]
-        return scores.float().cpu().numpy()
+        if not distributed.is_main():
+            return None
+        return analyzer.load_pairwise_scores(name)["all_modules"].float().cpu().numpy()
     finally:
-        shutil.rmtree(analyzer.scores_output_dir(name), ignore_errors=True)
+        distributed.shard_barrier()
+        if distributed.is_main():
+            shutil.rmtree(analyzer.scores_output_dir(name), ignore_errors=True)

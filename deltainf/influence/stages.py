@@ -13,7 +13,7 @@ from torch import nn
 
 from ..progress import ProgressFn, Timings
 from ..store import Entry, Store, array_fingerprint, content_key
-from . import ekfac
+from . import distributed, ekfac
 from .queries import Queries, make_queries
 
 
@@ -43,21 +43,23 @@ def batch_size(device: torch.device) -> int:
 def factors(store: Store, key: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device, *,
             seed: int, precision: str, timings: Timings, progress: ProgressFn, tally: str = "") -> Path:
     """EK-FAC factors ``key`` of ``model`` on (x, y), fitted once; damaged ones are refitted. Their time and
-    cache hit are recorded under ``tally + "factors_s"``."""
+    cache hit are recorded under ``tally + "factors_s"``. Under torchrun every rank calls it; rank 0 decides."""
     root = store.kron_root
     with timings.timed(f"{tally}factors_s"):
-        problem = ekfac.factors_problem(root, key)
+        problem = distributed.from_main(ekfac.factors_problem(root, key) if distributed.is_main() else None)
         timings.cached[f"{tally}factors_s"] = problem is None
         if problem is not None:
             progress("factors", 0, 1)
-            with store.lock(key):
-                problem = ekfac.factors_problem(root, key)  # another process may have fitted them
-                if problem is not None and problem != "missing":
-                    warnings.warn(f"EK-FAC factors {key} cannot be trusted ({problem}); refitting them")
-                    shutil.rmtree(ekfac.factors_dir(root, key), ignore_errors=True)
-                if problem is not None:
+            with distributed.held_by_main(store.lock(key)):
+                if distributed.is_main():
+                    problem = ekfac.factors_problem(root, key)  # another process may have fitted them
+                    if problem is not None and problem != "missing":
+                        warnings.warn(f"EK-FAC factors {key} cannot be trusted ({problem}); refitting them")
+                        shutil.rmtree(ekfac.factors_dir(root, key), ignore_errors=True)
+                if distributed.from_main(problem is not None) and distributed.computes():
                     ekfac.fit_factors(model, x, y, root, key, device, seed=seed, batch_size=batch_size(device),
                                       precision=precision)
+            distributed.barrier()
             progress("factors", 1, 1)
     return ekfac.factors_dir(root, key)
 
@@ -66,24 +68,31 @@ def scores(store: Store, factors_key: str, model: nn.Module, x: torch.Tensor, y:
            device: torch.device, *, seed: int, damping: float | None, precision: str, timings: Timings,
            progress: ProgressFn, tally: str = "") -> np.ndarray:
     """EK-FAC influence of every training point (x, y) on every query, shape (T+1, N), in one pass; fits the
-    factors first when needed. Time and cache hit under ``tally + "scores_s"``."""
+    factors first when needed. Time and cache hit under ``tally + "scores_s"``. Under torchrun every rank calls it
+    and gets the matrix; rank 0 alone writes it (:mod:`~deltainf.influence.distributed`)."""
     key = content_key("scores", factors_key, array_fingerprint(queries.images, queries.labels), damping)
     start = time.perf_counter()
-    entry = store.get(key)
-    timings.cached[f"{tally}scores_s"] = entry is not None
-    if entry is None:
+    entry = store.get(key) if distributed.is_main() else None
+    needed = distributed.from_main(entry is None)
+    timings.cached[f"{tally}scores_s"] = not needed
+    if needed:
         factors(store, factors_key, model, x, y, device, seed=seed, precision=precision, timings=timings,
                 progress=progress, tally=tally)
         start = time.perf_counter()
-        with store.lock(key):
-            entry = store.get(key)
-            if entry is None:
+        with distributed.held_by_main(store.lock(key)):
+            entry = store.get(key) if distributed.is_main() else None
+            if distributed.from_main(entry is None) and distributed.computes():
                 progress("scores", 0, 1)
                 s = ekfac.pairwise_scores(model, queries.images, queries.labels, x, y, store.kron_root, factors_key,
                                           device, damping=damping, train_batch_size=2 * batch_size(device),
-                                          precision=precision).astype(np.float32)
-                store.put(key, {"scores": s}, {"mode": queries.mode})
-                entry = Entry({"scores": s}, {"mode": queries.mode})
+                                          precision=precision)
+                if distributed.is_main():
+                    s = s.astype(np.float32)
+                    store.put(key, {"scores": s}, {"mode": queries.mode})
+                    entry = Entry({"scores": s}, {"mode": queries.mode})
                 progress("scores", 1, 1)
+        distributed.barrier()
+    if entry is None:  # the other ranks read what rank 0 wrote
+        entry = store.get(key)
     timings.add(f"{tally}scores_s", time.perf_counter() - start)
     return entry.arrays["scores"]
