@@ -246,21 +246,15 @@ class Investigation:
 
         * the test image no longer gets its label y: predicted otherwise, P(y) ≤ ``clean_below``;
         * for a method that starts from the trained weights (all but EU), the removed images that look like it
-          (labelled y and more like it than a typical image of y — for dirty-label poisons, images carrying its
-          trigger; of the ``first`` round's removed set, by default ``removed``) go to y at most
-          ``trigger_margin`` more often than under EU, a model retrained without them: such a method can leave
-          the backdoor alive with no poison left in the data, outvoted on the one test image but working on
-          them, while the clean images of y among them rightly go to y under any model. EU itself can only
-          carry a backdoor through poisons it kept, which the next sign looks for;
+          (labelled y, more like it than a typical image of y; of the ``first`` round's removed set) go to y at
+          most ``trigger_margin`` more often than under EU: such a method can leave the backdoor alive with no
+          poison left in the data, outvoted on the one test image but working on them;
         * a fresh Δ-Influence round on the new model (at this τ/k, over the points kept) flags few images that
-          look like the test image — at most ``max_fresh``, or ``max_fresh_share`` of the removed look-alikes: no
-          collapse pile of poisons is left. Points ``cleared`` by the relabelling check (given back) do not count:
-          clean images of y collapse as they did on the poisoned model.
+          look like the test image — at most ``max_fresh``, or ``max_fresh_share`` of the removed look-alikes.
+          Points ``cleared`` by the relabelling check (given back) do not count: clean images of y collapse too.
 
         Returns the verdict with its signs, and what to remove next should it fail, over the kept points: the
-        fresh round's flags and the *kin* of the removed set (:meth:`kin`) — poisons the detector missed share
-        the trigger with those it found, and once the test image is fixed a fresh round no longer sees them.
-        (The kin are not a sign: a removed set with many clean images of y has clean kin.)
+        fresh round's flags and the *kin* of the removed set (:meth:`kin`), poisons sharing the found ones' trigger.
         """
         removed = np.asarray(removed, bool)
         first = removed if first is None else np.asarray(first, bool)
