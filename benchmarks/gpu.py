@@ -94,6 +94,8 @@ def main() -> None:
     ap.add_argument("--attack", default="badnet", help="badnet or frequency")
     ap.add_argument("--detectors", default="delta_influence,ekfac",
                     help="comma-separated detectors to report TPR / precision / F1 for, or 'all' (the paper's grid)")
+    ap.add_argument("--lambda-examples", type=int, nargs="*", default=[10000], metavar="N",
+                    help="also fit the factors with λ from a seeded sample of N points: seconds, flagged-set Jaccard")
     ap.add_argument("--torchrun", type=int, default=0, metavar="N",
                     help="also compare `deltainf score run` by torchrun with N processes against one process")
     ap.add_argument("--json", type=Path, default=Path(os.environ.get("OUT", tempfile.gettempdir())) / "gpu.json")
@@ -166,6 +168,20 @@ def main() -> None:
                        "n_flagged": r["n_flagged"]}
         sync()
         record(detectors=grid, detectors_s=round(time.perf_counter() - t, 1))
+
+    f_all = pipe.detect("delta_influence").flagged
+    for n in a.lambda_examples:
+        sampled = Experiment(cfg.replace(lambda_examples=n), data=data)
+        t = time.perf_counter()
+        sampled.investigation.factors()
+        sync()
+        fs = time.perf_counter() - t
+        t = time.perf_counter()
+        sampled.investigation.scores()
+        sync()
+        f_n, union = sampled.detect("delta_influence").flagged, (sampled.detect("delta_influence").flagged | f_all).sum()
+        record(**{f"lambda_{n}": {"factors_s": round(fs, 1), "scores_s": round(time.perf_counter() - t, 1),
+                                  "jaccard_vs_all": round(float((f_n & f_all).sum() / union) if union else 1.0, 4)}})
 
     p = pipe.poisoned.data
     one = []
@@ -281,6 +297,8 @@ def write_results(path: Path, fig: dict) -> None:
             ("naive EK-FAC", "ekfac"), ("fp32 factors + scores (s)", "fp32_factors_plus_scores_s"),
             ("Δ-Influence, fp32", "fp32_delta_influence"), ("flagged set bf16 vs fp32 (Jaccard)", "flagged_overlap_jaccard"),
             ("original-query scores, bf16 vs fp32 (Pearson r)", "score_correlation_bf16_fp32"),
+            *[(f"λ from {k[7:]} points: factors (s), scores (s), flagged-set Jaccard vs all", k) for k in fig
+              if k.startswith("lambda_")],
             ("fp32 comparison", "fp32_skipped"), ("torchrun against one process (built-in experiment)", "torchrun"),
             ("whole script (s)", "total_s")]
     def fmt(v):

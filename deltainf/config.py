@@ -107,6 +107,9 @@ class DeltaOptions:
     tau: float | None = option(None, "τ: a Δ below τ counts as a drop (default: suggested from Δ)", kind="finite")
     k: int | None = option(None, "k: flag when at least T − k copies drop (default: suggested from Δ)")
     damping: float | None = option(None, "EK-FAC damping (default: heuristic, 0.1 × mean eigenvalue)", kind="positive")
+    lambda_examples: int | None = option(None, "EK-FAC: fit the eigenvalue correction λ on a seeded sample of this "
+                                               "many training points (default: all of them; on a GPU the λ pass is "
+                                               "most of the factor fit)", low=1)
 
 
 @dataclass(frozen=True)

@@ -90,7 +90,9 @@ class Investigation:
     def factors_key_for(self, model_key: str, keep: np.ndarray | None = None) -> str:
         # The model key already hashes the training data it was fitted on; a subset adds its indices.
         subset = [] if keep is None else [array_fingerprint(torch.as_tensor(keep, dtype=torch.long))]
-        return content_key("factors", model_key, *subset, *([] if self.precision == "fp32" else [self.precision]))
+        sample = [] if self.config.lambda_examples is None else [f"lambda-{self.config.lambda_examples}"]
+        numerics = [] if self.precision == "fp32" else [self.precision, "tf32-lambda"]  # see ekfac.tensor_cores
+        return content_key("factors", model_key, *subset, *numerics, *sample)
 
     @property
     def factors_key(self) -> str:
@@ -100,7 +102,7 @@ class Investigation:
         """Fit (or find) EK-FAC factors for the model on its training set."""
         return stages.factors(self.store, self.factors_key, self.model.module, self.data.x_train, self.data.y_train,
                               self.device, seed=self.config.seed, precision=self.precision, timings=self.timings,
-                              progress=self.reporter)
+                              progress=self.reporter, lambda_examples=self.config.lambda_examples)
 
     def scores(self, mode: str | None = None) -> np.ndarray:
         """EK-FAC influence, shape (T+1, N): row 0 the original query, rows 1..T its copies."""
@@ -113,7 +115,8 @@ class Investigation:
     def _scores_for(self, module, factors_key, x, y, mode, tally: str = "") -> np.ndarray:
         return stages.scores(self.store, factors_key, module, x, y, self.queries(mode), self.device,
                              seed=self.config.seed, damping=self.config.damping, precision=self.precision,
-                             timings=self.timings, progress=self.reporter, tally=tally)
+                             timings=self.timings, progress=self.reporter, tally=tally,
+                             lambda_examples=self.config.lambda_examples)
 
     def rescore(self, module: nn.Module, model_key: str, keep: np.ndarray, mode: str | None = None) -> np.ndarray:
         """Scores (T+1, len(keep)) of the same queries under another model trained on the points ``keep``

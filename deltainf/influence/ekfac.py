@@ -11,13 +11,14 @@ import json
 import logging
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import TensorDataset
+from torch.utils.data import Subset, TensorDataset
 
 from ..data.stream import DiskImages, StreamedDataset
 from . import distributed
@@ -162,12 +163,36 @@ def factors_ready(root: Path, key: str) -> bool:
     return factors_problem(root, key, checksums=False) is None
 
 
+def lambda_sample(n: int, lambda_examples: int | None, seed: int) -> np.ndarray | None:
+    """The training points the eigenvalue correction λ is fitted on: a seeded sample of ``lambda_examples`` of the
+    ``n`` (in order), or None for all. kronfluence's own ``lambda_max_examples`` takes the first ones, which in a
+    folder sorted by class are a few classes."""
+    if lambda_examples is None or lambda_examples >= n:
+        return None
+    return np.sort(np.random.default_rng(seed).choice(n, lambda_examples, replace=False))
+
+
+@contextmanager
+def tensor_cores(on: bool):
+    """TF32 matrix products on a GPU while ``on``: the λ pass rotates every per-sample gradient into the
+    eigenbasis (d_out·d_in·(d_in + d_out) multiply-adds per point and layer, ~100× the scoring pass's per point on
+    ResNet-18's widest layers) in fp32, which without tensor cores is the factor fit's bottleneck."""
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = before or on
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
+
+
 def fit_factors(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, root: Path, key: str,
-                device: torch.device, batch_size: int = 256, seed: int = 0, precision: str = "fp32") -> Path:
+                device: torch.device, batch_size: int = 256, seed: int = 0, precision: str = "fp32",
+                lambda_examples: int | None = None) -> Path:
     """Fit EK-FAC factors of ``model`` on the training set once; stored at ``factors_dir(root, key)``.
 
     The true Fisher samples labels from the model; ``seed`` fixes those draws so the same inputs
-    always give the same factors (and so the same flagged set).
+    always give the same factors (and so the same flagged set). ``lambda_examples``: λ from a seeded sample
+    (:func:`lambda_sample`). In bf16 on a GPU the λ products run on tensor cores (TF32).
     """
     final = factors_dir(root, key)
     if factors_ready(root, key):
@@ -176,12 +201,21 @@ def fit_factors(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, 
     analyzer = _analyzer(model, root, device)
     devices = [device] if device.type == "cuda" else []
     try:
+        dataset, sample = _dataset(x_train, y_train), lambda_sample(len(y_train), lambda_examples, seed)
+        args = factor_arguments(precision)
+
         def fit(bs: int) -> None:
-            with torch.random.fork_rng(devices=devices):
+            with torch.random.fork_rng(devices=devices), tensor_cores(precision == "bf16"):
                 torch.manual_seed(seed)
-                analyzer.fit_all_factors(factors_name=staging, dataset=_dataset(x_train, y_train),
-                                         per_device_batch_size=bs, factor_args=factor_arguments(precision),
-                                         overwrite_output_dir=True)
+                if sample is None:
+                    analyzer.fit_all_factors(factors_name=staging, dataset=dataset, per_device_batch_size=bs,
+                                             factor_args=args, overwrite_output_dir=True)
+                    return
+                analyzer.fit_covariance_matrices(staging, dataset, per_device_batch_size=bs, factor_args=args,
+                                                 overwrite_output_dir=True)
+                analyzer.perform_eigendecomposition(staging, factor_args=args, overwrite_output_dir=True)
+                analyzer.fit_lambda_matrices(staging, Subset(dataset, sample.tolist()), per_device_batch_size=bs,
+                                             factor_args=args, overwrite_output_dir=True)
 
         with_batch_backoff(fit, batch_size, "EK-FAC factors")
         tmp = factors_dir(root, staging)

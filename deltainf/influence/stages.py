@@ -41,7 +41,8 @@ def batch_size(device: torch.device) -> int:
 
 
 def factors(store: Store, key: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, device: torch.device, *,
-            seed: int, precision: str, timings: Timings, progress: ProgressFn, tally: str = "") -> Path:
+            seed: int, precision: str, timings: Timings, progress: ProgressFn, tally: str = "",
+            lambda_examples: int | None = None) -> Path:
     """EK-FAC factors ``key`` of ``model`` on (x, y), fitted once; damaged ones are refitted. Their time and
     cache hit are recorded under ``tally + "factors_s"``. Under torchrun every rank calls it; rank 0 decides."""
     root = store.kron_root
@@ -58,7 +59,7 @@ def factors(store: Store, key: str, model: nn.Module, x: torch.Tensor, y: torch.
                         shutil.rmtree(ekfac.factors_dir(root, key), ignore_errors=True)
                 if distributed.from_main(problem is not None) and distributed.computes():
                     ekfac.fit_factors(model, x, y, root, key, device, seed=seed, batch_size=batch_size(device),
-                                      precision=precision)
+                                      precision=precision, lambda_examples=lambda_examples)
             distributed.barrier()
             progress("factors", 1, 1)
     return ekfac.factors_dir(root, key)
@@ -66,7 +67,7 @@ def factors(store: Store, key: str, model: nn.Module, x: torch.Tensor, y: torch.
 
 def scores(store: Store, factors_key: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor, queries: Queries,
            device: torch.device, *, seed: int, damping: float | None, precision: str, timings: Timings,
-           progress: ProgressFn, tally: str = "") -> np.ndarray:
+           progress: ProgressFn, tally: str = "", lambda_examples: int | None = None) -> np.ndarray:
     """EK-FAC influence of every training point (x, y) on every query, shape (T+1, N), in one pass; fits the
     factors first when needed. Time and cache hit under ``tally + "scores_s"``. Under torchrun every rank calls it
     and gets the matrix; rank 0 alone writes it (:mod:`~deltainf.influence.distributed`)."""
@@ -77,7 +78,7 @@ def scores(store: Store, factors_key: str, model: nn.Module, x: torch.Tensor, y:
     timings.cached[f"{tally}scores_s"] = not needed
     if needed:
         factors(store, factors_key, model, x, y, device, seed=seed, precision=precision, timings=timings,
-                progress=progress, tally=tally)
+                progress=progress, tally=tally, lambda_examples=lambda_examples)
         start = time.perf_counter()
         with distributed.held_by_main(store.lock(key)):
             entry = store.get(key) if distributed.is_main() else None

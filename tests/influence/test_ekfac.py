@@ -122,3 +122,22 @@ def test_out_of_memory_halves_the_batch():
     assert influence.with_batch_backoff(run, 512, "scores", warn=said.append) == 128
     assert seen == [512, 256, 128] and said == ["scores: out of GPU memory, retrying with batch size 256",
                                                 "scores: out of GPU memory, retrying with batch size 128"]
+
+
+def test_lambda_from_a_seeded_sample(demo):
+    """--lambda-examples: λ refitted on a seeded sample (not the first points), keyed apart; the poisons still
+    collapse."""
+    from deltainf.experiment import Experiment
+    from deltainf.influence.delta import delta_flags
+
+    first, again = influence.lambda_sample(1438, 500, 0), influence.lambda_sample(1438, 500, 0)
+    assert np.array_equal(first, again) and len(np.unique(first)) == 500 and first.max() > 1000
+    assert influence.lambda_sample(1438, 5000, 0) is None and influence.lambda_sample(1438, None, 0) is None
+    sampled = Experiment(demo.config.replace(lambda_examples=500), store=demo.store)
+    inv, full = sampled.investigation, demo.investigation
+    assert inv.factors_key != full.factors_key
+    s, s_full = inv.scores(), full.scores()
+    assert not np.allclose(s, s_full) and np.corrcoef(s[0], s_full[0])[0, 1] > 0.95
+    flagged = delta_flags(inv.delta(), *inv.tau_k()[:2])
+    assert (flagged & demo.is_poison).sum() >= 0.9 * demo.is_poison.sum()
+    assert (flagged & ~demo.is_poison).sum() <= 0.25 * flagged.sum()
