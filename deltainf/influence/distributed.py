@@ -54,8 +54,9 @@ def start(device_name: str) -> None:
 
 
 def stop() -> None:
+    """Leave the process group (no barrier: after an error on one rank the others never reach it; torchrun then
+    stops them)."""
     if dist.is_initialized():
-        dist.barrier()
         dist.destroy_process_group()
 
 
