@@ -169,20 +169,6 @@ def main() -> None:
         sync()
         record(detectors=grid, detectors_s=round(time.perf_counter() - t, 1))
 
-    f_all = pipe.detect("delta_influence").flagged
-    for n in a.lambda_examples:
-        sampled = Experiment(cfg.replace(lambda_examples=n), data=data)
-        t = time.perf_counter()
-        sampled.investigation.factors()
-        sync()
-        fs = time.perf_counter() - t
-        t = time.perf_counter()
-        sampled.investigation.scores()
-        sync()
-        f_n, union = sampled.detect("delta_influence").flagged, (sampled.detect("delta_influence").flagged | f_all).sum()
-        record(**{f"lambda_{n}": {"factors_s": round(fs, 1), "scores_s": round(time.perf_counter() - t, 1),
-                                  "jaccard_vs_all": round(float((f_n & f_all).sum() / union) if union else 1.0, 4)}})
-
     p = pipe.poisoned.data
     one = []
     for i in range(min(a.one_at_a_time, len(q.labels))):
@@ -219,6 +205,20 @@ def main() -> None:
                score_correlation_bf16_fp32=round(corr, 5))
     elif precision == "bf16" and not a.no_fp32:
         record(fp32_skipped=f"{spent:.0f} s spent, over the {a.budget_s:.0f} s budget")
+    f_all = pipe.detect("delta_influence").flagged
+    for n in a.lambda_examples:
+        sampled = Experiment(cfg.replace(lambda_examples=n), data=data)
+        t = time.perf_counter()
+        sampled.investigation.factors()
+        sync()
+        fs = time.perf_counter() - t
+        t = time.perf_counter()
+        sampled.investigation.scores()
+        sync()
+        f_n = sampled.detect("delta_influence").flagged
+        union = (f_n | f_all).sum()
+        record(**{f"lambda_{n}": {"factors_s": round(fs, 1), "scores_s": round(time.perf_counter() - t, 1),
+                                  "jaccard_vs_all": round(float((f_n & f_all).sum() / union) if union else 1.0, 4)}})
     if a.torchrun:
         record(torchrun=torchrun_check(a.torchrun, a.device))
     record(total_s=round(time.perf_counter() - t_start, 1))
