@@ -90,19 +90,22 @@ class Investigation:
     def factors_key_for(self, model_key: str, keep: np.ndarray | None = None) -> str:
         # The model key already hashes the training data it was fitted on; a subset adds its indices.
         subset = [] if keep is None else [array_fingerprint(torch.as_tensor(keep, dtype=torch.long))]
-        sample = [] if self.config.lambda_examples is None else [f"lambda-{self.config.lambda_examples}"]
         numerics = [] if self.precision == "fp32" else [self.precision, "tf32-lambda"]  # see ekfac.tensor_cores
-        return content_key("factors", model_key, *subset, *numerics, *sample)
+        n = self.config.lambda_examples
+        return content_key("factors", model_key, *subset, *numerics, *([] if n is None else [f"lambda-{n}"]))
 
     @property
     def factors_key(self) -> str:
         return self.factors_key_for(self.model.key)
 
+    def _fitting(self) -> dict:  # what the factor fit is told, for the factors and for the scores that fit them
+        return dict(seed=self.config.seed, precision=self.precision, timings=self.timings, progress=self.reporter,
+                    lambda_examples=self.config.lambda_examples)
+
     def factors(self):
         """Fit (or find) EK-FAC factors for the model on its training set."""
         return stages.factors(self.store, self.factors_key, self.model.module, self.data.x_train, self.data.y_train,
-                              self.device, seed=self.config.seed, precision=self.precision, timings=self.timings,
-                              progress=self.reporter, lambda_examples=self.config.lambda_examples)
+                              self.device, **self._fitting())
 
     def scores(self, mode: str | None = None) -> np.ndarray:
         """EK-FAC influence, shape (T+1, N): row 0 the original query, rows 1..T its copies."""
@@ -114,9 +117,7 @@ class Investigation:
 
     def _scores_for(self, module, factors_key, x, y, mode, tally: str = "") -> np.ndarray:
         return stages.scores(self.store, factors_key, module, x, y, self.queries(mode), self.device,
-                             seed=self.config.seed, damping=self.config.damping, precision=self.precision,
-                             timings=self.timings, progress=self.reporter, tally=tally,
-                             lambda_examples=self.config.lambda_examples)
+                             damping=self.config.damping, tally=tally, **self._fitting())
 
     def rescore(self, module: nn.Module, model_key: str, keep: np.ndarray, mode: str | None = None) -> np.ndarray:
         """Scores (T+1, len(keep)) of the same queries under another model trained on the points ``keep``
@@ -131,8 +132,7 @@ class Investigation:
 
     def tau_k(self, mode: str | None = None, tau: float | None = None, k: int | None = None) -> tuple[float, int, bool]:
         """(τ, k, suggested?): ``tau``/``k``, else the configured ones, with any still unset suggested from Δ."""
-        tau = self.config.tau if tau is None else tau
-        k = self.config.k if k is None else k
+        tau, k = (self.config.tau if tau is None else tau), (self.config.k if k is None else k)
         return resolve_tau_k(self.scores(mode), tau, k)
 
     # ----------------------------------------------------------------- detection
@@ -166,18 +166,17 @@ class Investigation:
 
     def detect(self, name: str, tau: float | None = None, k: int | None = None) -> Detection:
         """Run detector ``name`` with exactly the inputs it declares; τ/k default to the configured ones."""
-        tau = self.config.tau if tau is None else tau
-        k = self.config.k if k is None else k
+        tau, k = (self.config.tau if tau is None else tau), (self.config.k if k is None else k)
         if (name, tau, k) not in self._detections:
             entry, want = DETECTORS[name], needs(name)
             modes = [self.config.mode if m == CONFIGURED else m for m in want["modes"]]
-            held_out = self.data.x_test if len(self.data.x_test) else None
             inputs = DetectorInput(
                 labels=self.data.y_train.numpy(), seed=self.config.seed, mode=self.config.mode,
                 scores={m: self.scores(m) for m in modes}, tau=tau, k=k, query_label=self.query.label,
                 **({"features": self.features(), "query_features": self.query_features(),
                     "confidence": self.confidence()} if want["features"] else {}),
-                images=self.data.x_train if want["images"] else None, reference=held_out if want["reference"] else None,
+                images=self.data.x_train if want["images"] else None,
+                reference=self.data.x_test if want["reference"] and len(self.data.x_test) else None,
                 predict_without=self.predict_without if want["retrains"] else None,
                 query_without=self.query_without if want["retrains"] else None)
             self._detections[(name, tau, k)] = entry(inputs, entry.settings_from(self.config))
@@ -262,8 +261,8 @@ class Investigation:
         removed = np.asarray(removed, bool)
         first = removed if first is None else np.asarray(first, bool)
         y, labels = self.query.label, self.data.y_train.numpy()
-        predicted = int(predict_logits(module, self.query.image[None], self.device).argmax(1)[0])
-        p = self.query_target_prob(module)
+        probs = torch.softmax(predict_logits(module, self.query.image[None], self.device), 1)[0]  # one forward pass
+        predicted, p = int(probs.argmax()), float(probs[y])
         like = lookalikes(self.features(), self.query_features(), labels, y)
         look = torch.as_tensor(np.flatnonzero(first & like))
         n_lookalikes = int((removed & like).sum())
