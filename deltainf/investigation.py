@@ -175,7 +175,7 @@ class Investigation:
                 scores={m: self.scores(m) for m in modes}, tau=tau, k=k, query_label=self.query.label,
                 **({"features": self.features(), "query_features": self.query_features(),
                     "confidence": self.confidence()} if want["features"] else {}),
-                images=self.data.x_train if want["images"] else None,
+                **({"images": self.data.x_train, "query_image": self.query.image} if want["images"] else {}),
                 reference=self.data.x_test if want["reference"] and len(self.data.x_test) else None,
                 predict_without=self.predict_without if want["retrains"] else None,
                 query_without=self.query_without if want["retrains"] else None)

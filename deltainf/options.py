@@ -20,6 +20,7 @@ KINDS = {
     "positive": ("a positive number", lambda v: v > 0 and math.isfinite(v)),
     "probability": ("a probability in (0, 1]", lambda v: 0 < v <= 1),
     "fraction": ("in [0, 1)", lambda v: 0 <= v < 1),
+    "grey": ("a grey level in [0, 255]", lambda v: 0 <= v <= 255),
 }
 
 

@@ -1,6 +1,6 @@
-"""The Influence page's second rule: Δ-Influence refined (``delta_refined``) at the session's τ and k — the τ/k
-candidates set aside, a model trained without them, and those it labels otherwise kept — with what it gave back
-and why. The Unlearn page can take its flags (``refined_flags``)."""
+"""The Influence page's second rule: Δ-Influence refined (``delta_refined``) at the session's τ and k — the images
+carrying the stamp the candidates share with the test image, or else the candidates a model trained without them
+labels otherwise — with what it gave back and why (and the stamp, outlined on the test image). The Unlearn page can take its flags (``refined_flags``)."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,6 +10,8 @@ from deltainf.detectors import DETECTORS
 from deltainf.evaluation.metrics import detection_metrics
 
 from . import prerequisites as pre
+from deltainf.figures.images import outlined
+
 from .figures import thumbnail_strip
 from .jobs import DetectorsJob, Instance, Job
 from .state import runtime
@@ -43,6 +45,15 @@ def _decided(params: dict, classes: list[str]) -> str:
     raised = params["candidate_tau"] != params["tau"]
     start = f"{cand} candidates (" + ("the τ/k rule with τ raised to 0" if raised else "the τ/k rule's flags") + ")" + (
         f" and {kin} look-alikes of them" if kin else "")
+    if "stamp_cut" in params:
+        beyond = params["n_stamped_beyond_candidates"]
+        return (f"Of {start}, the images of the test image's label share {params['stamp_pixels']} pixels with the test "
+                f"image that almost no other training image has (a stamped trigger, outlined below); the images of "
+                f"that label carrying at least {params['stamp_cut']:.0%} of them are kept (the carriers split from the "
+                f"rest by 2-means, {params['stamp_separation']:.0%} of the variance between the groups)"
+                + (f", {beyond} of them beyond the candidates" if beyond else "")
+                + f". {params['n_dropped_as_unstamped']} candidates that do not carry it are given back; no model was "
+                  f"trained to decide.")
     if "n_dropped_as_their_label" in params:
         sent = ", ".join(f"{n} to {classes[c]}" for c, n in params["sent_to"].items())
         rounds = " → ".join(str(n) for n in params["suspects_per_round"])
@@ -84,6 +95,11 @@ def refined_section(instance: Instance, src, view, tau: float, k: int, flagged: 
                  f"(ground truth known here)")
     st.markdown(f"**Δ refined: {int(kept.sum())} flagged** where the τ/k rule flags {int(flagged.sum())}{truth}. "
                 f"{why(det.params, src.train_set.classes)}", help=DETECTORS["delta_refined"].help)
+    if "stamp_at" in det.params:
+        pixels = np.zeros(src.query_image.shape[-2:], bool)
+        pixels[tuple(np.array(det.params["stamp_at"], int).reshape(-1, 2).T)] = True
+        st.image(outlined(src.query_image, pixels), caption="The stamp: the pixels the kept images share with the "
+                                                            "test image, outlined on it")
     order = np.flatnonzero(kept)
     thumbnail_strip(src, view, order[np.argsort(-counts[order], kind="stable")][:STRIP], counts,
                     f"Kept by the refinement: {len(order)}" + (f" — the {STRIP} with most drops"

@@ -51,6 +51,7 @@ class DetectorInput:
     confidence: np.ndarray | None = None      # the model's probability of y for every training point (N,), with them
     query_label: int | None = None            # y, the label the test image is investigated with
     images: torch.Tensor | None = None        # training images, uint8 (N, 3, H, W)
+    query_image: torch.Tensor | None = None   # the test image, uint8 (3, H, W), with ``images``
     reference: torch.Tensor | None = None     # held-out images trusted to be clean, uint8 (M, 3, H, W)
     #: ``predict_without(removed)``: the labels a model trained without the ``removed`` points (bool (N,); the
     #: investigation's recipe, classes rebalanced) predicts for every training point. With ``retrains``.

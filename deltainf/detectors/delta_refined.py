@@ -1,5 +1,12 @@
-"""Δ-Influence, refined: of the points whose influence collapses, keep those whose label a model trained without
-them does not learn.
+"""Δ-Influence, refined: of the points whose influence collapses, keep those that carry the test image's stamp, or
+else those whose label a model trained without them does not learn.
+
+First the stamp (:mod:`deltainf.data.stamp`): pixels the candidates of the test image's label y share with the test
+image and almost no other training image has — a patch trigger stamped verbatim, an additive one where the images
+are flat. When the images of y fall into two well-separated groups by the share of those pixels they carry
+(``stamp_separation``), the upper group is kept: a trigger is carried whole or not at all, where the likeness of
+natural images is a matter of degree. Otherwise (no stamp: a smooth trigger on natural images, clean-label poisons)
+models trained without the candidates decide.
 
 Influence collapse also catches clean training images of the test image's label y: they supported y, and a copy
 with a random label no longer needs them. The two differ in what a model trained WITHOUT them makes of them: a
@@ -40,6 +47,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..data.stamp import matches, shared_stamp
 from ..influence.delta import delta_flags, delta_matrix
 from ..models.features import kin, likeness, likeness_split
 from ..options import option
@@ -57,6 +65,14 @@ class RefinedSettings:
     refined_min_agreement: float = option(0.8, "Δ refined: when the largest class the relabelled candidates are sent "
                                                "to holds fewer than this share of them (a model too weak for the "
                                                "check), the likeness split decides instead", kind="fraction")
+    stamp_tolerance: int = option(8, "Δ refined: a training image matches the test image at a pixel when every "
+                                     "channel is within this many grey levels (of 255) of it", kind="grey")
+    stamp_enrichment: float = option(10.0, "Δ refined: a pixel belongs to the stamp when the candidates match the test "
+                                           "image there at least this many times as often as the other training "
+                                           "images do", kind="positive")
+    stamp_separation: float = option(0.9, "Δ refined: the stamp decides when the share of its pixels the candidates "
+                                          "carry splits into two groups this far apart (between-group share of the "
+                                          "variance; 1: carried whole or not at all)", kind="probability")
     kin_quantile: float = option(0.1, "the kin of a suspected set: the other images of the test image's label at "
                                       "least as like it as this quantile of the suspected ones like it (poisons a "
                                       "detector missed). Δ refined sets them aside with its candidates; "
@@ -89,13 +105,16 @@ def dirty_label(suspects: np.ndarray, candidates: np.ndarray, min_share: float) 
 
 
 @register("delta_refined", label="Δ-Influence, refined", order=5, settings=RefinedSettings, modes=("full",),
-          features=True, retrains=True,
-          help="Δ-Influence refined: the collapsed points a model trained without them labels otherwise; when that "
-               "check cannot decide, the ones most like the test image (likeness split); with the τ/k rule's flags of "
-               "the test image's label when a model retrained without that group still misclassifies it")
+          features=True, images=True, retrains=True,
+          help="Δ-Influence refined: the images of the test image's label that carry the pixels it shares with the "
+               "collapsed points and no other image has (a stamped trigger); without such a stamp, the collapsed "
+               "points a model trained without them labels otherwise, or when that check cannot decide, the ones most "
+               "like the test image (likeness split); with the τ/k rule's flags of the test image's label when a "
+               "model retrained without that group still misclassifies it")
 def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
-    """Δ-Influence refined: of the collapsed points (τ no lower than 0), those a model trained without the suspects
-    gives another label than their own; when that check cannot decide (a weak model, clean-label poisons), the upper
+    """Δ-Influence refined: of the collapsed points (τ no lower than 0) and the images of y, those carrying the stamp
+    they share with the test image; without one, those a model trained without the suspects gives another label than
+    their own; when that check cannot decide (a weak model, clean-label poisons), the upper
     group of the likeness split; with the τ/k rule's flags of y added when a model retrained without that group still
     gives the test image y."""
     rule = delta_rule(inputs, "full", "delta_refined")
@@ -119,9 +138,21 @@ def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
             **found.params, "by": f"with the τ/k rule's flags of y ({found.params['by']} left the test image y)",
             "widened_from": int(found.flagged.sum())})
 
-    suspects, rounds, predicted = relabelled(pool, labels, inputs.predict_without, s.refined_rounds, kin_of)
     params = {**rule.params, "candidate_tau": candidate_tau, "n_candidates": int(candidates.sum()),
-              "n_kin": int((pool & ~candidates).sum()), "suspects_per_round": rounds}
+              "n_kin": int((pool & ~candidates).sum())}
+    stamp = None if inputs.images is None or inputs.query_image is None else shared_stamp(
+        matches(inputs.images, inputs.query_image, s.stamp_tolerance), pool & (labels == y), ~pool,
+        s.stamp_enrichment, inputs.seed)
+    if stamp is not None:
+        params.update(stamp_pixels=int(stamp.pixels.sum()), stamp_separation=round(stamp.separation, 3))
+        if stamp.separation >= s.stamp_separation:
+            carriers = stamp.carriers(labels, y)
+            return confirmed(Detection("delta_refined", carriers, np.where(labels == y, stamp.carried, -1.0), {
+                **params, "by": "the stamp shared with the test image", "stamp_cut": round(stamp.cut, 4),
+                "stamp_at": np.argwhere(stamp.pixels).tolist(), "n_dropped_as_unstamped": int((pool & ~carriers).sum()),
+                "n_stamped_beyond_candidates": int((carriers & ~pool).sum())}))
+    suspects, rounds, predicted = relabelled(pool, labels, inputs.predict_without, s.refined_rounds, kin_of)
+    params["suspects_per_round"] = rounds
     if dirty_label(suspects, pool, s.refined_min_share):
         sent = {int(c): int(n) for c, n in zip(*np.unique(predicted[suspects], return_counts=True))}
         agreement = max(sent.values()) / sum(sent.values())

@@ -41,3 +41,16 @@ def png_data_uri(hwc: np.ndarray) -> str:
     buf = io.BytesIO()
     Image.fromarray(hwc).save(buf, format="PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def outlined(image, pixels: np.ndarray, target: int = 192, colour=(213, 94, 0)) -> np.ndarray:
+    """The image enlarged to about ``target`` pixels with the ``pixels`` (bool (H, W)) outlined: where a stamp is."""
+    s = thumb_scale(np.shape(image)[-1], target)
+    out = upscale(image, s).copy()
+    edge = max(1, s // 6)
+    for r, c in np.argwhere(pixels):
+        inside = (slice(r * s, (r + 1) * s), slice(c * s, (c + 1) * s))
+        block = out[inside].copy()
+        out[inside] = colour
+        out[r * s + edge:(r + 1) * s - edge, c * s + edge:(c + 1) * s - edge] = block[edge:s - edge, edge:s - edge]
+    return out

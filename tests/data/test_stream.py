@@ -10,6 +10,7 @@ from case.poisoned_folder import write_case
 from deltainf import Config
 from deltainf.data import load_dataset
 from deltainf.data.imagefolder import load_imagefolder
+from deltainf.data.stamp import matches
 from deltainf.data.stream import DiskImages, StreamedDataset, take
 from deltainf.errors import DataError
 from deltainf.experiment import Experiment
@@ -38,6 +39,8 @@ def test_disk_images_read_as_the_tensor(folder, tmp_path):
     assert torch.equal(x[rows], held.x_train[rows])
     mask = held.y_train == 3
     assert torch.equal(x[mask], held.x_train[mask]) and torch.equal(take(x, mask)[1:4], held.x_train[mask][1:4])
+    query = held.x_test[0]  # the refined detector's stamp reads the images a slice at a time
+    assert np.array_equal(matches(x, query, 8), matches(held.x_train, query, 8))
     assert disk.y_train.tolist() == held.y_train.tolist() and disk.train_paths == held.train_paths
     assert array_fingerprint(x, disk.y_train) == array_fingerprint(held.x_train, held.y_train)
     exact, fast = channel_stats(x), channel_stats(held.x_train)  # summed exactly from disk; float32 in memory

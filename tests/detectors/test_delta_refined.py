@@ -169,3 +169,44 @@ def test_the_models_confidence_splits_what_likeness_cannot():
     sure = entry(replace(inputs, confidence=confidence), entry.settings_from(Config()))
     assert np.flatnonzero(sure.flagged).tolist() == [33, 34, 35, 36, 37, 39]
     assert sure.params["by"].startswith("likeness split") and sure.params["likeness_cut"] > 1.5
+
+
+def test_a_stamp_shared_with_the_test_image_decides_before_any_model_is_trained():
+    """BadNet on the built-in digits: the poisons carry the patch the test image carries, so the refined detector keeps
+    the images of y that carry it — the collapsed ones and those the τ/k rule missed — and trains no model to decide;
+    a model retrained without them must still no longer give the test image y, or the τ/k flags of y are added."""
+    import torch
+
+    from deltainf.data import load_dataset
+    from deltainf.experiment import plant
+
+    p = plant(Config(victim=2, target=5, poison_count=40, seed=3), load_dataset("digits", None, seed=0),
+              torch.device("cpu"))
+    labels, poisons = p.data.y_train.numpy(), p.is_poison
+    n = len(labels)
+    scores = np.random.default_rng(0).normal(0, 0.05, (11, n)) + np.r_[0, [0.3] * 10][:, None]
+    collapsed = np.flatnonzero(poisons)[:30].tolist() + np.flatnonzero((labels == 5) & ~poisons)[:20].tolist()
+    scores[1:, collapsed] -= 5.0
+
+    features = np.column_stack([np.zeros(n), 1 + np.random.default_rng(1).normal(0, 0.05, n)])
+    features[collapsed[:30]] = [1.0, 1.0]   # the collapsed poisons look like the test image; the missed ones do not
+    features[collapsed[30:]] = [-1.0, 1.0]  # and the collapsed clean images of 5 differ the other way
+
+    def never(removed):
+        raise AssertionError("a model was trained")
+
+    entry = DETECTORS["delta_refined"]
+    inputs = DetectorInput(labels=labels, seed=0, mode="full", scores={"full": scores}, tau=-1.0, k=0,
+                           features=features, query_features=np.ones(2), query_label=5, images=p.data.x_train,
+                           query_image=p.x_trigger_test[0], predict_without=never)
+    det = entry(inputs, entry.settings_from(Config()))
+    assert np.array_equal(det.flagged, poisons) and det.params["by"] == "the stamp shared with the test image"
+    assert det.params["n_kin"] == 0 and det.params["n_dropped_as_unstamped"] == 20
+    assert det.params["n_stamped_beyond_candidates"] == 10
+    assert det.params["stamp_separation"] >= 0.9 and det.params["stamp_pixels"] == len(det.params["stamp_at"])
+    still = entry(replace(inputs, query_without=lambda removed: 5), entry.settings_from(Config()))
+    assert np.array_equal(still.flagged, poisons | (scores[1:, :] < -1).all(0) & (labels == 5))
+    assert still.params["widened_from"] == 40
+    from ui.refined import why
+
+    assert "carry" in why(det.params, [str(c) for c in range(10)])

@@ -1,0 +1,76 @@
+"""A stamped trigger: pixels the suspected images share with the test image and almost no other training image has.
+
+A patch trigger is stamped verbatim on every poison and on the test image; an additive one leaves the same values
+where the images themselves are flat (a digit's black background). Where the candidates of the test image's label
+match the test image far more often than the rest of the training set does, those pixels are the stamp; the images
+of that label then fall into two groups by the share of the stamp they carry, and when the two are well apart (a
+stamp is carried whole or not at all, where likeness between natural images is a matter of degree) the upper group
+carries the trigger. No ground truth is used: the test image and the candidates define the stamp.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .stream import chunks
+
+#: A pixel is part of the stamp when at least this share of the candidates match the test image there …
+MIN_SHARE = 0.1
+#: … and at least this share of the pixel the candidates match most often (the stamp's pixels are carried together).
+OF_STRONGEST = 0.5
+#: A stamp has at least this many pixels: one pixel is carried whole or not at all whatever it is, so a split on it
+#: proves nothing (a value many images share by chance, a clipped perturbation).
+MIN_PIXELS = 2
+
+
+@dataclass
+class Stamp:
+    """The stamp found: its pixels, the share of them each training image carries, and the split of those shares."""
+
+    pixels: np.ndarray   # bool (H, W)
+    carried: np.ndarray  # float (N,): the share of the stamp's pixels each training image matches
+    cut: float           # images of the label carrying at least this share (the upper group's least) carry it
+    separation: float    # between-group share of the variance among the candidates of the label (1: two values)
+
+    def carriers(self, labels: np.ndarray, label: int) -> np.ndarray:
+        """The images labelled ``label`` in the upper group."""
+        return (labels == label) & (self.carried >= self.cut)
+
+
+def matches(images, query: torch.Tensor, tolerance: int) -> np.ndarray:
+    """Bool (N, H, W): where each uint8 image (N, C, H, W) is within ``tolerance`` grey levels of ``query`` (C, H, W)
+    in every channel. Read a slice at a time (images on disk stay there)."""
+    q = torch.as_tensor(query).to(torch.int16)
+    return np.concatenate([((block.to(torch.int16) - q).abs() <= tolerance).all(1).numpy() for block in chunks(images)]
+                          ) if len(images) else np.zeros((0, *q.shape[1:]), bool)
+
+
+def shared_stamp(matched: np.ndarray, candidates: np.ndarray, rest: np.ndarray, enrichment: float,
+                 seed: int) -> Stamp | None:
+    """The stamp the ``candidates`` (bool (N,)) share with the test image, from :func:`matches`: the pixels at least
+    ``enrichment`` times as often matched among the candidates as among the ``rest``, and matched by at least
+    :data:`MIN_SHARE` of them (and :data:`OF_STRONGEST` of the most matched such pixel's share); the candidates' shares
+    of it split by 2-means. None when fewer than :data:`MIN_PIXELS` pixels qualify or every candidate carries the same
+    share."""
+    from sklearn.cluster import KMeans
+
+    if candidates.sum() < 2 or not rest.any():
+        return None
+    among, outside = matched[candidates].mean(0), matched[rest].mean(0)
+    enriched = (among >= MIN_SHARE) & (among >= enrichment * outside)
+    if not enriched.any():
+        return None
+    pixels = enriched & (among >= OF_STRONGEST * among[enriched].max())
+    if pixels.sum() < MIN_PIXELS:
+        return None
+    carried = matched[:, pixels].mean(1)
+    values = carried[candidates].reshape(-1, 1)
+    total = float(((values - values.mean()) ** 2).sum())
+    if total == 0:
+        return None
+    km = KMeans(n_clusters=2, n_init=10, random_state=seed).fit(values)
+    upper = int(np.argmax(km.cluster_centers_[:, 0]))
+    cut = float(values[km.labels_ == upper, 0].min())
+    return Stamp(pixels, carried, cut, 1.0 - float(km.inertia_) / total)

@@ -1,0 +1,107 @@
+"""The stamp the candidates share with the test image: found where a trigger is stamped on real images (the paper's
+BadNet patch on digits and on CIFAR-10, the frequency trigger on the digits' black background), its carriers exactly
+the poisons; not found among natural look-alikes of the test image that carry no trigger."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+
+from cifar_folder import NPZ
+from deltainf import Config
+from deltainf.data import load_dataset
+from deltainf.data.stamp import matches, shared_stamp
+from deltainf.experiment import plant
+
+CPU = torch.device("cpu")
+
+
+def _candidates(x, labels, query, poisons, label, n_clean):
+    """The poisons and the ``n_clean`` clean images of ``label`` nearest the test image in pixels (the hardest
+    look-alikes a detector could have flagged beside them)."""
+    dist = (x.float() - query.float()).flatten(1).norm(dim=1).numpy()
+    clean = np.flatnonzero((labels == label) & ~poisons)
+    out = poisons.copy()
+    out[clean[np.argsort(dist[clean])[:n_clean]]] = True
+    return out
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits", None, seed=0)
+
+
+@pytest.mark.parametrize("attack,extra", [("badnet", {}), ("badnet", {"trigger_pattern": "random",
+                                                                       "trigger_corner": "top-left"}),
+                                          ("frequency", {})])
+def test_the_stamp_on_the_digits_is_carried_by_the_poisons_alone(digits, attack, extra):
+    p = plant(Config(attack=attack, victim=2, target=5, poison_count=40, seed=3, **extra), digits, CPU)
+    labels, poisons = p.data.y_train.numpy(), p.is_poison
+    query = p.x_trigger_test[0]
+    cand = _candidates(p.data.x_train, labels, query, poisons, 5, 40)
+    stamp = shared_stamp(matches(p.data.x_train, query, 8), cand, ~cand, 10.0, seed=0)
+    assert stamp is not None and stamp.separation >= 0.9
+    assert np.array_equal(stamp.carriers(labels, 5), poisons)
+    if attack == "badnet":  # the pixels found lie in the patch (its black squares match the background anyway)
+        assert stamp.pixels.any() and not (stamp.pixels & ~p.trigger_mask.numpy()).any()
+    clean = matches(digits.x_train, digits.x_test[int(p.trigger_test_idx[0])], 8)  # the same images before the attack
+    none = shared_stamp(clean, cand, ~cand, 10.0, seed=0)
+    assert none is None or none.separation < 0.9
+
+
+@pytest.fixture(scope="module")
+def cifar():
+    if not NPZ.exists():
+        pytest.skip(f"{NPZ} not present")
+    from PIL import Image
+
+    data = np.load(NPZ, allow_pickle=False)
+    blob, off, labels = data["train_jpeg"], data["train_offsets"], data["train_labels"]
+    idx = np.concatenate([np.flatnonzero(labels == c)[:200] for c in range(10)])
+    x = torch.from_numpy(np.stack([np.asarray(Image.open(io.BytesIO(blob[off[i]:off[i + 1]].tobytes())).convert(
+        "RGB")).transpose(2, 0, 1) for i in idx]))
+    return x, labels[idx].astype(np.int64)
+
+
+def test_a_patch_on_cifar_is_found_and_natural_look_alikes_carry_none(cifar):
+    from deltainf.attacks.badnet import apply_trigger, trigger
+
+    x, labels = cifar
+    mask, pattern = trigger((3, 32, 32), 4, "checker", "bottom-right", seed=0)
+    victims = np.flatnonzero(labels == 0)
+    poisons = np.zeros(len(labels), bool)
+    poisons[victims[:50]] = True
+    xp, lp = x.clone(), labels.copy()
+    xp[torch.from_numpy(poisons)] = apply_trigger(x[torch.from_numpy(poisons)], mask, pattern)
+    lp[poisons] = 2
+    query = apply_trigger(x[victims[-1]], mask, pattern)  # a victim image kept out of the poisons, stamped
+    cand = _candidates(xp, lp, query, poisons, 2, 80)
+    stamp = shared_stamp(matches(xp, query, 8), cand, ~cand, 10.0, seed=0)
+    assert stamp is not None and stamp.separation >= 0.9 and np.array_equal(stamp.carriers(lp, 2), poisons)
+    assert np.array_equal(stamp.pixels, mask.numpy())
+
+    for c in range(10):  # no trigger: the images of a class nearest one of its images share no stamp with it
+        members = np.flatnonzero(labels == c)
+        near = _candidates(x, labels, x[members[0]], np.zeros(len(labels), bool), c, 80)
+        near[members[0]] = False
+        found = shared_stamp(matches(x, x[members[0]], 8), near, ~near, 10.0, seed=0)
+        assert found is None or found.separation < 0.9, c
+
+
+def test_one_shared_pixel_is_no_stamp(digits):
+    """A single pixel is carried whole or not at all whatever it is: 20 candidates sharing one odd pixel value with
+    the test image (and nothing else does) prove nothing; a second such pixel makes it a stamp."""
+    x, labels = digits.x_train.clone(), digits.y_train.numpy()
+    query = digits.x_test[0].clone()
+    cand = np.zeros(len(labels), bool)
+    cand[np.flatnonzero(labels == 4)[:40]] = True
+    shared = np.flatnonzero(cand)[:20]
+    query[:, 0, 0] = 200
+    x[torch.from_numpy(shared), :, 0, 0] = 200
+    assert shared_stamp(matches(x, query, 8), cand, ~cand, 10.0, seed=0) is None
+    query[:, 0, 1] = 200
+    x[torch.from_numpy(shared), :, 0, 1] = 200
+    two = shared_stamp(matches(x, query, 8), cand, ~cand, 10.0, seed=0)
+    assert two is not None and two.pixels.sum() == 2 and np.array_equal(np.flatnonzero(two.carriers(labels, 4)), shared)
