@@ -1,6 +1,7 @@
 """The Influence page's second rule: Δ-Influence refined (``delta_refined``) at the session's τ and k — the images
 carrying the stamp the candidates share with the test image, or else the candidates a model trained without them
-labels otherwise — with what it gave back and why (and the stamp, outlined on the test image). The Unlearn page can take its flags (``refined_flags``)."""
+labels otherwise — with what it gave back and why (and the stamp, outlined on the test image). The Unlearn page can
+take its flags (``refined_flags``)."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,10 +9,9 @@ import streamlit as st
 
 from deltainf.detectors import DETECTORS
 from deltainf.evaluation.metrics import detection_metrics
-
-from . import prerequisites as pre
 from deltainf.figures.images import outlined
 
+from . import prerequisites as pre
 from .figures import thumbnail_strip
 from .jobs import DetectorsJob, Instance, Job
 from .state import runtime

@@ -39,33 +39,38 @@ class Stamp:
         return (labels == label) & (self.carried >= self.cut)
 
 
-def matches(images, query: torch.Tensor, tolerance: int) -> np.ndarray:
-    """Bool (N, H, W): where each uint8 image (N, C, H, W) is within ``tolerance`` grey levels of ``query`` (C, H, W)
-    in every channel. Read a slice at a time (images on disk stay there)."""
+def matches(images, query: torch.Tensor, tolerance: int):
+    """Bool (B, H, W) for each slice of the uint8 images (N, C, H, W), in order: where each image is within
+    ``tolerance`` grey levels of ``query`` (C, H, W) in every channel (images on disk are read a slice at a time)."""
     q = torch.as_tensor(query).to(torch.int16)
-    return np.concatenate([((block.to(torch.int16) - q).abs() <= tolerance).all(1).numpy() for block in chunks(images)]
-                          ) if len(images) else np.zeros((0, *q.shape[1:]), bool)
+    for block in chunks(images):
+        yield ((block.to(torch.int16) - q).abs() <= tolerance).all(1).numpy()
 
 
-def shared_stamp(matched: np.ndarray, candidates: np.ndarray, rest: np.ndarray, enrichment: float,
-                 seed: int) -> Stamp | None:
-    """The stamp the ``candidates`` (bool (N,)) share with the test image, from :func:`matches`: the pixels at least
-    ``enrichment`` times as often matched among the candidates as among the ``rest``, and matched by at least
+def shared_stamp(images, query: torch.Tensor, candidates: np.ndarray, rest: np.ndarray, tolerance: int,
+                 enrichment: float, seed: int) -> Stamp | None:
+    """The stamp the ``candidates`` (bool (N,)) share with the test image ``query`` (:func:`matches`): the pixels at
+    least ``enrichment`` times as often matched among the candidates as among the ``rest``, and matched by at least
     :data:`MIN_SHARE` of them (and :data:`OF_STRONGEST` of the most matched such pixel's share); the candidates' shares
     of it split by 2-means. None when fewer than :data:`MIN_PIXELS` pixels qualify or every candidate carries the same
-    share."""
+    share. Two passes over the images; what is held is a count per pixel, then a share per image."""
     from sklearn.cluster import KMeans
 
     if candidates.sum() < 2 or not rest.any():
         return None
-    among, outside = matched[candidates].mean(0), matched[rest].mean(0)
+    among, outside, start = 0, 0, 0
+    for m in matches(images, query, tolerance):
+        among = among + m[candidates[start:start + len(m)]].sum(0)
+        outside = outside + m[rest[start:start + len(m)]].sum(0)
+        start += len(m)
+    among, outside = among / candidates.sum(), outside / rest.sum()
     enriched = (among >= MIN_SHARE) & (among >= enrichment * outside)
     if not enriched.any():
         return None
     pixels = enriched & (among >= OF_STRONGEST * among[enriched].max())
     if pixels.sum() < MIN_PIXELS:
         return None
-    carried = matched[:, pixels].mean(1)
+    carried = np.concatenate([m[:, pixels].mean(1) for m in matches(images, query, tolerance)])
     values = carried[candidates].reshape(-1, 1)
     total = float(((values - values.mean()) ** 2).sum())
     if total == 0:

@@ -47,7 +47,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..data.stamp import matches, shared_stamp
+from ..data.stamp import shared_stamp
 from ..influence.delta import delta_flags, delta_matrix
 from ..models.features import kin, likeness, likeness_split
 from ..options import option
@@ -114,9 +114,9 @@ def dirty_label(suspects: np.ndarray, candidates: np.ndarray, min_share: float) 
 def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
     """Δ-Influence refined: of the collapsed points (τ no lower than 0) and the images of y, those carrying the stamp
     they share with the test image; without one, those a model trained without the suspects gives another label than
-    their own; when that check cannot decide (a weak model, clean-label poisons), the upper
-    group of the likeness split; with the τ/k rule's flags of y added when a model retrained without that group still
-    gives the test image y."""
+    their own; when that check cannot decide (a weak model, clean-label poisons), the upper group of the likeness
+    split; with the τ/k rule's flags of y added when a model retrained without that group still gives the test image
+    y."""
     rule = delta_rule(inputs, "full", "delta_refined")
     candidate_tau = max(rule.params["tau"], 0.0)
     candidates = delta_flags(delta_matrix(inputs.scores["full"]), candidate_tau, rule.params["k"])
@@ -141,8 +141,8 @@ def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
     params = {**rule.params, "candidate_tau": candidate_tau, "n_candidates": int(candidates.sum()),
               "n_kin": int((pool & ~candidates).sum())}
     stamp = None if inputs.images is None or inputs.query_image is None else shared_stamp(
-        matches(inputs.images, inputs.query_image, s.stamp_tolerance), pool & (labels == y), ~pool,
-        s.stamp_enrichment, inputs.seed)
+        inputs.images, inputs.query_image, pool & (labels == y), ~pool, s.stamp_tolerance, s.stamp_enrichment,
+        inputs.seed)
     if stamp is not None:
         params.update(stamp_pixels=int(stamp.pixels.sum()), stamp_separation=round(stamp.separation, 3))
         if stamp.separation >= s.stamp_separation:
