@@ -47,9 +47,10 @@ def _decided(params: dict, classes: list[str]) -> str:
         f" and {kin} look-alikes of them" if kin else "")
     if "stamp_cut" in params:
         beyond = params["n_stamped_beyond_candidates"]
+        share = "all" if params["stamp_cut"] >= 1 else f"at least {params['stamp_cut']:.0%}"
         return (f"Of {start}, the images of the test image's label share {params['stamp_pixels']} pixels with the test "
                 f"image that almost no other training image has (a stamped trigger, outlined below); the images of "
-                f"that label carrying at least {params['stamp_cut']:.0%} of them are kept (the carriers split from the "
+                f"that label carrying {share} of them are kept (the carriers split from the "
                 f"rest by 2-means, {params['stamp_separation']:.0%} of the variance between the groups)"
                 + (f", {beyond} of them beyond the candidates" if beyond else "")
                 + f". {params['n_dropped_as_unstamped']} candidates that do not carry it are given back; no model was "
