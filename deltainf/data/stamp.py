@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..models.features import two_means
 from .stream import chunks
 
 #: A pixel is part of the stamp when at least this share of the candidates match the test image there …
@@ -54,8 +55,6 @@ def shared_stamp(images, query: torch.Tensor, candidates: np.ndarray, rest: np.n
     :data:`MIN_SHARE` of them (and :data:`OF_STRONGEST` of the most matched such pixel's share); the candidates' shares
     of it split by 2-means. None when fewer than :data:`MIN_PIXELS` pixels qualify or every candidate carries the same
     share. Two passes over the images; what is held is a count per pixel, then a share per image."""
-    from sklearn.cluster import KMeans
-
     if candidates.sum() < 2 or not rest.any():
         return None
     among, outside, start = 0, 0, 0
@@ -71,11 +70,5 @@ def shared_stamp(images, query: torch.Tensor, candidates: np.ndarray, rest: np.n
     if pixels.sum() < MIN_PIXELS:
         return None
     carried = np.concatenate([m[:, pixels].mean(1) for m in matches(images, query, tolerance)])
-    values = carried[candidates].reshape(-1, 1)
-    total = float(((values - values.mean()) ** 2).sum())
-    if total == 0:
-        return None
-    km = KMeans(n_clusters=2, n_init=10, random_state=seed).fit(values)
-    upper = int(np.argmax(km.cluster_centers_[:, 0]))
-    cut = float(values[km.labels_ == upper, 0].min())
-    return Stamp(pixels, carried, cut, 1.0 - float(km.inertia_) / total)
+    split = two_means(carried[candidates], seed)
+    return None if split is None else Stamp(pixels, carried, *split)

@@ -57,17 +57,25 @@ def likeness_split(like: np.ndarray, among: np.ndarray, seed: int,
     dimension: those that differ from a typical image the way the test image does, and that the model is as sure of,
     apart from the rest. Returns (that group, the least value in it); an empty group and 1.0 when ``among`` holds
     fewer than two points or a single value."""
-    from sklearn.cluster import KMeans
-
     if confidence is not None:  # the trigger makes the model sure of a poison, as of the test image
         like = like + confidence
-    values = like[among].reshape(-1, 1)
-    if len(values) < 2 or np.ptp(values) == 0:
+    split = two_means(like[among], seed)
+    if split is None:
         return np.zeros_like(among), 1.0
-    km = KMeans(n_clusters=2, n_init=10, random_state=seed).fit(values)
-    upper = values[km.labels_ == int(np.argmax(km.cluster_centers_[:, 0])), 0]
-    cut = float(upper.min())
-    return among & (like >= cut), cut
+    return among & (like >= split[0]), split[0]
+
+
+def two_means(values: np.ndarray, seed: int) -> tuple[float, float] | None:
+    """``values`` (1-D) split in two by 2-means: (the upper group's least value, the share of the variance between
+    the groups — 1 when they hold two values); None for fewer than two points or a single value."""
+    from sklearn.cluster import KMeans
+
+    v = np.asarray(values).reshape(-1, 1)
+    if len(v) < 2 or np.ptp(v) == 0:
+        return None
+    km = KMeans(n_clusters=2, n_init=10, random_state=seed).fit(v)
+    upper = int(np.argmax(km.cluster_centers_[:, 0]))
+    return float(v[km.labels_ == upper, 0].min()), 1.0 - float(km.inertia_) / float(((v - v.mean()) ** 2).sum())
 
 
 def label_quantile(cosine: np.ndarray, labels: np.ndarray, label: int, quantile: float) -> float:

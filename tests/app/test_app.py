@@ -440,8 +440,6 @@ def test_influence_page_refined_rule_feeds_unlearning(pipe):
     line = next(str(m.value) for m in at.markdown if "Δ refined:" in str(m.value))
     assert f"**Δ refined: {int(refined.flagged.sum())} flagged** where the τ/k rule flags {n_flagged(at)}" in line
     assert "given back" in line and "precision" in line  # the reason, and the ground truth known here
-    if "stamp_cut" in refined.params:  # a patch trigger: the stamp decided, named in the sentence
-        assert f"share {refined.params['stamp_pixels']} pixels with the test image" in line
     html = " ".join(str(h.value) for h in at.get("html"))
     assert f"Kept by the refinement: {int(refined.flagged.sum())}" in html and "given back by the refinement" in html
 

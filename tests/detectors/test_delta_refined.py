@@ -209,4 +209,7 @@ def test_a_stamp_shared_with_the_test_image_decides_before_any_model_is_trained(
     assert still.params["widened_from"] == 40
     from ui.refined import why
 
-    assert "carry" in why(det.params, [str(c) for c in range(10)])
+    said = why(det.params, [str(c) for c in range(10)])  # the Influence page's sentence gives the stamp's figures
+    assert f"share {det.params['stamp_pixels']} pixels with the test image" in said
+    assert "carrying all of them are kept" in said and "10 of them beyond the candidates" in said
+    assert "20 candidates that do not carry it are given back" in said
