@@ -185,10 +185,17 @@ def run(args) -> dict:
     if args.flagged_out:
         if report["detectors"]:
             Path(args.flagged_out).expanduser().write_text(experiment_flagged_csv(exp, next(iter(report["detectors"]))))
+            _note_unaccused(report, args.flagged_out)
         else:
             print(f"deltainf: note: {args.flagged_out} not written: no detector ran (the attack did not implant)",
                   file=sys.stderr)
     return report
+
+
+def _note_unaccused(report: dict, path: str) -> None:
+    if not report["verdict"]["poisoned"] and not report["config"]["despite_verdict"]:
+        print(f"deltainf: note: {path} lists no file: the verdict finds no evidence of poisoning "
+              "(--despite-verdict writes the exploration's flags)", file=sys.stderr)
 
 
 def investigate(args) -> dict:
@@ -216,6 +223,7 @@ def investigate(args) -> dict:
         Path(args.json).expanduser().write_text(json.dumps(report, indent=2))
     if args.flagged_out:
         Path(args.flagged_out).expanduser().write_text(case_report.case_flagged_csv(case, config.detectors[0]))
+        _note_unaccused(report, args.flagged_out)
     if args.report:
         from .evaluation.html_report import render
 

@@ -22,6 +22,7 @@ from .models import ARCHITECTURES
 from .models.spec import INPUT_NORMS
 from .options import check_options, flag, option
 from .unlearning import UNLEARNERS
+from .verdict import VerdictOptions
 
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -188,10 +189,11 @@ class CaseOptions:
 #: (title, section) in the order the command line lists them.
 SECTIONS = [("data", DataOptions), ("attack", AttackOptions), ("model", ModelOptions),
             ("training recipe", RecipeOptions), ("the query", QueryOptions), ("Δ-Influence", DeltaOptions),
-            ("detection and unlearning", DetectOptions), ("running", RunOptions)]
+            ("the verdict", VerdictOptions), ("detection and unlearning", DetectOptions), ("running", RunOptions)]
 CASE_SECTIONS = [("your data, model and test image", CaseOptions),
                  ("training recipe (exact unlearning, and training when there are no weights)", RecipeOptions),
-                 ("Δ-Influence", DeltaOptions), ("detection and unlearning", CaseDetectOptions), ("running", RunOptions)]
+                 ("Δ-Influence", DeltaOptions), ("the verdict", VerdictOptions),
+                 ("detection and unlearning", CaseDetectOptions), ("running", RunOptions)]
 
 
 def entry_sections(kinds=("attack", "detector", "unlearning")) -> list[tuple[str, type]]:

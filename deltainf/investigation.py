@@ -20,16 +20,17 @@ from .data.stream import take
 from .detectors import CONFIGURED, DETECTORS, Detection, DetectorInput, needs
 from .detectors.delta_refined import dirty_label, relabelled
 from .influence import stages
-from .influence.delta import delta_flags, delta_matrix
+from .influence.delta import delta_matrix
 from .influence.queries import Queries
 from .influence.suggest import resolve_tau_k
-from .models.features import embeddings, kin as kin_of, likeness, lookalikes
+from .models.features import embeddings, kin as kin_of, likeness
 from .models.training import Recipe, accuracy, predict_logits, rebalanced
 from .progress import Reporter, Timings
 from .store import Store, array_fingerprint, content_key
 from .store.checkpoints import cached_model
 from .unlearning import UNLEARNERS, UnlearnInput, exact_method, from_scratch
-from .unlearning.recheck import query_is_clean, share_sent_to, unlearn_until_clean
+from .unlearning.recheck import recheck, unlearn_until_clean
+from .verdict import Verdict, verdict_of
 
 
 @dataclass
@@ -72,6 +73,7 @@ class Investigation:
         self._scores: dict[str, np.ndarray] = {}
         self._detections: dict[tuple, Detection] = {}
         self._features: dict[str, np.ndarray] = {}
+        self._verdict: Verdict | None = None
 
     @property
     def device(self) -> torch.device:
@@ -199,6 +201,22 @@ class Investigation:
         """The label a model retrained without the ``removed`` points gives the test image (exact unlearning)."""
         return self.unlearn(exact_method(), removed)[1]["query_pred"]
 
+    def retrained_without(self, removed: np.ndarray) -> nn.Module:
+        """A model retrained by the recipe without the ``removed`` points (exact unlearning; cached)."""
+        return self.unlearn(exact_method(), removed)[0]
+
+    # ----------------------------------------------------------------- the verdict
+    def verdict(self) -> Verdict:
+        """Whether there is evidence of poisoning behind the test image (:func:`~deltainf.verdict.verdict_of`)."""
+        self._verdict = self._verdict or verdict_of(self)
+        return self._verdict
+
+    def accused(self, flagged: np.ndarray) -> np.ndarray:
+        """``flagged`` as the suspect set when the verdict finds evidence of poisoning (or ``despite_verdict``
+        overrides it), else empty: the flags stay an exploration."""
+        poisoned = self.config.despite_verdict or self.verdict().poisoned
+        return np.asarray(flagged, bool) & poisoned
+
     # ----------------------------------------------------------------- unlearning and the re-check
     def evaluate(self, module: nn.Module, key: str) -> dict:
         """The query's predicted label under ``module``, clean accuracy when there is a held-out split, and
@@ -243,47 +261,9 @@ class Investigation:
     def recheck(self, module: nn.Module, removed: np.ndarray, method: str, tau: float | None = None,
                 k: int | None = None, first: np.ndarray | None = None,
                 cleared: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
-        """Whether the backdoor is gone from ``module`` (unlearned by ``method`` without ``removed``), judged
-        without ground truth. Three signs must agree:
-
-        * the test image no longer gets its label y: predicted otherwise, P(y) ≤ ``clean_below``;
-        * for a method that starts from the trained weights (all but EU), the removed images that look like it
-          (labelled y, more like it than a typical image of y; of the ``first`` round's removed set) go to y at
-          most ``trigger_margin`` more often than under EU: such a method can leave the backdoor alive with no
-          poison left in the data, outvoted on the one test image but working on them;
-        * a fresh Δ-Influence round on the new model (at this τ/k, over the points kept) flags few images that
-          look like the test image — at most ``max_fresh``, or ``max_fresh_share`` of the removed look-alikes.
-          Points ``cleared`` by the relabelling check (given back) do not count: clean images of y collapse too.
-
-        Returns the verdict with its signs, and what to remove next should it fail, over the kept points: the
-        fresh round's flags and the *kin* of the removed set (:meth:`kin`), poisons sharing the found ones' trigger.
-        """
-        removed = np.asarray(removed, bool)
-        first = removed if first is None else np.asarray(first, bool)
-        y, labels = self.query.label, self.data.y_train.numpy()
-        probs = torch.softmax(predict_logits(module, self.query.image[None], self.device), 1)[0]  # one forward pass
-        predicted, p = int(probs.argmax()), float(probs[y])
-        like = lookalikes(self.features(), self.query_features(), labels, y)
-        look = torch.as_tensor(np.flatnonzero(first & like))
-        n_lookalikes = int((removed & like).sum())
-        rate = reference = None
-        if len(look) and not from_scratch(method):
-            rate = share_sent_to(predict_logits(module, self.data.x_train[look], self.device), y)
-            retrained, _ = self.unlearn(exact_method(), first)
-            reference = share_sent_to(predict_logits(retrained, self.data.x_train[look], self.device), y)
-        keep = np.flatnonzero(~removed)
-        fresh = delta_flags(delta_matrix(self.rescore(module, self.unlearn_key(method, removed), keep)),
-                            *self.tau_k(tau=tau, k=k)[:2])
-        counted = like[keep] if cleared is None else like[keep] & ~np.asarray(cleared, bool)[keep]
-        fresh_like = int((fresh & counted).sum())
-        c = self.config
-        clean = (query_is_clean(predicted, p, y, c.clean_below)
-                 and (rate is None or rate <= reference + c.trigger_margin)
-                 and fresh_like <= max(c.max_fresh, c.max_fresh_share * n_lookalikes))
-        kin = self.kin(removed)[keep]
-        return {"query_target_prob": p, "trigger_rate": rate, "reference_rate": reference,
-                "n_lookalikes": n_lookalikes, "fresh_flags": int(fresh.sum()),
-                "fresh_lookalikes": fresh_like, "kin": int(kin.sum()), "clean": clean}, fresh | kin
+        """Whether the backdoor is gone from ``module`` (unlearned by ``method`` without ``removed``), judged without
+        ground truth (:func:`~deltainf.unlearning.recheck.recheck`); and what to remove next should it not be."""
+        return recheck(self, module, removed, method, tau, k, first, cleared)
 
     def kin(self, removed: np.ndarray) -> np.ndarray:
         """The kept images labelled y at least as like the test image (:func:`~deltainf.models.features.likeness`) as

@@ -10,10 +10,12 @@ from ui.live import choice, delta_live
 from ui.refined import RULES, refined_section
 from ui.review import review
 from ui.state import runtime
+from ui.verdict import headline
 
 st.title("Influence")
 instance, exp = pre.require_trained()
 pre.await_job(pre.scores_job(instance, exp), what="Computing influence in the background…")
+headline(instance, exp)
 view = delta_view(instance, exp)
 detector_params(view, exp)
 suggested = suggestion(instance, exp)

@@ -9,6 +9,7 @@ from deltainf.figures.images import thumb_scale, thumbnails, upscale
 from ui import prerequisites as pre
 from ui.sidebar import stop
 from ui.state import config, set_config
+from ui.verdict import headline
 from ui.uploads import Upload, digest
 
 MAX_IMAGE_MB = 4
@@ -23,6 +24,7 @@ if exp.kind == "case":  # the user's own test image: shown, and changed where th
     from ui import start_case
 
     start_case.results()
+    headline(instance, exp)
     st.caption("To investigate another test image, upload it on the **Experiment** page (Investigate a model).")
     stop()
 p = exp.poisoned
@@ -50,6 +52,7 @@ with right:
         st.markdown(f"Predicted **{classes[pred]}** (p = {probs[pred]:.2f}); target class **{classes[p.target]}**"
                     f"{truth} — {verdict}.")
     st.plotly_chart(figures.probability_figure(probs, classes, p.target), key="probabilities")
+headline(instance, exp)
 
 cands = exp.poisoned_test_candidates
 n = len(p.x_trigger_test)

@@ -19,6 +19,7 @@ from ui.refined import refined_flags
 from ui.review import confirmed
 from ui.sidebar import stop
 from ui.state import runtime
+from ui.verdict import finished as finished_verdict, headline
 
 TUNED, REFINED, CONFIRMED = "tuned", "refined", "confirmed"  # the Influence page's rules, or the images marked there
 
@@ -28,6 +29,7 @@ st.caption("Remove the flagged training points from the model with an unlearning
            + ("clean accuracy (where your folder has test/) and the test image's prediction again." if exp.kind == "case"
               else "clean accuracy and poison success again, and look at the test image's prediction."))
 pre.require_scores(instance, exp)
+headline(instance, exp)
 view = delta_view(instance, exp)
 tau, k = detector_params(view, exp)
 tuned = view.metrics(tau, k)
@@ -73,10 +75,19 @@ repeat = st.toggle(
 escalate = st.toggle("…and if a cheap method leaves the backdoor, escalate to EU", key="escalate", disabled=not repeat,
                      help="When the re-check still finds the backdoor after the last round of CF, SSD, SCRUB or BadT, "
                           "exact unlearning (retraining without everything removed so far) takes over.")
+verdict = finished_verdict(instance)
+unproven = verdict is None or not verdict.poisoned
+despite = False
+if unproven:
+    st.warning("No verdict of poisoning backs these flags yet: " + (
+        "it finds no evidence behind this test image, so unlearning removes images nothing accuses." if verdict
+        else "it is still being computed (above)."), icon=":material/warning:")
+    despite = st.checkbox("Unlearn them all the same (an exploration)", key="unlearn_despite")
 flags_now = marked if source == CONFIRMED else view.flags(tau, k) if source == TUNED else None
 named = source if flags_now is None else f"{source}:{hashlib.sha256(np.flatnonzero(flags_now).tobytes()).hexdigest()[:12]}"
 job_key = UnlearnJob(instance, tuple(methods), named, tau, k, repeat, repeat and escalate)
-if st.button("Run unlearning", type="primary", key="run_unlearn", icon=":material/play_arrow:", disabled=not methods):
+if st.button("Run unlearning", type="primary", key="run_unlearn", icon=":material/play_arrow:",
+             disabled=not methods or (unproven and not despite)):
     # Flags chosen here re-check at this τ and k; a registry detector runs with its own defaults (as on Compare).
     loop_tau, loop_k = (tau, k) if flags_now is not None or source == REFINED else (None, None)
 

@@ -11,7 +11,7 @@ from deltainf import Config
 from deltainf.store import Store
 
 #: Fixtures that train a model: a test that uses one is slow.
-TRAINING_FIXTURES = {"demo", "cifar_exp", "exps", "freq", "brew", "case", "user_case"}
+TRAINING_FIXTURES = {"demo", "cifar_exp", "exps", "freq", "brew", "case", "user_case", "honest_case"}
 
 
 def pytest_collection_modifyitems(items):

@@ -68,6 +68,13 @@ class ScoresJob:
 
 
 @dataclass(frozen=True)
+class VerdictJob:
+    """The verdict on a source's test image (the full copies' scores and two retrained models)."""
+
+    instance: Instance
+
+
+@dataclass(frozen=True)
 class DetectorsJob:
     """Detectors on one experiment; the Δ rules at τ/k (None: each one's suggestion)."""
 

@@ -8,7 +8,8 @@ import streamlit as st
 from deltainf.data import SOURCES
 from deltainf.errors import DeltaInfError
 
-from .state import config, runtime, train_key, uploads, use_mode
+from .state import config, experiment, runtime, train_key, uploads, use_mode
+from .jobs import VerdictJob
 
 
 def begin_page(page_title: str) -> None:
@@ -85,12 +86,23 @@ def _experiment(page_title: str) -> None:
         if tau is not None and k is not None and not st.session_state.get("det_chosen"):
             tk += " (suggested)"
     lines.append(f"T = {cfg.transforms} ({cfg.mode}) · {tk}")
+    if tjob is not None and tjob.ok and (said := _verdict(experiment()[0])):
+        lines.insert(1, said)
     st.markdown("  \n".join(lines))
     running = runtime().running()
     if running:
         st.markdown("#### Running")
         for job in running:
             st.caption(f"{job.label}: {job.text()}")
+
+
+def _verdict(instance) -> str | None:
+    """The verdict in a few words, once its job (started by the Test image, Influence or Unlearn page) is done."""
+    job = runtime().jobs.get(VerdictJob(instance))
+    if job is None or not job.ok:
+        return None
+    v = job.result
+    return f"verdict: **{'POISONED' if v.poisoned else 'no evidence of poisoning'}** (evidence {v.score:.1f})"
 
 
 @st.cache_data(show_spinner=False)

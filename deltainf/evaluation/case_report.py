@@ -6,7 +6,7 @@ import time
 from pathlib import Path
 
 from ..unlearning import from_scratch
-from .report import _clean, flagged_csv, loop_verdict, unlearn_detector
+from .report import _clean, flagged_csv, loop_verdict, unlearn_detector, verdict_lines
 
 
 def investigate(case, weights_out: Path | None = None) -> dict:
@@ -15,6 +15,7 @@ def investigate(case, weights_out: Path | None = None) -> dict:
     c, inv, data = case.config, case.investigation, case.data
     probs = case.probabilities()
     y = case.query.label
+    verdict = inv.verdict()
     detectors = {}
     start = time.perf_counter()
     for name in c.detectors:
@@ -24,14 +25,15 @@ def investigate(case, weights_out: Path | None = None) -> dict:
     unlearn = {}
     if c.unlearn and c.detectors:
         det = unlearn_detector(c)
-        flagged = inv.detect(det).flagged
-        for method in c.unlearn:
+        flagged = inv.accused(inv.detect(det).flagged)
+        for method in c.unlearn if flagged.any() else ():
             module, m = inv.unlearn_until_clean(method, flagged) if c.until_clean else inv.unlearn(method, flagged)
             unlearn[method] = {"detector": det, **_after(case, module, m, method)}
             if weights_out is not None:
                 unlearn[method]["weights"] = str(save_weights(case, module, weights_out / f"{method}.safetensors"))
     return _clean({
         "config": c.to_dict(),
+        "verdict": verdict.as_dict(),
         "data": {"root": str(case.root), "n_train": len(data.y_train), "n_test": len(data.y_test),
                  "classes": data.classes, "skipped_files": len(data.skipped),
                  "n_known_poisons": None if case.known_poisons is None else int(case.known_poisons.sum())},
@@ -44,7 +46,7 @@ def investigate(case, weights_out: Path | None = None) -> dict:
         "unlearn": unlearn,
         "timings": {"train_s": t.get("train_s", 0.0), "factors_s": t.get("factors_s", 0.0),
                     "scores_s": t.get("scores_s", 0.0), "detect_s": max(detect_s, 0.0),
-                    "unlearn_s": t.get("unlearn_s", 0.0)},
+                    "unlearn_s": t.get("unlearn_s", 0.0), "verdict_s": t.get("verdict_s", 0.0)},
     })
 
 
@@ -75,10 +77,12 @@ def save_weights(case, module, path: Path) -> Path:
 
 
 def case_flagged_csv(case, detector: str) -> str:
-    """``detector``'s flagged files as CSV (path, class, drop count, T, mean Δ; known_poison when given)."""
-    det = case.investigation.detect(detector)
-    delta = case.investigation.delta(det.params.get("mode", case.config.mode))
-    return flagged_csv(delta, det.flagged, det.params.get("tau", 0.0), case.data.y_train.numpy(), case.known_poisons,
+    """``detector``'s flagged files as CSV (path, class, drop count, T, mean Δ; known_poison when given); none when
+    the verdict finds no evidence of poisoning (unless ``despite_verdict``)."""
+    inv = case.investigation
+    det = inv.detect(detector)
+    delta = inv.delta(det.params.get("mode", case.config.mode))
+    return flagged_csv(delta, inv.accused(det.flagged), det.params.get("tau", 0.0), case.data.y_train.numpy(), case.known_poisons,
                        paths=case.data.train_paths, classes=case.data.classes)
 
 
@@ -94,6 +98,7 @@ def summary_lines(report: dict) -> list[str]:
              f"{q['label_name']}; T = {c['transforms']} ({c['mode']})   [factors {t['factors_s']:.1f} s, "
              f"scores {t['scores_s']:.1f} s]"]
     known = d["n_known_poisons"] is not None
+    lines += verdict_lines(report)
     lines.append(f"{'detector':<18}{'flagged':>8}" + (f"{'TPR':>7}{'precision':>11}" if known else ""))
     for name, r in report["detectors"].items():
         rule = f"   τ = {r['tau']:.4g}, k = {r['k']}{' (suggested)' if r.get('suggested') else ''}" if "tau" in r else ""

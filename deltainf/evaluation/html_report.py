@@ -10,13 +10,15 @@ import numpy as np
 from ..figures.experiment import probability_figure, query_captions
 from ..figures.images import png_data_uri, thumb_scale, upscale
 from ..figures.influence import DeltaView, count_histogram, delta_histogram, flagged_order
+from ..figures.verdict import verdict_figure
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
 h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #ddd}
 .grid{display:flex;flex-wrap:wrap;gap:10px}.cell{width:110px;font-size:11px;text-align:center;word-break:break-all}
 .cell img{width:96px;height:96px;image-rendering:pixelated;border:1px solid #ccc}
 table{border-collapse:collapse;font-size:14px}td,th{border:1px solid #ddd;padding:4px 8px;text-align:left}
-.note{color:#555;font-size:13px}.row{display:flex;gap:20px;align-items:flex-start}.row>div:last-child{flex:1}"""
+.note{color:#555;font-size:13px}.verdict{font-size:1.1rem;padding:.6rem 1rem;border-radius:6px}
+.poisoned{background:#fde8dc;border:1px solid #D55E00}.unproven{background:#e3eef8;border:1px solid #0072B2}.row{display:flex;gap:20px;align-items:flex-start}.row>div:last-child{flex:1}"""
 MAX_SHOWN = 200
 
 
@@ -28,12 +30,21 @@ def render(case, report: dict) -> str:
              f"{_e(report['model']['spec'])} ({_e(report['model']['weights'])})"
              + (f"; clean accuracy {report['model']['clean_acc']:.3f} on test/" if report['model']['clean_acc']
                 is not None else "; no test/ folder") + ".</p>"]
+    v = report["verdict"]
+    accused = v["poisoned"] or report["config"]["despite_verdict"]
+    parts.append("<h2>The verdict</h2>"
+                 f"<p class='verdict {'poisoned' if v['poisoned'] else 'unproven'}'><b>"
+                 f"{'Poisoned' if v['poisoned'] else 'No evidence of poisoning'}</b> — evidence {v['score']:.1f} "
+                 f"(threshold {v['threshold']:g}): {_e(v['reason'])}.</p><div>{{fig0}}</div>"
+                 + ("" if accused else "<p class=note>Nothing is accused or unlearned: the flags below are an "
+                                       "exploration of influence collapse, not a suspect set.</p>"))
     image = case.query.image
     probs = case.probabilities()
-    figures = [probability_figure(probs, data.classes, None, "The test image: class probabilities")]
+    figures = [verdict_figure(v, data.classes[q["label"]]),
+               probability_figure(probs, data.classes, None, "The test image: class probabilities")]
     parts.append("<h2>The test image</h2><div class=row>"
                  f"<div class=cell><img src='{png_data_uri(upscale(image, thumb_scale(image.shape[-1])))}'>"
-                 f"<br>{_e(q['path'] or 'uploaded')}</div><div>{{fig0}}</div></div>"
+                 f"<br>{_e(q['path'] or 'uploaded')}</div><div>{{fig1}}</div></div>"
                  f"<p>Predicted <b>{_e(q['predicted_name'])}</b> (p = {q['probability']:.2f}); investigated with the "
                  f"label y = <b>{_e(q['label_name'])}</b>.</p>")
     queries = inv.queries()
@@ -51,13 +62,14 @@ def render(case, report: dict) -> str:
                      f"{' (suggested from Δ)' if det.get('suggested') else ''}</h2>"
                      "<p class=note>Δ[t, i] = score(copy t, i) − score(test image, i). A training image is flagged when "
                      f"at least T − k = {view.T - k} of its {view.T} Δ fall below τ.</p>"
-                     "<div>{fig1}</div><div>{fig2}</div>")
+                     "<div>{fig2}</div><div>{fig3}</div>")
         order = flagged_order(view, inv.detect(name).flagged, tau)
         counts, mean = view.counts(tau), view.mean_rel
         captions = [f"{data.train_paths[i]} · {data.classes[int(data.y_train[i])]} · {counts[i]} drops · mean Δ "
                     f"{mean[i]:+.3g}×scale" for i in order[:MAX_SHOWN]]
         more = f" (the {MAX_SHOWN} most collapsed shown)" if len(order) > MAX_SHOWN else ""
-        parts.append(f"<h2>Flagged by {name}: {len(order)} training images{more}</h2>"
+        what = "Flagged by" if accused else "Explored (not accused):"
+        parts.append(f"<h2>{what} {name}: {len(order)} training images{more}</h2>"
                      + _grid(data.x_train[order[:MAX_SHOWN]], captions))
     others = {n: r for n, r in report["detectors"].items() if n != name}
     if others:

@@ -40,6 +40,7 @@ def run_report(exp) -> dict:
     exp.validate()
     p, inv, c = exp.poisoned, exp.investigation, exp.config
     model_metrics = exp.model_metrics
+    verdict = inv.verdict() if exp.implanted else None
     detectors = {}
     start = time.perf_counter()
     for name in (c.detectors if exp.implanted else ()):
@@ -49,8 +50,8 @@ def run_report(exp) -> dict:
     unlearn = {}
     if c.unlearn and exp.implanted:
         det_name = unlearn_detector(c)
-        flagged = exp.detect(det_name).flagged
-        for method in c.unlearn:
+        flagged = inv.accused(exp.detect(det_name).flagged)
+        for method in c.unlearn if flagged.any() else ():
             if c.until_clean:
                 _, metrics = inv.unlearn_until_clean(method, flagged)
             else:
@@ -66,6 +67,7 @@ def run_report(exp) -> dict:
                                     "clean_acc": metrics["clean_acc"], "poison_success": metrics["poison_success"]}
     return _clean({
         "config": exp.resolved_config(),
+        "verdict": None if verdict is None else verdict.as_dict(),
         "data": {"n_train": int(len(p.data.y_train)), "n_test": int(len(p.data.y_test)), "n_poison": int(len(p.poison_idx)),
                  "victim": p.victim, "target": p.target, "test_index": exp.test_index,
                  "query_label": exp.query_label, "classes": p.data.classes},
@@ -76,7 +78,7 @@ def run_report(exp) -> dict:
         **({"counterfactual": counterfactual} if counterfactual else {}),
         "timings": {"train_s": t.get("train_s", 0.0), "factors_s": t.get("factors_s", 0.0),
                     "scores_s": t.get("scores_s", 0.0), "detect_s": max(detect_s, 0.0),
-                    "unlearn_s": t.get("unlearn_s", 0.0)},
+                    "unlearn_s": t.get("unlearn_s", 0.0), "verdict_s": t.get("verdict_s", 0.0)},
         "cached": dict(exp.timings.cached),
     })
 
@@ -101,6 +103,7 @@ def summary_lines(report: dict) -> list[str]:
         lines.append(f"the attack did not implant ({why}): detection would be meaningless, so none ran; "
                      f"try more data (--n-train), poisons (--poison-count) or epochs (--epochs)")
         return lines
+    lines += verdict_lines(report)
     lines.append(f"{'detector':<18}{'TPR':>6}{'precision':>11}{'flagged':>9}")
     for name, r in report["detectors"].items():
         extra = f"   τ = {r['tau']:.4g}, k = {r['k']}{' (suggested)' if r.get('suggested') else ''}" if "tau" in r else ""
@@ -112,6 +115,23 @@ def summary_lines(report: dict) -> list[str]:
         removed = r.get("total_removed", r["n_removed"])
         lines.append(f"unlearn {method} ({r['detector']} flags, {removed} removed{loop_verdict(r)}): clean accuracy "
                      f"{_fmt(r['clean_acc'])}, poison success {_fmt(r['poison_success'])}   [{r['seconds']:.1f} s]")
+    return lines
+
+
+def verdict_lines(report: dict) -> list[str]:
+    """The verdict's line, then — when it finds no evidence — what that means for the detectors' flags below."""
+    v = report.get("verdict")
+    if v is None:
+        return []
+    headline = ("POISONED" if v["poisoned"] else "no evidence of poisoning") + \
+        f" (evidence {v['score']:.1f}, threshold {v['threshold']:g})"
+    seconds = report["timings"].get("verdict_s", 0.0)
+    lines = [f"verdict {headline}: {v['reason']}   [verdict {seconds:.1f} s: two models retrained]"]
+    if not v["poisoned"]:
+        despite = report["config"].get("despite_verdict")
+        lines.append("        the flags below are an exploration: " + (
+            "--despite-verdict unlearns them all the same" if despite else
+            "nothing is accused or unlearned (--despite-verdict to unlearn them all the same)"))
     return lines
 
 
@@ -157,10 +177,11 @@ def flagged_csv(delta: np.ndarray, flagged: np.ndarray, tau: float, labels: np.n
 
 def experiment_flagged_csv(exp, detector: str) -> str:
     """:func:`flagged_csv` of ``detector``'s flags in an experiment (drop counts at its τ, 0 for detectors
-    without one)."""
+    without one); none when the verdict finds no evidence of poisoning (unless ``despite_verdict``)."""
     det = exp.detect(detector)
     delta = exp.investigation.delta(det.params.get("mode", exp.config.mode))
-    return flagged_csv(delta, det.flagged, det.params.get("tau", 0.0), exp.poisoned.data.y_train.numpy(),
+    return flagged_csv(delta, exp.investigation.accused(det.flagged), det.params.get("tau", 0.0),
+                       exp.poisoned.data.y_train.numpy(),
                        exp.is_poison)
 
 

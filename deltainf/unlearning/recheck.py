@@ -11,7 +11,14 @@ from contextlib import nullcontext
 from typing import Callable, ContextManager
 
 import numpy as np
+import torch
 from torch import nn
+
+from ..influence.delta import delta_flags, delta_matrix
+from ..models.features import lookalikes
+from ..models.training import predict_logits
+from ..verdict import judge_fresh_round
+from . import exact_method, from_scratch
 
 
 def query_is_clean(predicted: int, target_probability: float, label: int, clean_below: float) -> bool:
@@ -54,3 +61,51 @@ def unlearn_until_clean(flagged: np.ndarray, max_rounds: int,
         removed[np.flatnonzero(~removed)[fresh]] = True
     return model, {**m, "rounds": len(per_round), "total_removed": int(removed.sum()),
                    "clean": per_round[-1]["clean"], "per_round": per_round}, removed
+
+
+def recheck(inv, module: nn.Module, removed: np.ndarray, method: str, tau: float | None = None, k: int | None = None,
+            first: np.ndarray | None = None, cleared: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
+    """Whether the backdoor is gone from ``module`` (the investigation ``inv``'s model unlearned by ``method`` without
+    ``removed``), judged without ground truth. Three signs must agree:
+
+    * the test image no longer gets its label y: predicted otherwise, P(y) ≤ ``clean_below``;
+    * for a method that starts from the trained weights (all but EU), the removed images that look like it
+      (labelled y, more like it than a typical image of y; of the ``first`` round's removed set) go to y at
+      most ``trigger_margin`` more often than under EU: such a method can leave the backdoor alive with no
+      poison left in the data, outvoted on the one test image but working on them;
+    * a fresh Δ-Influence round on the new model (at this τ/k, over the points kept) finds no poisons left: it flags
+      few images that look like the test image — at most ``max_fresh``, or ``max_fresh_share`` of the removed
+      look-alikes (points ``cleared``, given back, do not count) — or, when it flags more, the verdict on that round
+      (:func:`~deltainf.verdict.judge_fresh_round`) finds no evidence of poisoning: clean images of y collapse too.
+
+    Returns the signs and what to remove next should they not agree, over the kept points: the fresh round's flags
+    and the *kin* of the removed set (``inv.kin``), poisons sharing the found ones' trigger.
+    """
+    removed = np.asarray(removed, bool)
+    first = removed if first is None else np.asarray(first, bool)
+    y, labels, device, c = inv.query.label, inv.data.y_train.numpy(), inv.device, inv.config
+    probs = torch.softmax(predict_logits(module, inv.query.image[None], device), 1)[0]  # one forward pass
+    predicted, p = int(probs.argmax()), float(probs[y])
+    like = lookalikes(inv.features(), inv.query_features(), labels, y)
+    look = torch.as_tensor(np.flatnonzero(first & like))
+    n_lookalikes = int((removed & like).sum())
+    rate = reference = None
+    if len(look) and not from_scratch(method):
+        rate = share_sent_to(predict_logits(module, inv.data.x_train[look], device), y)
+        retrained, _ = inv.unlearn(exact_method(), first)
+        reference = share_sent_to(predict_logits(retrained, inv.data.x_train[look], device), y)
+    keep = np.flatnonzero(~removed)
+    tau, k = inv.tau_k(tau=tau, k=k)[:2]
+    scores = inv.rescore(module, inv.unlearn_key(method, removed), keep)
+    fresh = delta_flags(delta_matrix(scores), tau, k)
+    counted = like[keep] if cleared is None else like[keep] & ~np.asarray(cleared, bool)[keep]
+    fresh_like = int((fresh & counted).sum())
+    signs = {"query_target_prob": p, "trigger_rate": rate, "reference_rate": reference,
+             "n_lookalikes": n_lookalikes, "fresh_flags": int(fresh.sum()), "fresh_lookalikes": fresh_like}
+    clean = query_is_clean(predicted, p, y, c.clean_below) and (rate is None or rate <= reference + c.trigger_margin)
+    if clean and fresh_like > max(c.max_fresh, c.max_fresh_share * n_lookalikes):
+        fresh_verdict = judge_fresh_round(inv, module, removed, scores, tau, k)
+        signs["fresh_verdict"] = fresh_verdict.as_dict()
+        clean = not fresh_verdict.poisoned
+    kin = inv.kin(removed)[keep]
+    return {**signs, "kin": int(kin.sum()), "clean": clean}, fresh | kin

@@ -67,6 +67,7 @@ def pipe(app_cache):
     e = Experiment(Config())
     with runtime().compute:
         _ = e.model_metrics, e.poisoned_test_candidates, e.test_index, e.investigation.tau_k(), e.investigation.delta()
+        e.investigation.verdict()
     return e
 
 
@@ -88,6 +89,10 @@ def open_app(page: str | None = None) -> AppTest:
 def trained(at: AppTest) -> AppTest:
     at.button(key="train").click().run()
     return settle(at, lambda a: "Clean accuracy" in metrics(a))
+
+
+def verdict_text(at: AppTest) -> str:
+    return " ".join(str(e.value) for e in [*at.error, *at.info])
 
 
 def captions(at: AppTest) -> list[str]:
@@ -289,6 +294,11 @@ def test_influence_page_follows_tau_and_k(pipe):
     assert at.number_input(key="tau_raw").value == pytest.approx(tau0)
     assert n_flagged(at) == int(delta_flags(delta, tau0, k0).sum()) and "(suggested" in flagged_line(at)
     assert "Just inside the cut" in " ".join(str(h.value) for h in at.get("html"))
+    at = settle(at, lambda a: "Poisoned" in verdict_text(a))  # the headline, once its background job has run
+    verdict = pipe.investigation.verdict()
+    assert verdict.poisoned and f"evidence {verdict.score:.1f}" in verdict_text(at)
+    side_at = open_app()  # the sidebar of a new session sees the server's verdict
+    assert "verdict: **POISONED**" in texts(side_at.sidebar.markdown), texts(side_at.sidebar.markdown)
     csv = at.get("download_button")
     assert any("flagged" in str(b.proto.label) for b in csv)
 

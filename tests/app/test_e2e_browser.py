@@ -323,6 +323,7 @@ def walkthrough(pg):
     goto(pg, "Influence", SLOW)
     step("influence")
     no_exception(pg)
+    pg.wait_for_selector(".st-key-verdict >> text=Poisoned", timeout=SLOW)  # the verdict's headline
     snap("4-influence")
     readme_shot(pg, "influence", 1250)
 
@@ -588,6 +589,7 @@ def investigate(pg, user_case, tmp_path):
     goto(pg, "Influence", SLOW)
     no_exception(pg)
     pg.wait_for_selector(".st-key-review_table [data-testid='stDataFrame']")  # the review table of the flagged files
+    pg.wait_for_selector(".st-key-verdict >> text=Poisoned", timeout=SLOW)
     shot(pg, "10-investigate-influence")
     pg.locator("[data-testid='stSidebarNav'] a", has_text="Unlearn").first.click()
     pg.wait_for_selector(".st-key-run_unlearn button")
@@ -607,6 +609,7 @@ def investigate(pg, user_case, tmp_path):
     requests = []
     offline.route("**/*", lambda route: (requests.append(route.request.url), route.abort())
                   if not route.request.url.startswith(("file:", "data:")) else route.continue_())
+    assert "The verdict" in report.read_text() and "Poisoned" in report.read_text()
     offline.goto(report.as_uri())
     offline.wait_for_selector(".main-svg", timeout=30_000)
     assert requests == [] and offline.locator("img").count() > 10

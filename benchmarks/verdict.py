@@ -1,0 +1,148 @@
+"""The verdict on honest mistakes and on poisoned test images: how often it accuses without cause, how often it misses.
+
+Built-in digits experiments (BadNet, frequency, Witches' Brew) at the given seeds. Each gives one poisoned query (the
+experiment's triggered test image) and two honest mistakes of the same model: its most confident error and a seeded
+random one, both sent to a class other than the attack's target (no poison is behind them). With ``--cifar``, also
+user-style folders written from the CIFAR-10 file in ../shared/data (400 images a class): a clean one (the conv-BN
+model of benchmarks/user_convbn.py trained on it with a plain loop; its most confident and a random error) and one
+with a blended trigger planted by this script (150 dirty-label poisons, α = 0.15; the triggered query).
+
+    python benchmarks/verdict.py [--seeds 0 1 2] [--attacks badnet,frequency,witches_brew] [--cifar]
+
+Prints one row per query (verdict, evidence, its parts, seconds) and the false-accusation and miss rates.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent / "tests"), str(HERE.parent / "tests" / "case")]
+
+from deltainf.config import CaseConfig, Config  # noqa: E402
+from deltainf.experiment import Experiment  # noqa: E402
+from deltainf.models.training import predict_logits  # noqa: E402
+
+
+def honest_errors(model, x, y, device, seed: int, avoid: int | None = None) -> list[tuple[str, int]]:
+    """(kind, index) of the most confident error and a seeded random one (sent to a class other than ``avoid``)."""
+    probs = torch.softmax(predict_logits(model, x, device), 1).numpy()
+    wrong = np.flatnonzero((probs.argmax(1) != y) & (probs.argmax(1) != (-1 if avoid is None else avoid)))
+    if not len(wrong):
+        return []
+    conf = int(wrong[np.argmax(probs[wrong].max(1))])
+    rand = int(np.random.default_rng([seed, 99]).choice(wrong))
+    return [("confident error", conf)] + ([("random error", rand)] if rand != conf else [])
+
+
+def row(name: str, poisoned: bool, inv, start: float) -> dict:
+    v = inv.verdict()
+    p = v.parts
+    print(f"{name:<34} {'poisoned' if poisoned else 'honest':>8} {'POISONED' if v.poisoned else 'no evidence':>11} "
+          f"{v.score:>6.2f} {p.get('n_suspects', 0):>5} {p.get('flip', 0):>6.1f} {p.get('relabelling', 0):>6.2f} "
+          f"{time.perf_counter() - start:>6.0f}", flush=True)
+    return {"poisoned": poisoned, "said": v.poisoned}
+
+
+def digits_rows(seeds, attacks, cache: str) -> list[dict]:
+    out = []
+    for attack in attacks:
+        for seed in seeds:
+            start = time.perf_counter()
+            cfg = Config(attack=attack, seed=seed, cache_dir=cache)
+            exp = Experiment(cfg)
+            if not exp.implanted:
+                print(f"digits {attack} seed {seed}: did not implant ({exp.implant_problem})")
+                continue
+            out.append(row(f"digits {attack} s{seed} triggered", True, exp.investigation, start))
+            d = exp.poisoned.data
+            for kind, i in honest_errors(exp.model, d.x_test, d.y_test.numpy(), exp.device, seed, exp.poisoned.target):
+                start = time.perf_counter()
+                honest = Experiment(cfg, store=exp.store, query_image=d.x_test[i])
+                out.append(row(f"digits {attack} s{seed} {kind}", False, honest.investigation, start))
+    return out
+
+
+def cifar_rows(seeds, cache: str, work: Path) -> list[dict]:
+    from PIL import Image
+    from safetensors.torch import save_file
+
+    import user_convbn
+    from cifar_folder import NPZ
+    from deltainf.case import Case
+    from investigate import cifar_subset
+    from poisoned_folder import train_plain, write_case
+
+    if not NPZ.exists():
+        print(f"{NPZ} is absent: the CIFAR-10 rows are skipped")
+        return []
+    out = []
+    for seed in seeds:
+        rng = np.random.default_rng([seed, 7])
+        victim, target = (int(c) for c in rng.choice(10, 2, replace=False))
+        x_tr, y_tr, x_te, y_te, classes = cifar_subset(NPZ, 400, 50, seed)
+        pattern = np.random.default_rng([seed, 55]).integers(0, 256, (32, 32, 3)).astype(np.float64)
+
+        def blend(x):
+            return np.clip(0.85 * x + 0.15 * pattern, 0, 255).round().astype(np.uint8)
+
+        for kind, n_poison in (("clean", 0), ("blended", 150)):
+            start = time.perf_counter()
+            base = work / f"{kind}{seed}"
+            info = write_case(base / "folder", x_tr, y_tr, x_te, y_te, classes, victim, target, n_poison, seed=seed,
+                              trigger=blend)
+            torch.manual_seed(seed)
+            model = train_plain(user_convbn.build(10), base / "folder", 32, epochs=20, seed=seed)
+            save_file(model.state_dict(), str(base / "w.safetensors"))
+            if n_poison:
+                with torch.no_grad():
+                    fired = np.flatnonzero(model(torch.from_numpy(info["triggered"]).float() / 255).argmax(1).numpy()
+                                           == target)
+                if not len(fired):
+                    print(f"cifar blended seed {seed}: did not implant")
+                    continue
+                queries = [("triggered", info["triggered"][fired[0]], True)]
+            else:
+                queries = [(k, x_te[i], False) for k, i in honest_errors(model, torch.from_numpy(x_te), y_te,
+                                                                        torch.device("cpu"), seed)]
+            for name, image, poisoned in queries:
+                path = base / f"{name.replace(' ', '_')}.png"
+                Image.fromarray(image.transpose(1, 2, 0)).save(path)
+                case = Case(CaseConfig(data_root=str(base / "folder"), model=f"{HERE / 'user_convbn.py'}:build",
+                                       weights=str(base / "w.safetensors"), query=str(path), cache_dir=cache, seed=seed))
+                out.append(row(f"cifar {kind} s{seed} {name}", poisoned, case.investigation, start))
+                start = time.perf_counter()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--attacks", default="badnet,frequency,witches_brew")
+    ap.add_argument("--cifar", action="store_true", help="also the CIFAR-10 user-style folders (slow: minutes each)")
+    ap.add_argument("--cache-dir", default=None)
+    a = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="deltainf-verdict-"))
+    cache = a.cache_dir or str(work / "cache")
+    print(f"{'query':<34} {'truth':>8} {'verdict':>11} {'score':>6} {'susp':>5} {'flip':>6} {'relab':>6} {'secs':>6}")
+    rows = digits_rows(a.seeds, a.attacks.split(","), cache)
+    if a.cifar:
+        rows += cifar_rows(a.seeds, cache, work)
+    honest = [r for r in rows if not r["poisoned"]]
+    poisoned = [r for r in rows if r["poisoned"]]
+    if honest:
+        print(f"false accusations: {sum(r['said'] for r in honest)} of {len(honest)} honest mistakes "
+              f"({sum(r['said'] for r in honest) / len(honest):.0%})")
+    if poisoned:
+        missed = sum(not r["said"] for r in poisoned)
+        print(f"misses: {missed} of {len(poisoned)} poisoned test images ({missed / len(poisoned):.0%})")
+
+
+if __name__ == "__main__":
+    main()

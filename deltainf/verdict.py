@@ -1,0 +1,166 @@
+"""The verdict: is there evidence of poisoning behind the test image? Asked before any training image is accused.
+
+Influence collapse cannot answer it alone: the clean images of the test image's label y collapse too (they
+supported y, and a copy with a random label no longer needs them), so the τ/k rule finds "suspects" behind an
+honest mistake as readily as behind a backdoor. The verdict puts the suspects to two counterfactual questions,
+each against a control of the same size — images of y drawn at random (seeded) — so that what removing *any* that
+many images of y does is not taken for evidence:
+
+* **the flip**: a model retrained without the suspects (exact unlearning, the investigation's recipe) moves the
+  test image away from y — by how many logits of margin more than a model retrained without the control;
+* **the relabelling**: that model gives the suspects a label other than y — how much more often than the control's
+  model gives the control images another label (a dirty-label poison is an image of another class).
+
+The evidence is ``flip / flip_unit + relabelling / relabel_unit``; the verdict is *poisoned* when it reaches
+``verdict_threshold`` and the test image leaves y once the suspects are gone. No ground truth is read.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+
+import torch
+
+from .data.stream import take
+from .influence.delta import delta_flags, delta_matrix
+from .influence.ekfac import margin
+from .models.features import kin
+from .models.training import predict_logits
+from .options import option
+
+#: Logits of margin (the flip) and a share of images (the relabelling) worth one unit of evidence each.
+FLIP_UNIT, RELABEL_UNIT = 8.0, 0.25
+#: The most of a label's images the suspects may hold: removing more removes the label itself, and the test image
+#: then leaves it whatever held it up.
+MAX_SHARE = 2 / 3
+#: The control's own seed stream (apart from every other seeded draw).
+CONTROL_STREAM = 0x7665
+
+
+@dataclass(frozen=True)
+class VerdictOptions:
+    verdict_threshold: float = option(2.5, "the evidence of poisoning (flip in units of 8 logits of margin plus "
+                                           "relabelling in units of a quarter of the suspects, each beyond a random "
+                                           "control of the same size) at which the verdict says poisoned",
+                                      kind="positive")
+    despite_verdict: bool = option(False, "flag and unlearn even when the verdict finds no evidence of poisoning "
+                                          "(otherwise the suspect set is then empty and nothing is unlearned)")
+
+
+@dataclass
+class Verdict:
+    """Whether there is evidence of poisoning behind the test image, how strong, and what it rests on."""
+
+    poisoned: bool
+    score: float                      # the evidence, in units (see the module); compare with ``threshold``
+    threshold: float
+    reason: str                       # one sentence, in the analyst's words
+    parts: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @property
+    def headline(self) -> str:
+        """The verdict in a few words, for the first result line and the app's headline."""
+        if self.poisoned:
+            return f"POISONED — evidence {self.score:.1f} (threshold {self.threshold:g})"
+        return f"no evidence of poisoning — evidence {self.score:.1f} (threshold {self.threshold:g})"
+
+
+def suspects(scores: np.ndarray, tau: float, k: int, like: np.ndarray, labels: np.ndarray, y: int,
+             kin_quantile: float) -> np.ndarray:
+    """The images of y whose influence collapses (the τ/k rule with τ raised to 0 when it is lower) and their kin
+    (:func:`~deltainf.models.features.kin`): every image of y that may hold up the test image's label — at most
+    ``MAX_SHARE`` of the images of y, those whose influence falls furthest on average (mean Δ)."""
+    delta = delta_matrix(scores)
+    collapsed = delta_flags(delta, max(tau, 0.0), k)
+    found = (collapsed | kin(collapsed, like, labels, y, kin_quantile)) & (labels == y)
+    most = int(MAX_SHARE * (labels == y).sum())
+    if found.sum() > most:
+        idx = np.flatnonzero(found)
+        found = np.zeros_like(found)
+        found[idx[np.argsort(delta[:, idx].mean(axis=0), kind="stable")[:most]]] = True
+    return found
+
+
+def control(suspected: np.ndarray, labels: np.ndarray, y: int, seed: int, among: np.ndarray | None = None) -> np.ndarray:
+    """As many images of y as ``suspected`` holds, drawn at random (seeded) from those ``among`` (default: all)."""
+    out = np.zeros_like(suspected)
+    pool = np.flatnonzero((labels == y) & (True if among is None else among))
+    out[np.random.default_rng([seed, CONTROL_STREAM]).choice(pool, int(suspected.sum()), replace=False)] = True
+    return out
+
+
+def judge(suspected: np.ndarray, labels: np.ndarray, y: int, seed: int, margin_before: float,
+          without: Callable[[np.ndarray], tuple[float, np.ndarray]], threshold: float,
+          among: np.ndarray | None = None) -> Verdict:
+    """The verdict on the ``suspected`` images of y. ``without(removed) -> (the test image's margin of y, the labels
+    of the ``removed`` images)`` under a model retrained without ``removed``; ``margin_before``: the test image's
+    margin of y under the model investigated (logit of y minus the log-sum-exp of the others); ``among``: the
+    images the control may be drawn from (default: every image of y)."""
+    n, n_y = int(suspected.sum()), int((labels == y).sum())
+    if n == 0:
+        return Verdict(False, 0.0, threshold, "no training image of its label collapses: nothing holds it up",
+                       {"n_suspects": 0, "n_label": n_y})
+    ctrl = control(suspected, labels, y, seed, among)
+    m_s, lab_s = without(suspected)
+    m_c, lab_c = without(ctrl)
+    relabel_s, relabel_c = float(np.mean(lab_s != y)), float(np.mean(lab_c != y))
+    flip, relabel = m_c - m_s, relabel_s - relabel_c
+    score = flip / FLIP_UNIT + relabel / RELABEL_UNIT
+    leaves = m_s < 0
+    poisoned = bool(score >= threshold and leaves)
+    parts = {"n_suspects": n, "n_label": n_y, "margin_before": round(margin_before, 3),
+             "margin_without_suspects": round(m_s, 3), "margin_without_control": round(m_c, 3),
+             "flip": round(flip, 3), "relabelled_suspects": round(relabel_s, 3),
+             "relabelled_control": round(relabel_c, 3), "relabelling": round(relabel, 3)}
+    said = (f"without its {n} suspects the test image {'leaves' if leaves else 'keeps'} its label (margin "
+            f"{margin_before:+.1f} → {m_s:+.1f}; {m_c:+.1f} without {n} random images of it), and that model "
+            f"labels {relabel_s:.0%} of them otherwise ({relabel_c:.0%} of the random ones)")
+    if poisoned:
+        return Verdict(True, round(score, 3), threshold, f"a group of its label's images holds it up: {said}", parts)
+    why = "its label's images hold it up no more than any as many of them do" if leaves else "it is no one group's doing"
+    return Verdict(False, round(score, 3), threshold, f"{why}: {said}", parts)
+
+
+def query_margin(inv, module) -> float:
+    """The test image's margin of y under ``module``: the logit of y minus the log-sum-exp of the others."""
+    logits = predict_logits(module, inv.query.image[None], inv.device)
+    return float(margin(logits, torch.tensor([inv.query.label]))[0])
+
+
+def _without(inv, removed_before: np.ndarray) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+    def without(removed):
+        module = inv.retrained_without(removed_before | removed)
+        idx = torch.as_tensor(np.flatnonzero(removed))
+        return query_margin(inv, module), predict_logits(module, take(inv.data.x_train, idx), inv.device).argmax(1).numpy()
+    return without
+
+
+def verdict_of(inv) -> Verdict:
+    """The verdict of the investigation ``inv``: its suspects (the full copies' Δ at its τ/k) put to models retrained
+    by its recipe (exact unlearning; each cached)."""
+    labels, y, c = inv.data.y_train.numpy(), inv.query.label, inv.config
+    suspected = suspects(inv.scores("full"), *inv.tau_k("full")[:2], inv.likeness(), labels, y, c.kin_quantile)
+    t = inv.timings
+    unlearning = t.seconds.get("unlearn_s", 0.0)
+    with t.timed("verdict_s"), inv.reporter.within("verdict"):
+        verdict = judge(suspected, labels, y, c.seed, query_margin(inv, inv.model.module),
+                        _without(inv, np.zeros_like(suspected)), c.verdict_threshold)
+    t.seconds["unlearn_s"] = unlearning  # the models it retrained are the verdict's time, not unlearning's
+    return verdict
+
+
+def judge_fresh_round(inv, module, removed: np.ndarray, scores: np.ndarray, tau: float, k: int) -> Verdict:
+    """The verdict on a fresh Δ-Influence round (``scores`` over the points kept) on ``module``, a model without the
+    ``removed`` points: do the images of y it flags still hold the test image up beyond as many random ones?"""
+    labels, y, c = inv.data.y_train.numpy(), inv.query.label, inv.config
+    keep = ~np.asarray(removed, bool)
+    fresh = np.zeros_like(keep)
+    fresh[keep] = suspects(scores, tau, k, inv.likeness()[keep], labels[keep], y, c.kin_quantile)
+    with inv.reporter.within("verdict on the fresh round"):
+        return judge(fresh, labels, y, c.seed, query_margin(inv, module), _without(inv, ~keep), c.verdict_threshold,
+                     among=keep)

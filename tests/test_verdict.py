@@ -1,0 +1,115 @@
+"""The verdict before any accusation: a poisoned test image is called poisoned with its evidence; an honest mistake of
+a clean model finds no evidence, so nothing is flagged or unlearned unless the analyst overrides it."""
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from deltainf.cli import main
+from deltainf.verdict import control, judge
+
+
+def test_judge_weighs_the_suspects_against_a_control_of_the_same_size():
+    labels = np.repeat(np.arange(3), 20)
+    suspected = np.zeros(60, bool)
+    suspected[20:26] = True
+    calls = []
+
+    def without(removed):  # the suspects hold the test image up; any other images of label 1 do not
+        calls.append(removed.copy())
+        return (-9.0, np.full(removed.sum(), 2)) if removed[20:26].all() else (3.0, np.full(removed.sum(), 1))
+
+    v = judge(suspected, labels, 1, seed=0, margin_before=4.0, without=without, threshold=2.5)
+    assert v.poisoned and v.score == pytest.approx(12 / 8 + 1 / 0.25)
+    assert len(calls) == 2 and calls[1].sum() == 6 and (labels[calls[1]] == 1).all()
+    assert np.array_equal(control(suspected, labels, 1, 0), calls[1])  # seeded: the same control every time
+
+    def anyone(removed):  # removing any six images of label 1 does the same
+        return -1.0, np.full(removed.sum(), 1)
+
+    v = judge(suspected, labels, 1, seed=0, margin_before=4.0, without=anyone, threshold=2.5)
+    assert not v.poisoned and v.score == 0.0 and "no more than" in v.reason
+    empty = judge(np.zeros(60, bool), labels, 1, 0, 4.0, without, 2.5)
+    assert not empty.poisoned and empty.parts["n_suspects"] == 0
+
+
+@pytest.mark.slow
+def test_a_triggered_image_is_called_poisoned_first(demo, tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert main(["run", "--cache-dir", str(demo.store.root), "--json", str(out), "--quiet"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[3].startswith("verdict POISONED"), lines  # the first result line, after data, model and query
+    v = json.loads(out.read_text())["verdict"]
+    assert v["poisoned"] and v["score"] >= v["threshold"]
+    p = v["parts"]
+    assert p["margin_without_suspects"] < 0 < p["margin_without_control"] and p["relabelling"] > 0.5
+
+
+@pytest.fixture(scope="module")
+def honest_case(tmp_path_factory):
+    """A clean folder of digits (no poison at all), the analyst's own model trained on it with a plain loop, and the
+    test image it gets most confidently wrong: an honest mistake."""
+    from PIL import Image
+    from safetensors.torch import save_file
+
+    from case import user_model
+    from case.poisoned_folder import train_plain, write_case
+    from deltainf.data import load_dataset
+
+    base = tmp_path_factory.mktemp("honest-case")
+    d = load_dataset("digits", None, seed=0)
+    write_case(base / "folder", d.x_train.numpy(), d.y_train.numpy(), d.x_test.numpy(), d.y_test.numpy(), d.classes,
+               victim=3, target=7, n_poison=0)
+    torch.manual_seed(0)
+    model = train_plain(user_model.build(10), base / "folder", 16)
+    save_file(model.state_dict(), str(base / "weights.safetensors"))
+    with torch.no_grad():
+        probs = model(d.x_test.float() / 255).softmax(1)
+    wrong = np.flatnonzero(probs.argmax(1).numpy() != d.y_test.numpy())
+    worst = int(wrong[probs[wrong].max(1).values.argmax()])
+    Image.fromarray(d.x_test[worst].permute(1, 2, 0).numpy()).save(base / "mistake.png")
+    return base
+
+
+@pytest.mark.slow
+def test_an_honest_mistake_finds_no_evidence_and_accuses_no_one(honest_case, capsys):
+    base = honest_case
+    args = ["investigate", "--data-root", str(base / "folder"), "--model", "case.user_model:build", "--weights",
+            str(base / "weights.safetensors"), "--query", str(base / "mistake.png"), "--image-size", "16",
+            "--cache-dir", str(base / "cache"), "--unlearn", "eu", "--quiet"]
+    assert main([*args, "--json", str(base / "r.json"), "--flagged-out", str(base / "f.csv")]) == 0
+    captured = capsys.readouterr()
+    r = json.loads((base / "r.json").read_text())
+    assert not r["verdict"]["poisoned"], r["verdict"]
+    assert captured.out.splitlines()[3].startswith("verdict no evidence of poisoning")
+    assert "exploration" in captured.out and "lists no file" in captured.err
+    assert r["detectors"]["delta_refined"]["n_flagged"] > 0  # the τ/k rule still finds "suspects" to explore
+    assert list(csv.reader((base / "f.csv").open())) == [["path", "label", "drop_count", "T", "mean_delta"]]
+    assert r["unlearn"] == {}  # nothing unlearned by default
+    assert main([*args, "--despite-verdict", "--json", str(base / "d.json"), "--flagged-out", str(base / "d.csv")]) == 0
+    d = json.loads((base / "d.json").read_text())
+    assert d["unlearn"]["eu"]["removed"] == d["detectors"]["delta_refined"]["n_flagged"] > 0
+    assert len(list(csv.reader((base / "d.csv").open()))) == d["detectors"]["delta_refined"]["n_flagged"] + 1
+
+
+@pytest.mark.slow
+def test_a_fresh_round_finds_evidence_only_while_poisons_remain(demo):
+    """The re-check's question on an unlearned model: a fresh Δ round (the paper's τ = 0, k = 2, so clean images of
+    the label collapse too) finds evidence after 20 clean images are removed, and none once every poison is
+    (ground truth chooses the removed sets here, and is used for nothing else)."""
+    from deltainf.verdict import judge_fresh_round
+
+    inv, labels = demo.investigation, demo.poisoned.data.y_train.numpy()
+    clean = np.zeros_like(demo.is_poison)
+    clean[np.flatnonzero(~demo.is_poison & (labels != demo.query_label))[:20]] = True
+    said = {}
+    for name, removed in (("poisons left", clean), ("poisons gone", demo.is_poison)):
+        module, _ = inv.unlearn("eu", removed)
+        scores = inv.rescore(module, inv.unlearn_key("eu", removed), np.flatnonzero(~removed))
+        said[name] = judge_fresh_round(inv, module, removed, scores, 0.0, 2)
+    assert said["poisons left"].poisoned, said["poisons left"]
+    assert not said["poisons gone"].poisoned and said["poisons gone"].parts["n_suspects"] > 0, said["poisons gone"]

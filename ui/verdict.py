@@ -1,0 +1,49 @@
+"""The verdict's headline — is there evidence of poisoning behind the test image? — on the Test image and Influence
+pages and in the sidebar. A background job: it reads the full copies' influence scores and trains two models."""
+from __future__ import annotations
+
+import streamlit as st
+
+from deltainf.figures.verdict import verdict_figure
+
+from . import prerequisites as pre
+from .jobs import Instance, Job, VerdictJob
+from .state import runtime
+
+EXPLORATION = ("Nothing is accused or unlearned by default: the flags below are an exploration of influence "
+               "collapse. The Unlearn page still takes them if you choose to.")
+
+
+def verdict_job(instance: Instance, src) -> Job:
+    """The verdict of ``src``'s investigation (started now unless it is running or done)."""
+    return runtime().start(VerdictJob(instance), "The verdict", src, lambda e: e.investigation.verdict())
+
+
+def finished(instance: Instance):
+    """The verdict once its job has finished, else None."""
+    job = runtime().jobs.get(VerdictJob(instance))
+    return job.result if job is not None and job.ok else None
+
+
+def headline(instance: Instance, src, wait: float = 0.3) -> None:
+    """The verdict as the page's headline, with the picture it rests on; its progress while it runs."""
+    job = verdict_job(instance, src)
+    with st.container(key="verdict"):
+        if not job.finished.wait(wait):
+            pre.progress_panel(job, "The verdict: is there evidence of poisoning? Retraining without the suspects, "
+                                    "and without as many random images of its label…")
+            return
+        if job.error:
+            st.error(f"The verdict failed: {job.error}")
+            return
+        v = job.result
+        say = st.error if v.poisoned else st.info
+        title = "Poisoned" if v.poisoned else "No evidence of poisoning"
+        say(f"**{title}** — evidence {v.score:.1f} (threshold {v.threshold:g}): {v.reason}.",
+            icon=":material/gpp_bad:" if v.poisoned else ":material/verified_user:")
+        if not v.poisoned:
+            st.caption(EXPLORATION)
+        with st.expander("What the verdict rests on"):
+            label = src.train_set.classes[src.query_label]
+            st.plotly_chart(verdict_figure(v.as_dict(), label), key="verdict_figure")
+
