@@ -9,8 +9,8 @@ from deltainf.figures.images import thumb_scale, thumbnails, upscale
 from ui import prerequisites as pre
 from ui.sidebar import stop
 from ui.state import config, set_config
-from ui.verdict import headline
 from ui.uploads import Upload, digest
+from ui.verdict import headline
 
 MAX_IMAGE_MB = 4
 GALLERY = 24

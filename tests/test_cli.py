@@ -28,7 +28,8 @@ def test_json_and_flagged_csv(demo, cache_dir, tmp_path, capsys):
     assert set(d) >= {"tpr", "precision", "n_flagged", "tau", "k"} and 0 <= d["tpr"] <= 1 and 0 <= d["precision"] <= 1
     assert set(r["detectors"]["ekfac"]) >= {"tpr", "precision", "n_flagged"}
     assert set(r["unlearn"]["eu"]) >= {"detector", "clean_acc", "poison_success", "seconds"}
-    assert set(r["timings"]) == {"train_s", "factors_s", "scores_s", "detect_s", "unlearn_s"}
+    assert set(r["timings"]) == {"train_s", "factors_s", "scores_s", "detect_s", "unlearn_s", "verdict_s"}
+    assert r["verdict"]["poisoned"] and set(r["verdict"]) == {"poisoned", "score", "threshold", "reason", "parts"}
     assert d == demo.detection_report("delta_influence")
     rows = list(csv.DictReader(out_csv.open()))
     assert len(rows) == d["n_flagged"]

@@ -8,8 +8,8 @@ import streamlit as st
 from deltainf.data import SOURCES
 from deltainf.errors import DeltaInfError
 
-from .state import config, experiment, runtime, train_key, uploads, use_mode
 from .jobs import VerdictJob
+from .state import config, experiment, runtime, train_key, uploads, use_mode
 
 
 def begin_page(page_title: str) -> None:

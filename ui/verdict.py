@@ -10,8 +10,7 @@ from . import prerequisites as pre
 from .jobs import Instance, Job, VerdictJob
 from .state import runtime
 
-EXPLORATION = ("Nothing is accused or unlearned by default: the flags below are an exploration of influence "
-               "collapse. The Unlearn page still takes them if you choose to.")
+EXPLORATION = "Nothing is accused: the flags below are an exploration."
 
 
 def verdict_job(instance: Instance, src) -> Job:
@@ -26,7 +25,8 @@ def finished(instance: Instance):
 
 
 def headline(instance: Instance, src, wait: float = 0.3) -> None:
-    """The verdict as the page's headline, with the picture it rests on; its progress while it runs."""
+    """The verdict in one line at the top of the page (the live area stays in view at 1280×720); what it rests on,
+    with its picture, on demand; its progress while it runs."""
     job = verdict_job(instance, src)
     with st.container(key="verdict"):
         if not job.finished.wait(wait):
@@ -37,13 +37,11 @@ def headline(instance: Instance, src, wait: float = 0.3) -> None:
             st.error(f"The verdict failed: {job.error}")
             return
         v = job.result
-        say = st.error if v.poisoned else st.info
-        title = "Poisoned" if v.poisoned else "No evidence of poisoning"
-        say(f"**{title}** — evidence {v.score:.1f} (threshold {v.threshold:g}): {v.reason}.",
-            icon=":material/gpp_bad:" if v.poisoned else ":material/verified_user:")
-        if not v.poisoned:
-            st.caption(EXPLORATION)
-        with st.expander("What the verdict rests on"):
+        said, why = st.columns([5, 1], vertical_alignment="center")
+        title = ":red[**Verdict: POISONED**]" if v.poisoned else ":blue[**Verdict: no evidence of poisoning**]"
+        said.markdown(f"{title} — evidence {v.score:.1f} (threshold {v.threshold:g})"
+                      + ("" if v.poisoned else ". " + EXPLORATION))
+        if why.toggle("Why?", key="verdict_why"):
+            st.caption(v.reason[0].upper() + v.reason[1:] + ".")
             label = src.train_set.classes[src.query_label]
             st.plotly_chart(verdict_figure(v.as_dict(), label), key="verdict_figure")
-

@@ -92,7 +92,7 @@ def trained(at: AppTest) -> AppTest:
 
 
 def verdict_text(at: AppTest) -> str:
-    return " ".join(str(e.value) for e in [*at.error, *at.info])
+    return " ".join(str(m.value) for m in at.markdown if "Verdict:" in str(m.value))
 
 
 def captions(at: AppTest) -> list[str]:
@@ -294,7 +294,7 @@ def test_influence_page_follows_tau_and_k(pipe):
     assert at.number_input(key="tau_raw").value == pytest.approx(tau0)
     assert n_flagged(at) == int(delta_flags(delta, tau0, k0).sum()) and "(suggested" in flagged_line(at)
     assert "Just inside the cut" in " ".join(str(h.value) for h in at.get("html"))
-    at = settle(at, lambda a: "Poisoned" in verdict_text(a))  # the headline, once its background job has run
+    at = settle(at, lambda a: "Verdict: POISONED" in verdict_text(a))  # the headline, once its background job has run
     verdict = pipe.investigation.verdict()
     assert verdict.poisoned and f"evidence {verdict.score:.1f}" in verdict_text(at)
     side_at = open_app()  # the sidebar of a new session sees the server's verdict
@@ -386,6 +386,7 @@ def test_unlearn_page_runs_methods_side_by_side_and_weights_load_back(pipe):
     check(at.switch_page(PAGES["influence"]).run())
     settle(at, lambda a: flagged_line(a) != "")
     check(at.switch_page(PAGES["unlearn"]).run())
+    at = settle(at, lambda a: "Verdict: POISONED" in verdict_text(a))  # Run unlearning waits for the verdict
     chooser = at.multiselect(key="unlearn_methods")
     assert [o.split(" — ")[0] for o in chooser.options] == [m.upper() for m in UNLEARNERS]  # the whole registry
     assert chooser.value == ["eu"]
@@ -422,6 +423,7 @@ def test_unlearn_page_loop_draws_rounds(pipe):
     check(at.switch_page(PAGES["influence"]).run())
     settle(at, lambda a: flagged_line(a) != "")
     check(at.switch_page(PAGES["unlearn"]).run())
+    at = settle(at, lambda a: "Verdict: POISONED" in verdict_text(a))  # Run unlearning waits for the verdict
     check(at.toggle(key="until_clean").set_value(True).run())
     check(at.button(key="run_unlearn").click().run())
     at = settle(at, lambda a: "Removed" in metrics(a))
@@ -454,6 +456,7 @@ def test_influence_page_refined_rule_feeds_unlearning(pipe):
     assert f"Kept by the refinement: {int(refined.flagged.sum())}" in html and "given back by the refinement" in html
 
     check(at.switch_page(PAGES["unlearn"]).run())
+    at = settle(at, lambda a: "Verdict: POISONED" in verdict_text(a))  # Run unlearning waits for the verdict
     source = at.selectbox(key="unlearn_source")
     assert any(f"Δ refined at τ = {tau0:.4g}, k = {k0} → {int(refined.flagged.sum())} points" in o
                for o in source.options)

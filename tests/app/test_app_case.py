@@ -87,6 +87,7 @@ def test_investigate_a_model_through_every_page(user_case):
     instance = next(i for i, _ in runtime().experiments.values() if i.content[0].__class__.__name__ == "CaseConfig")
     at.session_state["marks"] = {instance.content: {files.index(f): "confirmed" for f in files[:10]}}
     check(at.switch_page("pages/unlearn.py").run())
+    at = settle(at, lambda a: "Verdict: POISONED" in texts(a.markdown))  # the verdict, then the button
     assert "confirmed" in at.selectbox(key="unlearn_source").value
     check(at.toggle(key="until_clean").set_value(True).run())
     check(at.button(key="run_unlearn").click().run())

@@ -323,7 +323,7 @@ def walkthrough(pg):
     goto(pg, "Influence", SLOW)
     step("influence")
     no_exception(pg)
-    pg.wait_for_selector(".st-key-verdict >> text=Poisoned", timeout=SLOW)  # the verdict's headline
+    pg.wait_for_selector(".st-key-verdict >> text=Verdict: POISONED", timeout=SLOW)  # the verdict's headline
     snap("4-influence")
     readme_shot(pg, "influence", 1250)
 
@@ -589,7 +589,7 @@ def investigate(pg, user_case, tmp_path):
     goto(pg, "Influence", SLOW)
     no_exception(pg)
     pg.wait_for_selector(".st-key-review_table [data-testid='stDataFrame']")  # the review table of the flagged files
-    pg.wait_for_selector(".st-key-verdict >> text=Poisoned", timeout=SLOW)
+    pg.wait_for_selector(".st-key-verdict >> text=Verdict: POISONED", timeout=SLOW)
     shot(pg, "10-investigate-influence")
     pg.locator("[data-testid='stSidebarNav'] a", has_text="Unlearn").first.click()
     pg.wait_for_selector(".st-key-run_unlearn button")
