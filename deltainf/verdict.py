@@ -86,7 +86,8 @@ def suspects(scores: np.ndarray, tau: float, k: int, like: np.ndarray, labels: n
     return found
 
 
-def control(suspected: np.ndarray, labels: np.ndarray, y: int, seed: int, among: np.ndarray | None = None) -> np.ndarray:
+def control(suspected: np.ndarray, labels: np.ndarray, y: int, seed: int,
+            among: np.ndarray | None = None) -> np.ndarray:
     """As many images of y as ``suspected`` holds, drawn at random (seeded) from those ``among`` (default: all)."""
     out = np.zeros_like(suspected)
     pool = np.flatnonzero((labels == y) & (True if among is None else among))
@@ -122,7 +123,8 @@ def judge(suspected: np.ndarray, labels: np.ndarray, y: int, seed: int, margin_b
             f"labels {relabel_s:.0%} of them otherwise ({relabel_c:.0%} of the random ones)")
     if poisoned:
         return Verdict(True, round(score, 3), threshold, f"a group of its label's images holds it up: {said}", parts)
-    why = "its label's images hold it up no more than any as many of them do" if leaves else "it is no one group's doing"
+    why = ("its label's images hold it up no more than any as many of them do" if leaves
+           else "it is no one group's doing")
     return Verdict(False, round(score, 3), threshold, f"{why}: {said}", parts)
 
 
@@ -136,7 +138,8 @@ def _without(inv, removed_before: np.ndarray) -> Callable[[np.ndarray], tuple[fl
     def without(removed):
         module = inv.retrained_without(removed_before | removed)
         idx = torch.as_tensor(np.flatnonzero(removed))
-        return query_margin(inv, module), predict_logits(module, take(inv.data.x_train, idx), inv.device).argmax(1).numpy()
+        labelled = predict_logits(module, take(inv.data.x_train, idx), inv.device).argmax(1).numpy()
+        return query_margin(inv, module), labelled
     return without
 
 

@@ -24,7 +24,7 @@ if exp.kind == "case":  # the user's own test image: shown, and changed where th
     from ui import start_case
 
     start_case.results()
-    headline(instance, exp)
+    headline(instance, exp, start=False)
     st.caption("To investigate another test image, upload it on the **Experiment** page (Investigate a model).")
     stop()
 p = exp.poisoned
@@ -52,7 +52,7 @@ with right:
         st.markdown(f"Predicted **{classes[pred]}** (p = {probs[pred]:.2f}); target class **{classes[p.target]}**"
                     f"{truth} — {verdict}.")
     st.plotly_chart(figures.probability_figure(probs, classes, p.target), key="probabilities")
-headline(instance, exp)
+headline(instance, exp, start=False)
 
 cands = exp.poisoned_test_candidates
 n = len(p.x_trigger_test)

@@ -24,11 +24,16 @@ def finished(instance: Instance):
     return job.result if job is not None and job.ok else None
 
 
-def headline(instance: Instance, src, wait: float = 0.3) -> None:
+def headline(instance: Instance, src, wait: float = 0.3, start: bool = True) -> None:
     """The verdict in one line at the top of the page (the live area stays in view at 1280×720); what it rests on,
-    with its picture, on demand; its progress while it runs."""
-    job = verdict_job(instance, src)
+    with its picture, on demand; its progress while it runs. ``start=False``: only a verdict already asked for
+    (a page one clicks through, where each test image would queue its own)."""
+    job = verdict_job(instance, src) if start else runtime().jobs.get(VerdictJob(instance))
     with st.container(key="verdict"):
+        if job is None:
+            st.caption("The verdict — is there evidence of poisoning behind this image? — comes with its influence "
+                       "scores, on the **Influence** page.")
+            return
         if not job.finished.wait(wait):
             pre.progress_panel(job, "The verdict: is there evidence of poisoning? Retraining without the suspects, "
                                     "and without as many random images of its label…")

@@ -82,8 +82,8 @@ def case_flagged_csv(case, detector: str) -> str:
     inv = case.investigation
     det = inv.detect(detector)
     delta = inv.delta(det.params.get("mode", case.config.mode))
-    return flagged_csv(delta, inv.accused(det.flagged), det.params.get("tau", 0.0), case.data.y_train.numpy(), case.known_poisons,
-                       paths=case.data.train_paths, classes=case.data.classes)
+    return flagged_csv(delta, inv.accused(det.flagged), det.params.get("tau", 0.0), case.data.y_train.numpy(),
+                       case.known_poisons, paths=case.data.train_paths, classes=case.data.classes)
 
 
 def summary_lines(report: dict) -> list[str]:

@@ -18,7 +18,8 @@ h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid
 .cell img{width:96px;height:96px;image-rendering:pixelated;border:1px solid #ccc}
 table{border-collapse:collapse;font-size:14px}td,th{border:1px solid #ddd;padding:4px 8px;text-align:left}
 .note{color:#555;font-size:13px}.verdict{font-size:1.1rem;padding:.6rem 1rem;border-radius:6px}
-.poisoned{background:#fde8dc;border:1px solid #D55E00}.unproven{background:#e3eef8;border:1px solid #0072B2}.row{display:flex;gap:20px;align-items:flex-start}.row>div:last-child{flex:1}"""
+.poisoned{background:#fde8dc;border:1px solid #D55E00}.unproven{background:#e3eef8;border:1px solid #0072B2}
+.row{display:flex;gap:20px;align-items:flex-start}.row>div:last-child{flex:1}"""
 MAX_SHOWN = 200
 
 
