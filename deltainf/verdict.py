@@ -62,13 +62,6 @@ class Verdict:
     def as_dict(self) -> dict:
         return asdict(self)
 
-    @property
-    def headline(self) -> str:
-        """The verdict in a few words, for the first result line and the app's headline."""
-        if self.poisoned:
-            return f"POISONED — evidence {self.score:.1f} (threshold {self.threshold:g})"
-        return f"no evidence of poisoning — evidence {self.score:.1f} (threshold {self.threshold:g})"
-
 
 def suspects(scores: np.ndarray, tau: float, k: int, like: np.ndarray, labels: np.ndarray, y: int,
              kin_quantile: float) -> np.ndarray:

@@ -1,5 +1,5 @@
-"""The verdict's headline — is there evidence of poisoning behind the test image? — on the Test image and Influence
-pages and in the sidebar. A background job: it reads the full copies' influence scores and trains two models."""
+"""The verdict's headline — is there evidence of poisoning behind the test image? — on the Test image, Influence and
+Unlearn pages (the sidebar reads the same job). A background job: the full copies' scores and two trained models."""
 from __future__ import annotations
 
 import streamlit as st

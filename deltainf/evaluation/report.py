@@ -181,8 +181,7 @@ def experiment_flagged_csv(exp, detector: str) -> str:
     det = exp.detect(detector)
     delta = exp.investigation.delta(det.params.get("mode", exp.config.mode))
     return flagged_csv(delta, exp.investigation.accused(det.flagged), det.params.get("tau", 0.0),
-                       exp.poisoned.data.y_train.numpy(),
-                       exp.is_poison)
+                       exp.poisoned.data.y_train.numpy(), exp.is_poison)
 
 
 def unlearning_grid(exp, detectors, methods, tau: float | None = None, k: int | None = None) -> list[dict]:
