@@ -8,6 +8,7 @@ model of benchmarks/user_convbn.py trained on it with a plain loop; its most con
 with a blended trigger planted by this script (150 dirty-label poisons, α = 0.15; the triggered query).
 
     python benchmarks/verdict.py [--seeds 0 1 2] [--attacks badnet,frequency,witches_brew] [--cifar]
+    python benchmarks/verdict.py --seeds 1 --attacks "" --cifar     # the CIFAR-10 folders only (--cifar blended: one)
 
 Prints one row per query (verdict, evidence, its parts, seconds) and the false-accusation and miss rates.
 """
@@ -41,12 +42,19 @@ def honest_errors(model, x, y, device, seed: int, avoid: int | None = None) -> l
     return [("confident error", conf)] + ([("random error", rand)] if rand != conf else [])
 
 
-def row(name: str, poisoned: bool, inv, start: float) -> dict:
+def row(name: str, poisoned: bool, inv, start: float, truth: np.ndarray | None = None) -> dict:
+    """One query's verdict; with the poisons' mask ``truth``, the refined rule's and Δ-Influence's TPR / precision."""
     v = inv.verdict()
     p = v.parts
+    found = ""
+    if truth is not None:
+        for name_, det in (("refined", "delta_refined"), ("Δ", "delta_influence")):
+            flagged = inv.detect(det).flagged
+            hits = int((flagged & truth).sum())
+            found += f"  {name_} {hits / max(truth.sum(), 1):.2f}/{hits / max(flagged.sum(), 1):.2f}"
     print(f"{name:<34} {'poisoned' if poisoned else 'honest':>8} {'POISONED' if v.poisoned else 'no evidence':>11} "
           f"{v.score:>6.2f} {p.get('n_suspects', 0):>5} {p.get('flip', 0):>6.1f} {p.get('relabelling', 0):>6.2f} "
-          f"{time.perf_counter() - start:>6.0f}", flush=True)
+          f"{time.perf_counter() - start:>6.0f}{found}", flush=True)
     return {"poisoned": poisoned, "said": v.poisoned}
 
 
@@ -60,7 +68,8 @@ def digits_rows(seeds, attacks, cache: str) -> list[dict]:
             if not exp.implanted:
                 print(f"digits {attack} seed {seed}: did not implant ({exp.implant_problem})")
                 continue
-            out.append(row(f"digits {attack} s{seed} triggered", True, exp.investigation, start))
+            out.append(row(f"digits {attack} s{seed} triggered", True, exp.investigation, start,
+                           exp.poisoned.is_poison))
             d = exp.poisoned.data
             for kind, i in honest_errors(exp.model, d.x_test, d.y_test.numpy(), exp.device, seed, exp.poisoned.target):
                 start = time.perf_counter()
@@ -69,7 +78,7 @@ def digits_rows(seeds, attacks, cache: str) -> list[dict]:
     return out
 
 
-def cifar_rows(seeds, cache: str, work: Path) -> list[dict]:
+def cifar_rows(seeds, cache: str, work: Path, kinds=("clean", "blended")) -> list[dict]:
     from PIL import Image
     from safetensors.torch import save_file
 
@@ -92,7 +101,7 @@ def cifar_rows(seeds, cache: str, work: Path) -> list[dict]:
         def blend(x):
             return np.clip(0.85 * x + 0.15 * pattern, 0, 255).round().astype(np.uint8)
 
-        for kind, n_poison in (("clean", 0), ("blended", 150)):
+        for kind, n_poison in [(k, n) for k, n in (("clean", 0), ("blended", 150)) if k in kinds]:
             start = time.perf_counter()
             base = work / f"{kind}{seed}"
             info = write_case(base / "folder", x_tr, y_tr, x_te, y_te, classes, victim, target, n_poison, seed=seed,
@@ -116,7 +125,9 @@ def cifar_rows(seeds, cache: str, work: Path) -> list[dict]:
                 Image.fromarray(image.transpose(1, 2, 0)).save(path)
                 case = Case(CaseConfig(data_root=str(base / "folder"), model=f"{HERE / 'user_convbn.py'}:build",
                                        weights=str(base / "w.safetensors"), query=str(path), cache_dir=cache, seed=seed))
-                out.append(row(f"cifar {kind} s{seed} {name}", poisoned, case.investigation, start))
+                paths = case.investigation.data.train_paths
+                truth = np.isin(paths, info["poisons"]) if poisoned and paths is not None else None
+                out.append(row(f"cifar {kind} s{seed} {name}", poisoned, case.investigation, start, truth))
                 start = time.perf_counter()
     return out
 
@@ -125,15 +136,16 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--attacks", default="badnet,frequency,witches_brew")
-    ap.add_argument("--cifar", action="store_true", help="also the CIFAR-10 user-style folders (slow: minutes each)")
+    ap.add_argument("--cifar", nargs="?", const="clean,blended", default="",
+                    help="also the CIFAR-10 user-style folders, or those named: clean, blended (slow: minutes each)")
     ap.add_argument("--cache-dir", default=None)
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="deltainf-verdict-"))
     cache = a.cache_dir or str(work / "cache")
-    print(f"{'query':<34} {'truth':>8} {'verdict':>11} {'score':>6} {'susp':>5} {'flip':>6} {'relab':>6} {'secs':>6}")
-    rows = digits_rows(a.seeds, a.attacks.split(","), cache)
+    print(f"{'query':<34} {'truth':>8} {'verdict':>11} {'score':>6} {'susp':>5} {'flip':>6} {'relab':>6} {'secs':>6}  TPR/precision")
+    rows = digits_rows(a.seeds, [x for x in a.attacks.split(",") if x], cache)
     if a.cifar:
-        rows += cifar_rows(a.seeds, cache, work)
+        rows += cifar_rows(a.seeds, cache, work, a.cifar.split(","))
     honest = [r for r in rows if not r["poisoned"]]
     poisoned = [r for r in rows if r["poisoned"]]
     if honest:

@@ -2,9 +2,10 @@
 
 Influence collapse cannot answer it alone: the clean images of the test image's label y collapse too (they
 supported y, and a copy with a random label no longer needs them), so the τ/k rule finds "suspects" behind an
-honest mistake as readily as behind a backdoor. The verdict puts the suspects to two counterfactual questions,
-each against a control of the same size — images of y drawn at random (seeded) — so that what removing *any* that
-many images of y does is not taken for evidence:
+honest mistake as readily as behind a backdoor. The verdict puts the suspects — the images of y that the refined
+Δ-Influence would accuse — to two counterfactual questions, each against a control of the same size: images of y
+drawn at random (seeded) from the others, so that what removing *any* that many images of y does is not taken for
+evidence:
 
 * **the flip**: a model retrained without the suspects (exact unlearning, the investigation's recipe) moves the
   test image away from y — by how many logits of margin more than a model retrained without the control;
@@ -33,8 +34,8 @@ from .options import option
 #: Logits of margin (the flip) and a share of images (the relabelling) worth one unit of evidence each.
 FLIP_UNIT, RELABEL_UNIT = 8.0, 0.25
 #: The most of a label's images the suspects may hold: removing more removes the label itself, and the test image
-#: then leaves it whatever held it up.
-MAX_SHARE = 2 / 3
+#: then leaves it whatever held it up; and the control is drawn from the rest.
+MAX_SHARE = 1 / 2
 #: The control's own seed stream (apart from every other seeded draw).
 CONTROL_STREAM = 0x7665
 
@@ -70,7 +71,13 @@ def suspects(scores: np.ndarray, tau: float, k: int, like: np.ndarray, labels: n
     ``MAX_SHARE`` of the images of y, those whose influence falls furthest on average (mean Δ)."""
     delta = delta_matrix(scores)
     collapsed = delta_flags(delta, max(tau, 0.0), k)
-    found = (collapsed | kin(collapsed, like, labels, y, kin_quantile)) & (labels == y)
+    return at_most_share(collapsed | kin(collapsed, like, labels, y, kin_quantile), delta, labels, y)
+
+
+def at_most_share(found: np.ndarray, delta: np.ndarray, labels: np.ndarray, y: int) -> np.ndarray:
+    """The images of y in ``found``, at most ``MAX_SHARE`` of the images of y: those whose influence falls furthest
+    on average (mean Δ over the copies)."""
+    found = np.asarray(found, bool) & (labels == y)
     most = int(MAX_SHARE * (labels == y).sum())
     if found.sum() > most:
         idx = np.flatnonzero(found)
@@ -81,10 +88,12 @@ def suspects(scores: np.ndarray, tau: float, k: int, like: np.ndarray, labels: n
 
 def control(suspected: np.ndarray, labels: np.ndarray, y: int, seed: int,
             among: np.ndarray | None = None) -> np.ndarray:
-    """As many images of y as ``suspected`` holds, drawn at random (seeded) from those ``among`` (default: all)."""
+    """As many images of y as ``suspected`` holds (or all there are), drawn at random (seeded) from the others
+    ``among`` (default: all)."""
     out = np.zeros_like(suspected)
-    pool = np.flatnonzero((labels == y) & (True if among is None else among))
-    out[np.random.default_rng([seed, CONTROL_STREAM]).choice(pool, int(suspected.sum()), replace=False)] = True
+    pool = np.flatnonzero((labels == y) & ~suspected & (True if among is None else among))
+    size = min(int(suspected.sum()), len(pool))
+    out[np.random.default_rng([seed, CONTROL_STREAM]).choice(pool, size, replace=False)] = True
     return out
 
 
@@ -107,12 +116,12 @@ def judge(suspected: np.ndarray, labels: np.ndarray, y: int, seed: int, margin_b
     score = flip / FLIP_UNIT + relabel / RELABEL_UNIT
     leaves = m_s < 0
     poisoned = bool(score >= threshold and leaves)
-    parts = {"n_suspects": n, "n_label": n_y, "margin_before": round(margin_before, 3),
+    parts = {"n_suspects": n, "n_control": int(ctrl.sum()), "n_label": n_y, "margin_before": round(margin_before, 3),
              "margin_without_suspects": round(m_s, 3), "margin_without_control": round(m_c, 3),
              "flip": round(flip, 3), "relabelled_suspects": round(relabel_s, 3),
              "relabelled_control": round(relabel_c, 3), "relabelling": round(relabel, 3)}
     said = (f"without its {n} suspects the test image {'leaves' if leaves else 'keeps'} its label (margin "
-            f"{margin_before:+.1f} → {m_s:+.1f}; {m_c:+.1f} without {n} random images of it), and that model "
+            f"{margin_before:+.1f} → {m_s:+.1f}; {m_c:+.1f} without {int(ctrl.sum())} other images of it at random), and that model "
             f"labels {relabel_s:.0%} of them otherwise ({relabel_c:.0%} of the random ones)")
     if poisoned:
         return Verdict(True, round(score, 3), threshold, f"a group of its label's images holds it up: {said}", parts)
@@ -137,16 +146,18 @@ def _without(inv, removed_before: np.ndarray) -> Callable[[np.ndarray], tuple[fl
 
 
 def verdict_of(inv) -> Verdict:
-    """The verdict of the investigation ``inv``: its suspects (the full copies' Δ at its τ/k) put to models retrained
-    by its recipe (exact unlearning; each cached)."""
+    """The verdict of the investigation ``inv``: the images of y its refined Δ-Influence flags (what would be
+    accused; :func:`at_most_share`) put to models retrained by its recipe (exact unlearning; each cached)."""
     labels, y, c = inv.data.y_train.numpy(), inv.query.label, inv.config
-    suspected = suspects(inv.scores("full"), *inv.tau_k("full")[:2], inv.likeness(), labels, y, c.kin_quantile)
     t = inv.timings
     unlearning = t.seconds.get("unlearn_s", 0.0)
     with t.timed("verdict_s"), inv.reporter.within("verdict"):
+        refined = inv.detect("delta_refined")
+        suspected = at_most_share(refined.flagged, delta_matrix(inv.scores("full")), labels, y)
         verdict = judge(suspected, labels, y, c.seed, query_margin(inv, inv.model.module),
                         _without(inv, np.zeros_like(suspected)), c.verdict_threshold)
     t.seconds["unlearn_s"] = unlearning  # the models it retrained are the verdict's time, not unlearning's
+    verdict.parts["suspects_by"] = refined.params.get("by", "")
     return verdict
 
 

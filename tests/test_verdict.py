@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from deltainf.cli import main
-from deltainf.verdict import control, judge
+from deltainf.verdict import at_most_share, control, judge
 
 
 def test_judge_weighs_the_suspects_against_a_control_of_the_same_size():
@@ -26,6 +26,7 @@ def test_judge_weighs_the_suspects_against_a_control_of_the_same_size():
     v = judge(suspected, labels, 1, seed=0, margin_before=4.0, without=without, threshold=2.5)
     assert v.poisoned and v.score == pytest.approx(12 / 8 + 1 / 0.25)
     assert len(calls) == 2 and calls[1].sum() == 6 and (labels[calls[1]] == 1).all()
+    assert not (calls[1] & suspected).any()  # the control is drawn from the other images of the label
     assert np.array_equal(control(suspected, labels, 1, 0), calls[1])  # seeded: the same control every time
 
     def anyone(removed):  # removing any six images of label 1 does the same
@@ -35,6 +36,17 @@ def test_judge_weighs_the_suspects_against_a_control_of_the_same_size():
     assert not v.poisoned and v.score == 0.0 and "no more than" in v.reason
     empty = judge(np.zeros(60, bool), labels, 1, 0, 4.0, without, 2.5)
     assert not empty.poisoned and empty.parts["n_suspects"] == 0
+
+
+def test_the_suspects_are_images_of_the_label_at_most_half_of_them_the_most_collapsed_first():
+    labels = np.repeat(np.arange(2), 10)
+    delta = np.tile(np.arange(20.0), (3, 1))  # the lower the index, the further its influence falls
+    found = np.ones(20, bool)
+    kept = at_most_share(found, delta, labels, 1)
+    assert np.flatnonzero(kept).tolist() == [10, 11, 12, 13, 14]
+    few = np.zeros(20, bool)
+    few[[3, 17]] = True
+    assert np.flatnonzero(at_most_share(few, delta, labels, 1)).tolist() == [17]
 
 
 @pytest.mark.slow

@@ -42,6 +42,13 @@ def test_until_clean_reports_rounds(demo):
     assert r["total_removed"] == r["per_round"][-1]["n_removed"]
 
 
+def test_until_clean_stops_after_the_first_round_when_its_flags_hold_the_poisons(demo):
+    flagged = demo.detect("delta_refined").flagged
+    assert (flagged & demo.is_poison).sum() >= 0.9 * demo.is_poison.sum() and not (flagged & ~demo.is_poison).any()
+    _, r = demo.investigation.unlearn_until_clean("eu", flagged, max_rounds=3)
+    assert r["clean"] and r["rounds"] == 1 and r["total_removed"] == flagged.sum() and r["poison_success"] <= 0.1
+
+
 def test_until_clean_removes_the_kin_with_the_flags(demo):
     """Five of the 50 poisons flagged: their kin are most of the others, removed with them in the first round."""
     flagged = np.zeros_like(demo.is_poison)
