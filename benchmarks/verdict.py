@@ -10,7 +10,8 @@ with a blended trigger planted by this script (150 dirty-label poisons, α = 0.1
     python benchmarks/verdict.py [--seeds 0 1 2] [--attacks badnet,frequency,witches_brew] [--cifar]
     python benchmarks/verdict.py --seeds 1 --attacks "" --cifar     # the CIFAR-10 folders only (--cifar blended: one)
 
-Prints one row per query (verdict, evidence, its parts, seconds) and the false-accusation and miss rates.
+Prints one row per query (verdict, evidence, its parts, seconds; on poisoned ones the refined rule's and Δ-Influence's
+TPR / precision and exact unlearning of what is accused) and the false-accusation and miss rates.
 """
 from __future__ import annotations
 
@@ -52,6 +53,13 @@ def row(name: str, poisoned: bool, inv, start: float, truth: np.ndarray | None =
             flagged = inv.detect(det).flagged
             hits = int((flagged & truth).sum())
             found += f"  {name_} {hits / max(truth.sum(), 1):.2f}/{hits / max(flagged.sum(), 1):.2f}"
+        accused = inv.accused(inv.detect("delta_refined").flagged)
+        if accused.any():  # exact unlearning of what is accused (the refined rule's model: cached)
+            before = inv.evaluate(inv.model.module, inv.model.key).get("clean_acc", float("nan"))
+            after = inv.unlearn("eu", accused)[1]
+            found += (f"  EU: accuracy {before:.3f} → {after.get('clean_acc', float('nan')):.3f}, test image "
+                      f"{'keeps' if after['query_pred'] == inv.query.label else 'leaves'} its label"
+                      + (f", poison success {after['poison_success']:.2f}" if "poison_success" in after else ""))
     print(f"{name:<34} {'poisoned' if poisoned else 'honest':>8} {'POISONED' if v.poisoned else 'no evidence':>11} "
           f"{v.score:>6.2f} {p.get('n_suspects', 0):>5} {p.get('flip', 0):>6.1f} {p.get('relabelling', 0):>6.2f} "
           f"{time.perf_counter() - start:>6.0f}{found}", flush=True)

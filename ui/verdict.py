@@ -1,5 +1,6 @@
 """The verdict's headline — is there evidence of poisoning behind the test image? — on the Test image, Influence and
-Unlearn pages (the sidebar reads the same job). A background job: the full copies' scores and two trained models."""
+Unlearn pages (the sidebar reads the same job). A background job: the full copies' scores, the refined rule's
+suspects and models trained without them and without a control."""
 from __future__ import annotations
 
 import streamlit as st
@@ -35,8 +36,9 @@ def headline(instance: Instance, src, wait: float = 0.3, start: bool = True) -> 
                        "scores, on the **Influence** page.")
             return
         if not job.finished.wait(wait):
-            pre.progress_panel(job, "The verdict: is there evidence of poisoning? Retraining without the suspects, "
-                                    "and without as many random images of its label…")
+            pre.progress_panel(job, "The verdict: is there evidence of poisoning? Finding the suspects (refined "
+                                    "Δ-Influence), retraining without them and without as many other images of "
+                                    "its label…")
             return
         if job.error:
             st.error(f"The verdict failed: {job.error}")
@@ -47,6 +49,8 @@ def headline(instance: Instance, src, wait: float = 0.3, start: bool = True) -> 
         said.markdown(f"{title} — evidence {v.score:.1f} (threshold {v.threshold:g})"
                       + ("" if v.poisoned else ". " + EXPLORATION))
         if why.toggle("Why?", key="verdict_why"):
-            st.caption(v.reason[0].upper() + v.reason[1:] + ".")
+            by = v.parts.get("suspects_by")
+            st.caption(v.reason[0].upper() + v.reason[1:] + "." + (f" The suspects: the refined rule's flags of the "
+                                                                   f"label, found by {by}." if by else ""))
             label = src.train_set.classes[src.query_label]
             st.plotly_chart(verdict_figure(v.as_dict(), label), key="verdict_figure")

@@ -297,6 +297,10 @@ def test_influence_page_follows_tau_and_k(pipe):
     at = settle(at, lambda a: "Verdict: POISONED" in verdict_text(a))  # the headline, once its background job has run
     verdict = pipe.investigation.verdict()
     assert verdict.poisoned and f"evidence {verdict.score:.1f}" in verdict_text(at)
+    check(at.toggle(key="verdict_why").set_value(True).run())  # what it rests on
+    why = " ".join(str(c.value) for c in at.caption)
+    assert f"without its {verdict.parts['n_suspects']} suspects" in why and "the refined rule's flags" in why, why
+    check(at.toggle(key="verdict_why").set_value(False).run())
     side_at = open_app()  # the sidebar of a new session sees the server's verdict
     assert "verdict: **POISONED**" in texts(side_at.sidebar.markdown), texts(side_at.sidebar.markdown)
     csv = at.get("download_button")
