@@ -121,8 +121,8 @@ def judge(suspected: np.ndarray, labels: np.ndarray, y: int, seed: int, margin_b
              "flip": round(flip, 3), "relabelled_suspects": round(relabel_s, 3),
              "relabelled_control": round(relabel_c, 3), "relabelling": round(relabel, 3)}
     said = (f"without its {n} suspects the test image {'leaves' if leaves else 'keeps'} its label (margin "
-            f"{margin_before:+.1f} → {m_s:+.1f}; {m_c:+.1f} without {int(ctrl.sum())} other images of it at random), and that model "
-            f"labels {relabel_s:.0%} of them otherwise ({relabel_c:.0%} of the random ones)")
+            f"{margin_before:+.1f} → {m_s:+.1f}; {m_c:+.1f} without {int(ctrl.sum())} other images of it at random), "
+            f"and that model labels {relabel_s:.0%} of them otherwise ({relabel_c:.0%} of the random ones)")
     if poisoned:
         return Verdict(True, round(score, 3), threshold, f"a group of its label's images holds it up: {said}", parts)
     why = ("its label's images hold it up no more than any as many of them do" if leaves

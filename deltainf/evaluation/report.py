@@ -126,7 +126,8 @@ def verdict_lines(report: dict) -> list[str]:
     headline = ("POISONED" if v["poisoned"] else "no evidence of poisoning") + \
         f" (evidence {v['score']:.1f}, threshold {v['threshold']:g})"
     seconds = report["timings"].get("verdict_s", 0.0)
-    lines = [f"verdict {headline}: {v['reason']}   [verdict {seconds:.1f} s: models retrained without the suspects and without a control]"]
+    lines = [f"verdict {headline}: {v['reason']}   "
+             f"[verdict {seconds:.1f} s: models retrained without the suspects and without a control]"]
     if not v["poisoned"]:
         despite = report["config"].get("despite_verdict")
         lines.append("        the flags below are an exploration: " + (
