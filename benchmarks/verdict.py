@@ -150,7 +150,8 @@ def main() -> None:
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="deltainf-verdict-"))
     cache = a.cache_dir or str(work / "cache")
-    print(f"{'query':<34} {'truth':>8} {'verdict':>11} {'score':>6} {'susp':>5} {'flip':>6} {'relab':>6} {'secs':>6}  TPR/precision")
+    print(f"{'query':<34} {'truth':>8} {'verdict':>11} {'score':>6} {'susp':>5} {'flip':>6} {'relab':>6} {'secs':>6}"
+          "  TPR/precision")
     rows = digits_rows(a.seeds, [x for x in a.attacks.split(",") if x], cache)
     if a.cifar:
         rows += cifar_rows(a.seeds, cache, work, a.cifar.split(","))
