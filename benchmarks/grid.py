@@ -1,5 +1,5 @@
-"""The README's detector grid: BadNet, the frequency trigger and Witches' Brew, every detector and ablation, over seeds,
-on the built-in digits and on a CIFAR-10 subset (2,000 training / 500 test images, written as an
+"""The detector grid of docs/guide.md: BadNet, the frequency trigger and Witches' Brew, every detector and ablation,
+over seeds, on the built-in digits and on a CIFAR-10 subset (2,000 training / 500 test images, written as an
 ImageFolder tree from the shared ``cifar10-jpeg.npz``), each through ``python -m deltainf table``.
 
     python benchmarks/grid.py [--seeds 0 1 2] [--datasets digits,cifar] [--attacks badnet,frequency,witches_brew]
