@@ -1,12 +1,12 @@
 """Does each attack implant on the built-in data? (issue #4's first bar)
 
-Per attack and seed: clean accuracy and poison success of the model trained on the poisoned set,
-and the seconds the attack + training took. For BadNet and the frequency trigger poison success is
-the share of triggered victim-class test images sent to the target (bar: ≥ 0.8); for Witches' Brew
+Per attack (default: every registered one) and seed: clean accuracy and poison success of the model trained on the
+poisoned set, and the seconds the attack + training took. For the triggers (BadNet, frequency, blended, WaNet, SIG)
+poison success is the share of triggered victim-class test images sent to the target (bar: ≥ 0.8); for Witches' Brew
 it is whether the one target test image goes to the adversarial class (bar: in at least half of
 the seeds).
 
-    python benchmarks/attacks.py [--attacks badnet frequency witches_brew] [--seeds 0 1 2] [--cache-dir DIR]
+    python benchmarks/attacks.py [--attacks badnet wanet ...] [--seeds 0 1 2] [--cache-dir DIR]
         [--configs SEED:VICTIM:TARGET ...] [--set OPTION=VALUE ...]
 
 ``--configs`` replaces ``--seeds`` with explicit held-out configurations (victim/target pairs other than the
@@ -21,17 +21,19 @@ import time
 import numpy as np
 
 from deltainf import Config, Experiment
+from deltainf.attacks import ATTACKS
+from deltainf.options import value_type
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--attacks", nargs="+", default=["badnet", "frequency", "witches_brew"])
+    ap.add_argument("--attacks", nargs="+", default=list(ATTACKS))
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--cache-dir", default=None)
     ap.add_argument("--configs", nargs="+", default=None, help="SEED:VICTIM:TARGET")
     ap.add_argument("--set", nargs="+", default=[], help="OPTION=VALUE attack settings")
     a = ap.parse_args()
-    settings = {k: type(getattr(Config(), k))(v) for k, v in (kv.split("=", 1) for kv in a.set)}
+    settings = {k: value_type(Config, k)[0](v) for k, v in (kv.split("=", 1) for kv in a.set)}
     cache = a.cache_dir or tempfile.mkdtemp(prefix="deltainf-attacks-")
     print(f"{'attack':>13} {'seed':>4} {'v→t':>5} {'poisons':>7} {'clean acc':>9} {'poison success':>14} {'secs':>6}")
     for attack in a.attacks:

@@ -1,13 +1,13 @@
 """The verdict on honest mistakes and on poisoned test images: how often it accuses without cause, how often it misses.
 
-Built-in digits experiments (BadNet, frequency, Witches' Brew) at the given seeds. Each gives one poisoned query (the
-experiment's triggered test image) and two honest mistakes of the same model: its most confident error and a seeded
-random one, both sent to a class other than the attack's target (no poison is behind them). With ``--cifar``, also
-user-style folders written from the CIFAR-10 file in ../shared/data (400 images a class): a clean one (the conv-BN
-model of benchmarks/user_convbn.py trained on it with a plain loop; its most confident and a random error) and one
-with a blended trigger planted by this script (150 dirty-label poisons, α = 0.15; the triggered query).
+Built-in digits experiments (BadNet, frequency, Witches' Brew, blended) at the given seeds. Each gives one poisoned
+query (the experiment's triggered test image) and two honest mistakes of the same model: its most confident error and
+a seeded random one, both sent to a class other than the attack's target (no poison is behind them). With
+``--cifar``, also user-style folders written from the CIFAR-10 file in ../shared/data (400 images a class): a clean
+one (the conv-BN model of benchmarks/user_convbn.py trained on it with a plain loop; its most confident and a random
+error) and one with a blended trigger planted by this script (150 dirty-label poisons, α = 0.15; the triggered query).
 
-    python benchmarks/verdict.py [--seeds 0 1 2] [--attacks badnet,frequency,witches_brew] [--cifar]
+    python benchmarks/verdict.py [--seeds 0 1 2] [--attacks badnet,frequency,witches_brew,blended] [--cifar]
     python benchmarks/verdict.py --seeds 1 --attacks "" --cifar     # the CIFAR-10 folders only (--cifar blended: one)
 
 Prints one row per query (verdict, evidence, its parts, seconds; on poisoned ones the refined rule's and Δ-Influence's
@@ -132,7 +132,8 @@ def cifar_rows(seeds, cache: str, work: Path, kinds=("clean", "blended")) -> lis
                 path = base / f"{name.replace(' ', '_')}.png"
                 Image.fromarray(image.transpose(1, 2, 0)).save(path)
                 case = Case(CaseConfig(data_root=str(base / "folder"), model=f"{HERE / 'user_convbn.py'}:build",
-                                       weights=str(base / "w.safetensors"), query=str(path), cache_dir=cache, seed=seed))
+                                       weights=str(base / "w.safetensors"), query=str(path), cache_dir=cache,
+                                       seed=seed))
                 paths = case.investigation.data.train_paths
                 truth = np.isin(paths, info["poisons"]) if poisoned and paths is not None else None
                 out.append(row(f"cifar {kind} s{seed} {name}", poisoned, case.investigation, start, truth))
@@ -143,7 +144,7 @@ def cifar_rows(seeds, cache: str, work: Path, kinds=("clean", "blended")) -> lis
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--attacks", default="badnet,frequency,witches_brew")
+    ap.add_argument("--attacks", default="badnet,frequency,witches_brew,blended")
     ap.add_argument("--cifar", nargs="?", const="clean,blended", default="",
                     help="also the CIFAR-10 user-style folders, or those named: clean, blended (slow: minutes each)")
     ap.add_argument("--cache-dir", default=None)

@@ -12,8 +12,11 @@ evidence:
 * **the relabelling**: that model gives the suspects a label other than y — how much more often than the control's
   model gives the control images another label (a dirty-label poison is an image of another class).
 
-The evidence is ``flip / flip_unit + relabelling / relabel_unit``; the verdict is *poisoned* when it reaches
-``verdict_threshold`` and the test image leaves y once the suspects are gone. No ground truth is read.
+The evidence is ``flip / flip_unit + relabelling / relabel_unit``; the verdict is *poisoned* when the test image
+leaves y once the suspects are gone and the evidence reaches ``verdict_threshold`` — or, when nothing but their
+likeness to the test image set the suspects apart (no stamp, texture or relabelling a trigger leaves: a split always
+finds two groups, and behind an honest mistake a cluster of look-alikes holds the test image up as well),
+``verdict_threshold_untraced``. No ground truth is read.
 """
 from __future__ import annotations
 
@@ -46,6 +49,10 @@ class VerdictOptions:
                                            "relabelling in units of a quarter of the suspects, each beyond a random "
                                            "control of the same size) at which the verdict says poisoned",
                                       kind="positive")
+    verdict_threshold_untraced: float = option(4.0, "the evidence of poisoning at which the verdict says poisoned when "
+                                                    "nothing but their likeness to the test image set the suspects "
+                                                    "apart (no stamp, texture or relabelling a trigger leaves)",
+                                               kind="positive")
     despite_verdict: bool = option(False, "flag and unlearn even when the verdict finds no evidence of poisoning "
                                           "(otherwise the suspect set is then empty and nothing is unlearned)")
 
@@ -154,10 +161,12 @@ def verdict_of(inv) -> Verdict:
     with t.timed("verdict_s"), inv.reporter.within("verdict"):
         refined = inv.detect("delta_refined")
         suspected = at_most_share(refined.flagged, delta_matrix(inv.scores("full")), labels, y)
+        trace = refined.params.get("trace")
         verdict = judge(suspected, labels, y, c.seed, query_margin(inv, inv.model.module),
-                        _without(inv, np.zeros_like(suspected)), c.verdict_threshold)
+                        _without(inv, np.zeros_like(suspected)),
+                        c.verdict_threshold if trace else c.verdict_threshold_untraced)
     t.seconds["unlearn_s"] = unlearning  # the models it retrained are the verdict's time, not unlearning's
-    verdict.parts["suspects_by"] = refined.params.get("by", "")
+    verdict.parts.update(suspects_by=refined.params.get("by", ""), trace=trace or "")
     return verdict
 
 

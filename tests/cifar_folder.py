@@ -26,3 +26,16 @@ def write_cifar_imagefolder(root: Path, per_class_train: int, per_class_test: in
                 img = Image.open(io.BytesIO(blob[off[i]:off[i + 1]].tobytes())).convert("RGB")
                 img.save(folder / f"{i:05d}.png")
     return root
+
+
+def cifar_images(per_class: int, npz: Path = NPZ):
+    """The first ``per_class`` training images of each class: (uint8 tensor (N, 3, 32, 32), int64 labels (N,))."""
+    import torch
+    from PIL import Image
+
+    data = np.load(npz, allow_pickle=False)
+    blob, off, labels = data["train_jpeg"], data["train_offsets"], data["train_labels"]
+    idx = np.concatenate([np.flatnonzero(labels == c)[:per_class] for c in range(10)])
+    x = torch.from_numpy(np.stack([np.asarray(Image.open(io.BytesIO(blob[off[i]:off[i + 1]].tobytes())).convert(
+        "RGB")).transpose(2, 0, 1) for i in idx]))
+    return x, labels[idx].astype(np.int64)

@@ -55,6 +55,15 @@ def _decided(params: dict, classes: list[str]) -> str:
                 + (f", {beyond} of them beyond the candidates" if beyond else "")
                 + f". {params['n_dropped_as_unstamped']} candidates that do not carry it are given back; no model was "
                   f"trained to decide.")
+    if "texture_cut" in params:
+        beyond = params["n_stamped_beyond_candidates"]
+        return (f"Of {start}, the images of the test image's label whose fine texture (each image minus its local "
+                f"mean) correlates with the test image's by at least {params['texture_cut']:.2f} are kept: a pattern "
+                f"mixed into the whole image (a blended trigger), carried whole or not at all (2-means, "
+                f"{params['texture_separation']:.0%} of the variance between the groups)"
+                + (f", {beyond} of them beyond the candidates" if beyond else "")
+                + f". {params['n_dropped_as_unstamped']} candidates that do not share it are given back; no model "
+                  f"was trained to decide.")
     if "n_dropped_as_their_label" in params:
         sent = ", ".join(f"{n} to {classes[c]}" for c, n in params["sent_to"].items())
         rounds = " → ".join(str(n) for n in params["suspects_per_round"])

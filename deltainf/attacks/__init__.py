@@ -89,30 +89,89 @@ def victim_and_target(ctx: AttackContext, num_classes: int) -> tuple[int, int]:
     return victim, target
 
 
+def source_default(value, dataset: str, name: str, fallback):
+    """A setting's ``value``, or when it is None the data source ``dataset``'s own ``name`` (a registry attribute: the
+    paper's setting scaled to its images), else ``fallback`` (the paper's)."""
+    from ..data import SOURCES
+
+    if value is not None:
+        return value
+    return SOURCES[dataset].attrs.get(name, fallback) if dataset in SOURCES else fallback
+
+
 def default_poison_count(n_train: int, n_victim: int) -> int:
     """About 3.5 % of the training set, at most half the victim class."""
     return max(1, min(round(0.035 * n_train), n_victim // 2))
 
 
+def seeded_poisons(ctx: AttackContext, data: ImageData, cls: int, role: str) -> torch.Tensor:
+    """``poison_count`` (default :func:`default_poison_count`) training images of class ``cls`` drawn from the seed,
+    sorted; ``role`` names the class in the message when there are too few."""
+    of_class = torch.nonzero(data.y_train == cls).flatten()
+    count = ctx.poison_count if ctx.poison_count is not None else default_poison_count(len(data.y_train), len(of_class))
+    if count > len(of_class):
+        raise ConfigError(f"--poison-count {count} exceeds the {len(of_class)} training images of {role} class {cls}")
+    rng = np.random.default_rng([ctx.seed, 13])
+    return torch.from_numpy(np.sort(rng.choice(of_class.numpy(), size=count, replace=False))).long()
+
+
 def relabel_with_trigger(ctx: AttackContext, data: ImageData, victim: int, target: int,
                          stamp: Callable[[torch.Tensor], torch.Tensor], trigger_mask: torch.Tensor,
-                         trigger_pattern: torch.Tensor) -> Poisoned:
-    """Dirty-label bookkeeping (BadNet, the frequency trigger): ``poison_count`` seeded victim-class training
-    images get ``stamp`` (uint8 → uint8) and the target label; every victim-class test image, stamped,
-    is the triggered test set."""
-    victim_idx = torch.nonzero(data.y_train == victim).flatten()
-    count = ctx.poison_count if ctx.poison_count is not None else default_poison_count(len(data.y_train), len(victim_idx))
-    if count > len(victim_idx):
-        raise ConfigError(f"--poison-count {count} exceeds the {len(victim_idx)} training images of victim class {victim}")
-    rng = np.random.default_rng([ctx.seed, 13])
-    poison_idx = torch.from_numpy(np.sort(rng.choice(victim_idx.numpy(), size=count, replace=False))).long()
+                         trigger_pattern: torch.Tensor,
+                         test_stamp: Callable[[torch.Tensor], torch.Tensor] | None = None) -> Poisoned:
+    """Dirty-label bookkeeping (BadNet, the frequency trigger, …): ``poison_count`` seeded victim-class training
+    images get ``stamp`` (uint8 → uint8) and the target label; every victim-class test image with ``test_stamp``
+    (default: ``stamp``) is the triggered test set."""
+    poison_idx = seeded_poisons(ctx, data, victim, "victim")
     x_train, y_train = data.x_train.clone(), data.y_train.clone()
     x_train[poison_idx] = stamp(x_train[poison_idx])
     y_train[poison_idx] = target
     test_idx = torch.nonzero(data.y_test == victim).flatten()
     poisoned = ImageData(data.name, data.classes, x_train, y_train, data.x_test, data.y_test, data.train_paths)
-    return Poisoned(poisoned, poison_idx, victim, target, stamp(data.x_test[test_idx]), test_idx, trigger_mask,
+    return Poisoned(poisoned, poison_idx, victim, target, (test_stamp or stamp)(data.x_test[test_idx]), test_idx,
+                    trigger_mask, trigger_pattern)
+
+
+def add_covers(poisoned: Poisoned, ctx: AttackContext, ratio: int, option: str,
+               stamp: Callable[[torch.Tensor, np.random.Generator], torch.Tensor]) -> torch.Tensor:
+    """Regularisation samples (WaNet's noise mode, Adaptive-Blend's covers): ``ratio`` seeded training images per
+    poison, of any class, not poisons, get ``stamp(images, rng)`` in place and keep their labels; their indices.
+    ``option`` names the ratio's flag in the message when there are too few images."""
+    count = ratio * len(poisoned.poison_idx)
+    others = np.setdiff1d(np.arange(len(poisoned.data.y_train)), poisoned.poison_idx.numpy())
+    if count > len(others):
+        raise ConfigError(f"{option} {ratio} asks for {count} images beside the poisons; there are {len(others)}")
+    rng = np.random.default_rng([ctx.seed, 43])
+    covers = torch.from_numpy(np.sort(rng.choice(others, count, replace=False))).long()
+    if count:
+        poisoned.data.x_train[covers] = stamp(poisoned.data.x_train[covers], rng)
+    return covers
+
+
+def trigger_on_target(ctx: AttackContext, data: ImageData, victim: int, target: int,
+                      stamp: Callable[[torch.Tensor], torch.Tensor], test_stamp: Callable[[torch.Tensor], torch.Tensor],
+                      trigger_mask: torch.Tensor, trigger_pattern: torch.Tensor) -> Poisoned:
+    """Clean-label bookkeeping (SIG, label-consistent): ``poison_count`` seeded target-class training images get
+    ``stamp`` (uint8 → uint8, the whole batch at once) and keep their label; every victim-class test image with
+    ``test_stamp`` is the triggered test set."""
+    poison_idx = seeded_poisons(ctx, data, target, "target")
+    x_train = data.x_train.clone()
+    if len(poison_idx):
+        x_train[poison_idx] = stamp(x_train[poison_idx])
+    test_idx = torch.nonzero(data.y_test == victim).flatten()
+    poisoned = ImageData(data.name, data.classes, x_train, data.y_train.clone(), data.x_test, data.y_test,
+                         data.train_paths)
+    return Poisoned(poisoned, poison_idx, victim, target, test_stamp(data.x_test[test_idx]), test_idx, trigger_mask,
                     trigger_pattern)
+
+
+def clean_label_picture(clean: ImageData, poisoned: Poisoned, first: torch.Tensor,
+                        first_caption: str) -> tuple[list[torch.Tensor], list[str]]:
+    """A clean-label trigger: ``first`` (the trigger itself), one poison's clean original, the poison."""
+    i = int(poisoned.poison_idx[0])
+    label = clean.classes[int(clean.y_train[i])]
+    return [first, clean.x_train[i], poisoned.data.x_train[i]], [
+        first_caption, f"#{i} clean ({label})", f"#{i} poisoned, still labelled {label}"]
 
 
 def relabelled_picture(clean: ImageData, poisoned: Poisoned, first: torch.Tensor,

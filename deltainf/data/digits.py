@@ -11,13 +11,15 @@ from ..errors import DataError
 from . import ImageData, balanced_subset, register
 
 
-@register("digits", label="built-in digits (16×16, offline)", order=0, builtin=True, brew_eps=40 / 255)
+@register("digits", label="built-in digits (16×16, offline)", order=0, builtin=True, brew_eps=40 / 255,
+          blend_alpha=0.25, adaptive_alpha=0.25, wanet_grid=6, wanet_strength=3.0, wanet_cross_ratio=1)
 def digits(root: Path | None, *, seed: int, image_size: int, default_root: Path | None = None) -> ImageData:
     """scikit-learn's bundled 8×8 digits, upsampled to 16×16 and tinted a random colour each.
 
     The tint makes the colour transformations (jitter, channel switch) meaningful; the split
     (80 / 20, stratified) is drawn from ``seed``. The originals have 17 grey levels, so one of theirs is 16/255,
-    Witches' Brew's budget on natural images: clean-label perturbations here get ``brew_eps`` = 40/255.
+    Witches' Brew's budget on natural images: clean-label perturbations here get ``brew_eps`` = 40/255, and a blended
+    trigger ``blend_alpha`` = 0.25 (at 0.2 it implants on 4 of 6 seeds), WaNet a finer, stronger warp (``wanet_*``).
     """
     # Read the CSV that ships inside scikit-learn's wheel directly: importing sklearn costs ~2 s.
     import gzip

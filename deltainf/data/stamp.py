@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ..models.features import two_means
 from .stream import chunks
@@ -72,3 +73,26 @@ def shared_stamp(images, query: torch.Tensor, candidates: np.ndarray, rest: np.n
     carried = np.concatenate([m[:, pixels].mean(1) for m in matches(images, query, tolerance)])
     split = two_means(carried[candidates], seed)
     return None if split is None else Stamp(pixels, carried, *split)
+
+
+def fine_texture(x: torch.Tensor) -> torch.Tensor:
+    """Each image's fine texture: uint8 (N, C, H, W) minus its 3×3 local mean, flattened, centred and scaled to unit
+    length (N, C·H·W) — what a pattern mixed into the whole image (a blended trigger) adds, and what two different
+    natural images hardly share."""
+    x = x.float()
+    smooth = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, 1)
+    r = (x - smooth).flatten(1)
+    r = r - r.mean(1, keepdim=True)
+    return r / r.norm(dim=1, keepdim=True).clamp_min(1e-8)
+
+
+def shared_texture(images, query: torch.Tensor, candidates: np.ndarray, seed: int) -> Stamp | None:
+    """The fine texture (:func:`fine_texture`) the ``candidates`` share with the test image ``query``: each training
+    image's correlation with the test image's texture, the candidates' correlations split by 2-means. A stamp over the
+    whole image (``pixels`` all True); None when fewer than two candidates or every one correlates alike."""
+    if candidates.sum() < 2:
+        return None
+    q = fine_texture(torch.as_tensor(query)[None])[0]
+    carried = np.concatenate([(fine_texture(block) @ q).numpy() for block in chunks(images)]).astype(np.float64)
+    split = two_means(carried[candidates], seed)
+    return None if split is None else Stamp(np.ones(tuple(query.shape[-2:]), dtype=bool), carried, *split)

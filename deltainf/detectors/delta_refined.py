@@ -5,8 +5,10 @@ First the stamp (:mod:`deltainf.data.stamp`): pixels the candidates of the test 
 image and almost no other training image has — a patch trigger stamped verbatim, an additive one where the images
 are flat. When the images of y fall into two well-separated groups by the share of those pixels they carry
 (``stamp_separation``), the upper group is kept: a trigger is carried whole or not at all, where the likeness of
-natural images is a matter of degree. Otherwise (no stamp: a smooth trigger on natural images, clean-label poisons)
-models trained without the candidates decide.
+natural images is a matter of degree. A pattern mixed into the whole image (a blended trigger) leaves no pixel alike
+on natural images, but its fine texture: the images of y whose texture correlates with the test image's
+(:func:`~deltainf.data.stamp.shared_texture`) are kept on the same condition. Otherwise (a smooth trigger,
+clean-label poisons) models trained without the candidates decide.
 
 Influence collapse also catches clean training images of the test image's label y: they supported y, and a copy
 with a random label no longer needs them. The two differ in what a model trained WITHOUT them makes of them: a
@@ -32,7 +34,9 @@ model is unsure of many clean images of y (a model sure of every image of y shif
 Whichever test decided, its group is put to the test image itself: a model retrained without it (exact unlearning)
 must no longer give the test image y. When it still does, poisons are left among the other candidates (a smooth
 trigger the relabelling model learns back, likeness spread over both groups): the τ/k rule's flags of y are added
-to the group, since unlearning only the group would leave the backdoor.
+to the group, since unlearning only the group would leave the backdoor. A group set apart by a trace a trigger
+leaves (the stamp, the texture, the relabelling) that passes carries it in ``params["trace"]``; the likeness split
+leaves none (it always finds two groups), and the verdict asks more of what it keeps.
 
 The candidates are the τ/k rule's flags with τ raised to 0 when it is lower (the refinement removes the clean
 points itself, so it starts from every point whose influence falls on T − k copies at all), and their kin
@@ -47,7 +51,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..data.stamp import shared_stamp
+from ..data.stamp import shared_stamp, shared_texture
 from ..influence.delta import delta_flags, delta_matrix
 from ..models.features import kin, likeness, likeness_split
 from ..options import option
@@ -70,8 +74,9 @@ class RefinedSettings:
     stamp_enrichment: float = option(10.0, "Δ refined: a pixel belongs to the stamp when the candidates match the test "
                                            "image there at least this many times as often as the other training "
                                            "images do", kind="positive")
-    stamp_separation: float = option(0.9, "Δ refined: the stamp decides when the share of its pixels the candidates "
-                                          "carry splits into two groups this far apart (between-group share of the "
+    stamp_separation: float = option(0.9, "Δ refined: the stamp (or the shared texture) decides when the share of its "
+                                          "pixels the candidates carry (their texture's correlation with the test "
+                                          "image's) splits into two groups this far apart (between-group share of the "
                                           "variance; 1: carried whole or not at all)", kind="probability")
     kin_quantile: float = option(0.1, "the kin of a suspected set: the other images of the test image's label at "
                                       "least as like it as this quantile of the suspected ones like it (poisons a "
@@ -107,7 +112,8 @@ def dirty_label(suspects: np.ndarray, candidates: np.ndarray, min_share: float) 
 @register("delta_refined", label="Δ-Influence, refined", order=5, settings=RefinedSettings, modes=("full",),
           features=True, images=True, retrains=True,
           help="Δ-Influence refined: the images of the test image's label that carry the pixels it shares with the "
-               "collapsed points and no other image has (a stamped trigger); without such a stamp, the collapsed "
+               "collapsed points and no other image has (a stamped trigger), or its fine texture (a blended one); "
+               "without either, the collapsed "
                "points a model trained without them labels otherwise, or when that check cannot decide, the ones most "
                "like the test image (likeness split); with the τ/k rule's flags of the test image's label when a "
                "model retrained without that group still misclassifies it")
@@ -135,7 +141,8 @@ def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
         if found.params["query_without_kept"] != y:
             return found
         return Detection("delta_refined", found.flagged | (rule.flagged & (labels == y)), found.score, {
-            **found.params, "by": f"with the τ/k rule's flags of y ({found.params['by']} left the test image y)",
+            **{k: v for k, v in found.params.items() if k != "trace"},
+            "by": f"with the τ/k rule's flags of y ({found.params['by']} left the test image y)",
             "widened_from": int(found.flagged.sum())})
 
     params = {**rule.params, "candidate_tau": candidate_tau, "n_candidates": int(candidates.sum()),
@@ -148,8 +155,20 @@ def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
         if stamp.separation >= s.stamp_separation:
             carriers = stamp.carriers(labels, y)
             return confirmed(Detection("delta_refined", carriers, np.where(labels == y, stamp.carried, -1.0), {
-                **params, "by": "the stamp shared with the test image", "stamp_cut": round(stamp.cut, 4),
+                **params, "by": "the stamp shared with the test image", "trace": "stamp",
+                "stamp_cut": round(stamp.cut, 4),
                 "stamp_at": np.argwhere(stamp.pixels).tolist(), "n_dropped_as_unstamped": int((pool & ~carriers).sum()),
+                "n_stamped_beyond_candidates": int((carriers & ~pool).sum())}))
+    texture = None if inputs.images is None or inputs.query_image is None else shared_texture(
+        inputs.images, inputs.query_image, pool & (labels == y), inputs.seed)
+    if texture is not None:
+        params["texture_separation"] = round(texture.separation, 3)
+        if texture.separation >= s.stamp_separation:
+            carriers = texture.carriers(labels, y)
+            return confirmed(Detection("delta_refined", carriers, np.where(labels == y, texture.carried, -1.0), {
+                **params, "by": "the texture shared with the test image", "trace": "texture",
+                "texture_cut": round(texture.cut, 4),
+                "n_dropped_as_unstamped": int((pool & ~carriers).sum()),
                 "n_stamped_beyond_candidates": int((carriers & ~pool).sum())}))
     suspects, rounds, predicted = relabelled(pool, labels, inputs.predict_without, s.refined_rounds, kin_of)
     params["suspects_per_round"] = rounds
@@ -159,7 +178,7 @@ def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
         params.update(sent_to=sent, agreement=round(agreement, 3))
         if agreement >= s.refined_min_agreement:
             return confirmed(Detection("delta_refined", suspects, np.where(suspects, 2 + like, np.where(
-                pool, like, -1.0)), {**params, "by": "relabelled without them",
+                pool, like, -1.0)), {**params, "by": "relabelled without them", "trace": "relabelled",
                                      "n_dropped_as_their_label": int((pool & ~suspects).sum())}))
         why = "the relabelled ones are sent to scattered classes"
     else:

@@ -4,16 +4,10 @@ import torch
 from deltainf import Config
 from deltainf.attacks import victim_and_target
 from deltainf.attacks.badnet import trigger
-from deltainf.data import load_dataset
 from deltainf.errors import ConfigError
 from deltainf.experiment import attack_context, plant
 
 CPU = torch.device("cpu")
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", None, seed=0)
 
 
 def test_badnet_poisons_victim_images_with_trigger_and_target_label(digits):

@@ -8,7 +8,6 @@ from scipy.fft import dctn
 
 from deltainf import Config
 from deltainf.attacks import frequency, witches_brew
-from deltainf.data import load_dataset
 from deltainf.experiment import attack_context, plant
 from deltainf.store import Store
 
@@ -22,11 +21,6 @@ def cache(tmp_path_factory):
     path = tmp_path_factory.getbasetemp() / "deltainf-extra-cache"
     path.mkdir(exist_ok=True)
     return path
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return load_dataset("digits", None, seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -1,18 +1,17 @@
 """The stamp the candidates share with the test image: found where a trigger is stamped on real images (the paper's
 BadNet patch on digits and on CIFAR-10, the frequency trigger on the digits' black background), its carriers exactly
-the poisons; not found among natural look-alikes of the test image that carry no trigger."""
+the poisons; not found among natural look-alikes of the test image that carry no trigger. The shared fine texture
+likewise: a blended trigger on CIFAR-10 (no pixel alike), none among natural look-alikes."""
 from __future__ import annotations
-
-import io
 
 import numpy as np
 import pytest
 import torch
 
-from cifar_folder import NPZ
+from cifar_folder import NPZ, cifar_images
 from deltainf import Config
 from deltainf.data import load_dataset
-from deltainf.data.stamp import shared_stamp
+from deltainf.data.stamp import shared_stamp, shared_texture
 from deltainf.experiment import plant
 
 CPU = torch.device("cpu")
@@ -55,14 +54,7 @@ def test_the_stamp_on_the_digits_is_carried_by_the_poisons_alone(digits, attack,
 def cifar():
     if not NPZ.exists():
         pytest.skip(f"{NPZ} not present")
-    from PIL import Image
-
-    data = np.load(NPZ, allow_pickle=False)
-    blob, off, labels = data["train_jpeg"], data["train_offsets"], data["train_labels"]
-    idx = np.concatenate([np.flatnonzero(labels == c)[:200] for c in range(10)])
-    x = torch.from_numpy(np.stack([np.asarray(Image.open(io.BytesIO(blob[off[i]:off[i + 1]].tobytes())).convert(
-        "RGB")).transpose(2, 0, 1) for i in idx]))
-    return x, labels[idx].astype(np.int64)
+    return cifar_images(200)
 
 
 def test_a_patch_on_cifar_is_found_and_natural_look_alikes_carry_none(cifar):
@@ -105,3 +97,28 @@ def test_one_shared_pixel_is_no_stamp(digits):
     x[torch.from_numpy(shared), :, 0, 1] = 200
     two = shared_stamp(x, query, cand, ~cand, 8, 10.0, seed=0)
     assert two is not None and two.pixels.sum() == 2 and np.array_equal(np.flatnonzero(two.carriers(labels, 4)), shared)
+
+
+def test_a_blended_trigger_on_cifar_leaves_no_stamp_but_its_texture(cifar):
+    from deltainf.attacks.blended import blend, pattern_of
+
+    x, labels = cifar
+    pattern = pattern_of((3, 32, 32), "noise", seed=0)
+    victims = np.flatnonzero(labels == 0)
+    poisons = np.zeros(len(labels), bool)
+    poisons[victims[:50]] = True
+    xp, lp = x.clone(), labels.copy()
+    xp[torch.from_numpy(poisons)] = blend(x[torch.from_numpy(poisons)], pattern, 0.15)
+    lp[poisons] = 2
+    query = blend(x[victims[-1]], pattern, 0.15)
+    cand = _candidates(xp, lp, query, poisons, 2, 80)
+    stamp = shared_stamp(xp, query, cand, ~cand, 8, 10.0, seed=0)
+    assert stamp is None or stamp.separation < 0.9
+    texture = shared_texture(xp, query, cand, seed=0)
+    assert texture.separation >= 0.9 and np.array_equal(texture.carriers(lp, 2), poisons)
+
+    for c in range(10):  # no trigger: natural look-alikes' texture correlates with the image's by degrees
+        members = np.flatnonzero(labels == c)
+        near = _candidates(x, labels, x[members[0]], np.zeros(len(labels), bool), c, 80)
+        near[members[0]] = False
+        assert shared_texture(x, x[members[0]], near, seed=0).separation < 0.9, c

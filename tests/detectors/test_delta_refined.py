@@ -213,3 +213,48 @@ def test_a_stamp_shared_with_the_test_image_decides_before_any_model_is_trained(
     assert f"share {det.params['stamp_pixels']} pixels with the test image" in said
     assert "carrying all of them are kept" in said and "10 of them beyond the candidates" in said
     assert "20 candidates that do not carry it are given back" in said
+
+
+def test_a_blended_trigger_on_natural_images_is_found_by_its_texture():
+    """Blended (α = 0.15) on CIFAR-10 images: no pixel matches the test image within 8 grey levels, but the poisons'
+    fine texture correlates with the test image's and no clean image's does; kept without a model trained, and the
+    group carries its trace for the verdict."""
+    import pytest
+    import torch
+
+    from cifar_folder import NPZ, cifar_images
+    from deltainf.attacks.blended import blend, pattern_of
+
+    if not NPZ.exists():
+        pytest.skip(f"{NPZ} not present")
+    x, labels = cifar_images(100)
+    pattern = pattern_of((3, 32, 32), "noise", seed=0)
+    poisons = np.zeros(len(labels), bool)
+    poisons[np.flatnonzero(labels == 0)[:40]] = True
+    x[torch.from_numpy(poisons)] = blend(x[torch.from_numpy(poisons)], pattern, 0.15)
+    labels[poisons] = 2
+    n = len(labels)
+    scores = np.random.default_rng(0).normal(0, 0.05, (11, n)) + np.r_[0, [0.3] * 10][:, None]
+    collapsed = np.flatnonzero(poisons)[:30].tolist() + np.flatnonzero((labels == 2) & ~poisons)[:30].tolist()
+    scores[1:, collapsed] -= 5.0
+
+    def never(removed):
+        raise AssertionError("a model was trained")
+
+    entry = DETECTORS["delta_refined"]
+    inputs = DetectorInput(labels=labels, seed=0, mode="full", scores={"full": scores}, tau=-1.0, k=0,
+                           features=np.random.default_rng(1).normal(size=(n, 4)), query_features=np.ones(4),
+                           query_label=2, images=x, query_image=blend(cifar_images(101)[0][100], pattern, 0.15),
+                           predict_without=never, query_without=lambda removed: 0)
+    det = entry(inputs, entry.settings_from(Config()))
+    assert "stamp_cut" not in det.params and det.params["texture_separation"] >= 0.9
+    assert np.array_equal(det.flagged, poisons) and det.params["trace"] == "texture"
+    assert det.params["n_stamped_beyond_candidates"] > 0  # the poisons the τ/k rule missed share it too
+    assert det.params["n_dropped_as_unstamped"] >= 30     # and the collapsed clean images are given back
+    widened = entry(replace(inputs, query_without=lambda removed: 2), entry.settings_from(Config()))
+    assert "trace" not in widened.params  # the group alone did not free the test image: no trace to go on
+    from ui.refined import why
+
+    said = why(det.params, [str(c) for c in range(10)])
+    beyond = det.params["n_stamped_beyond_candidates"]
+    assert "fine texture" in said and f"{beyond} of them beyond the candidates" in said
