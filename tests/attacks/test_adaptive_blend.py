@@ -1,11 +1,10 @@
 """Adaptive-Blend (Qi et al. 2023) on the built-in digits: the pattern in random halves of its pieces on the poisons
-and on covers that keep their labels, whole at test time; pictures; implant."""
+and on covers that keep their labels, whole at test time; pictures."""
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 import numpy as np
-import pytest
 import torch
 
 from deltainf import Config
@@ -49,10 +48,3 @@ def test_adaptive_blend_pictures(digits):
     images, captions = views.trigger_picture(SimpleNamespace(poisoned=plant(cfg, digits, CPU), data=digits, config=cfg))
     assert captions[0] == "the pattern, cut into pieces" and len(images) == 3
 
-
-@pytest.mark.slow
-def test_adaptive_blend_implants_on_the_digits(tmp_path):
-    from deltainf.experiment import Experiment
-
-    m = Experiment(Config(attack="adaptive_blend", cache_dir=str(tmp_path))).model_metrics
-    assert m["poison_success"] >= 0.8 and m["clean_acc"] >= 0.9

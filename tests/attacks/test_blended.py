@@ -1,4 +1,4 @@
-"""The blended trigger (Chen et al. 2017) on the built-in digits: bookkeeping, seeding, settings, pictures, implant."""
+"""The blended trigger (Chen et al. 2017) on the built-in digits: bookkeeping, seeding, settings, pictures."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -61,10 +61,3 @@ def test_blended_pictures(digits):
     images, captions = views.trigger_picture(SimpleNamespace(poisoned=poisoned, data=digits, config=cfg))
     assert captions[0] == "the blended pattern" and len(images) == 3
 
-
-@pytest.mark.slow
-def test_blended_implants_on_the_digits(tmp_path):
-    from deltainf.experiment import Experiment
-
-    m = Experiment(Config(attack="blended", seed=1, cache_dir=str(tmp_path))).model_metrics
-    assert m["poison_success"] >= 0.8 and m["clean_acc"] >= 0.9

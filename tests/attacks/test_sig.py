@@ -1,10 +1,9 @@
-"""SIG (Barni et al. 2019) on the built-in digits: clean label, a sinusoid; settings; pictures; its implant report."""
+"""SIG (Barni et al. 2019) on the built-in digits: clean label, a sinusoid; settings; pictures."""
 from __future__ import annotations
 
 from types import SimpleNamespace
 
 import numpy as np
-import pytest
 import torch
 
 from deltainf import Config
@@ -42,10 +41,3 @@ def test_sig_pictures(digits):
     assert captions[0] == "the sinusoid, on grey" and captions[2].endswith("still labelled " + digits.classes[
         int(plant(cfg, digits, CPU).target)])
 
-
-@pytest.mark.slow
-def test_sig_at_the_papers_settings_does_not_implant_on_the_digits_and_says_so(tmp_path):
-    from deltainf.experiment import Experiment
-
-    exp = Experiment(Config(attack="sig", cache_dir=str(tmp_path)))
-    assert exp.model_metrics["poison_success"] < 0.5 and "poison success" in exp.implant_problem

@@ -1,4 +1,4 @@
-"""WaNet (Nguyen & Tran 2021) on the built-in digits: a warp, not a pattern; its noise mode; settings; implant."""
+"""WaNet (Nguyen & Tran 2021) on the built-in digits: a warp, not a pattern; its noise mode; settings; pictures."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -60,10 +60,3 @@ def test_wanet_pictures(digits):
     images, captions = views.trigger_picture(SimpleNamespace(poisoned=plant(cfg, digits, CPU), data=digits, config=cfg))
     assert captions[0] == "the warp, on a lattice" and len(images) == 3
 
-
-@pytest.mark.slow
-def test_wanet_implants_on_the_digits(tmp_path):
-    from deltainf.experiment import Experiment
-
-    m = Experiment(Config(attack="wanet", cache_dir=str(tmp_path))).model_metrics
-    assert m["poison_success"] >= 0.8 and m["clean_acc"] >= 0.9
