@@ -47,7 +47,9 @@ CONTROL_STREAM = 0x7665
 class VerdictOptions:
     verdict_threshold: float = option(2.5, "the evidence of poisoning (flip in units of 8 logits of margin plus "
                                            "relabelling in units of a quarter of the suspects, each beyond a random "
-                                           "control of the same size) at which the verdict says poisoned",
+                                           "control of the same size) at which the verdict says poisoned when the "
+                                           "suspects carry a trace of a trigger (a stamp or texture shared with the "
+                                           "test image, a label a model without them does not learn)",
                                       kind="positive")
     verdict_threshold_untraced: float = option(4.0, "the evidence of poisoning at which the verdict says poisoned when "
                                                     "nothing but their likeness to the test image set the suspects "
@@ -172,7 +174,8 @@ def verdict_of(inv) -> Verdict:
 
 def judge_fresh_round(inv, module, removed: np.ndarray, scores: np.ndarray, tau: float, k: int) -> Verdict:
     """The verdict on a fresh Δ-Influence round (``scores`` over the points kept) on ``module``, a model without the
-    ``removed`` points: do the images of y it flags still hold the test image up beyond as many random ones?"""
+    ``removed`` points: do the images of y it flags still hold the test image up beyond as many random ones? A
+    poisoning was found before this round, so its suspects (the τ/k rule's, untraced) face ``verdict_threshold``."""
     labels, y, c = inv.data.y_train.numpy(), inv.query.label, inv.config
     keep = ~np.asarray(removed, bool)
     fresh = np.zeros_like(keep)
