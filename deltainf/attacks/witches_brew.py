@@ -66,14 +66,15 @@ def brew(models: nn.Module | list[nn.Module], x_poison: torch.Tensor, y_poison: 
     """Gradient-matching perturbations for uint8 poisons. Returns (perturbed uint8 poisons, best loss).
 
     Matching loss: 1 − cos(∇θ CE(poisons + δ, their labels), ∇θ CE(target, adversarial class)),
-    averaged over ``models`` (one surrogate, or an ensemble).
+    averaged over ``models`` (one surrogate, or an ensemble). ``x_target``: one image (C, H, W), or a batch whose mean
+    loss is matched (Sleeper Agent's triggered images).
     """
     models = models if isinstance(models, (list, tuple)) else [models]
     device = next(models[0].parameters()).device
     x0 = to_float(x_poison, device)
     y = y_poison.to(device)
-    xt = to_float(x_target[None], device)
-    yt = torch.tensor([adv_class], device=device)
+    xt = to_float(x_target if x_target.dim() == 4 else x_target[None], device)
+    yt = torch.full((len(xt),), adv_class, device=device)
     setups = []
     for model in models:
         model.eval()
