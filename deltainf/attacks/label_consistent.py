@@ -41,8 +41,7 @@ def corner_patches(shape: tuple[int, int, int], size: int) -> tuple[torch.Tensor
     c, h, w = shape
     size = min(size, h // 2, w // 2)
     ii, jj = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-    near = lambda k, n: (k < size) | (k >= n - size)  # noqa: E731
-    mask = near(ii, h) & near(jj, w)
+    mask = ((ii < size) | (ii >= h - size)) & ((jj < size) | (jj >= w - size))
     pattern = (((ii + jj) % 2 == 0) & mask).to(torch.uint8).mul(255).expand(c, h, w).clone()
     return mask, pattern
 
