@@ -20,10 +20,10 @@ from ..data import ImageData
 from ..models.training import to_float
 from ..options import option
 from ..store import array_fingerprint, content_key
-from . import (Attack, AttackContext, Poisoned, clean_label_picture, register, seeded_poisons, source_default,
-               trigger_on_target, victim_and_target)
+from . import (Attack, AttackContext, Poisoned, clean_label_picture, register, seeded_poisons, trigger_on_target,
+               victim_and_target)
+from .witches_brew import dataset_eps
 
-PAPER_EPS = 16 / 255
 ALGORITHM_VERSION = 1  # bump when the perturbation changes (cached poisons are keyed by it)
 
 
@@ -76,7 +76,7 @@ class LabelConsistent(Attack):
 
     def poison(self, data: ImageData, ctx: AttackContext, s: LabelConsistentSettings) -> Poisoned:
         victim, target = victim_and_target(ctx, data.num_classes)
-        eps = float(source_default(s.lc_eps, data.name, "brew_eps", PAPER_EPS))
+        eps = s.lc_eps if s.lc_eps is not None else dataset_eps(data.name)
         mask, pattern = corner_patches(data.image_shape, s.lc_patch)
         poison_idx = seeded_poisons(ctx, data, target, "target")
 
