@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..data import ImageData
+from ..data import SOURCES, ImageData
 from ..errors import ConfigError
 from ..registry import Registry
 from .surrogate import Surrogates
@@ -92,8 +92,6 @@ def victim_and_target(ctx: AttackContext, num_classes: int) -> tuple[int, int]:
 def source_default(value, dataset: str, name: str, fallback):
     """A setting's ``value``, or when it is None the data source ``dataset``'s own ``name`` (a registry attribute: the
     paper's setting scaled to its images), else ``fallback`` (the paper's)."""
-    from ..data import SOURCES
-
     if value is not None:
         return value
     return SOURCES[dataset].attrs.get(name, fallback) if dataset in SOURCES else fallback

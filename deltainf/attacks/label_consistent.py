@@ -22,7 +22,8 @@ from ..options import option
 from ..store import array_fingerprint, content_key
 from . import (Attack, AttackContext, Poisoned, clean_label_picture, register, seeded_poisons, trigger_on_target,
                victim_and_target)
-from .witches_brew import dataset_eps
+from .badnet import apply_trigger
+from .witches_brew import dataset_eps, grey_levels_within
 
 ALGORITHM_VERSION = 1  # bump when the perturbation changes (cached poisons are keyed by it)
 
@@ -46,10 +47,6 @@ def corner_patches(shape: tuple[int, int, int], size: int) -> tuple[torch.Tensor
     return mask, pattern
 
 
-def stamp(x: torch.Tensor, mask: torch.Tensor, pattern: torch.Tensor) -> torch.Tensor:
-    return torch.where(mask, pattern, x)
-
-
 def hardened(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: float, steps: int) -> torch.Tensor:
     """Untargeted PGD on uint8 images (N, C, H, W) with labels ``y``: |δ| ≤ ε, steps of ε/4, rounded to grey levels."""
     device = next(model.parameters()).device
@@ -63,10 +60,7 @@ def hardened(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, eps: floa
             delta += eps / 4 * grad.sign()
             delta.clamp_(-eps, eps)
             delta.copy_((x0 + delta).clamp(0, 1) - x0)
-    out = ((x0 + delta.detach()) * 255).round().to(torch.int16).cpu()
-    lim = int(eps * 255 + 1e-6)
-    return torch.maximum(torch.minimum(out, x.to(torch.int16) + lim), x.to(torch.int16) - lim).clamp(0, 255).to(
-        torch.uint8)
+    return grey_levels_within(x0 + delta, x, eps)
 
 
 @register("label_consistent", label="Label-consistent (clean label)", order=7, settings=LabelConsistentSettings)
@@ -84,24 +78,25 @@ class LabelConsistent(Attack):
             model = ctx.surrogates.model(data)
             for p in model.parameters():
                 p.requires_grad_(False)
-            return {"hard": hardened(model, data.x_train[poison_idx], data.y_train[poison_idx], eps, s.lc_steps).numpy()}
+            hard = hardened(model, data.x_train[poison_idx], data.y_train[poison_idx], eps, s.lc_steps)
+            return {"hard": hard.numpy()}
 
         key = content_key("label-consistent", ALGORITHM_VERSION, array_fingerprint(data.x_train, data.y_train),
                           ctx.seed, target, array_fingerprint(poison_idx.numpy()), eps, s.lc_steps,
                           ctx.surrogates.recipe(data).key())
         hard = torch.from_numpy(np.asarray(ctx.surrogates.cached(key, make)["hard"])) if len(poison_idx) else None
-        return trigger_on_target(ctx, data, victim, target, lambda _chosen: stamp(hard, mask, pattern),
-                                 lambda x: stamp(x, mask, pattern), mask, pattern)
+        return trigger_on_target(ctx, data, victim, target, lambda _chosen: apply_trigger(hard, mask, pattern),
+                                 lambda x: apply_trigger(x, mask, pattern), mask, pattern)
 
     def preview(self, sample, settings: LabelConsistentSettings, seed: int, dataset: str):
         mask, pattern = corner_patches(tuple(sample.shape), settings.lc_patch)
-        return ([stamp(torch.full_like(sample, 128), mask, pattern), stamp(sample, mask, pattern)],
-                [f"{min(settings.lc_patch, sample.shape[-1] // 2)}×{min(settings.lc_patch, sample.shape[-1] // 2)} "
-                 f"checkerboards in the corners", "on an image (poisons: perturbed first)"])
+        side = int(mask[0].sum()) // 2  # the top row crosses two patches
+        return ([apply_trigger(torch.full_like(sample, 128), mask, pattern), apply_trigger(sample, mask, pattern)],
+                [f"{side}×{side} checkerboards in the corners", "on an image (poisons: perturbed first)"])
 
     def picture(self, clean: ImageData, poisoned: Poisoned):
         if len(poisoned.poison_idx) == 0:
             return [], []
         grey = torch.full_like(clean.x_train[0], 128)
-        return clean_label_picture(clean, poisoned, stamp(grey, poisoned.trigger_mask, poisoned.trigger_pattern),
-                                   "the corner patches")
+        patches = apply_trigger(grey, poisoned.trigger_mask, poisoned.trigger_pattern)
+        return clean_label_picture(clean, poisoned, patches, "the corner patches")

@@ -29,13 +29,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data import SOURCES, ImageData
+from ..data import ImageData
 from ..errors import ConfigError
 from ..models.features import embeddings
 from ..models.training import predict_logits, to_float
 from ..options import option
 from ..store import array_fingerprint, content_key
-from . import Attack, AttackContext, Poisoned, default_poison_count, register, stretched_difference, victim_and_target
+from . import (Attack, AttackContext, Poisoned, default_poison_count, register, source_default, stretched_difference,
+               victim_and_target)
 
 STEP_SIZE = 0.25     # Adam learning rate as a fraction of ε
 NATURAL_EPS = 16 / 255
@@ -108,17 +109,20 @@ def brew(models: nn.Module | list[nn.Module], x_poison: torch.Tensor, y_poison: 
         final = float(matching_loss(delta).detach())
         if final < best_loss:
             best_loss, best_delta = final, delta.detach().clone()
-    poisoned = ((x0 + best_delta) * 255).round().clamp(0, 255).to(torch.int16).cpu()
-    # Rounding to grey levels keeps |δ| ≤ ε (x0 is on the grid); clamp anyway against float slop.
-    lo = x_poison.to(torch.int16) - int(eps * 255 + 1e-6)
-    hi = x_poison.to(torch.int16) + int(eps * 255 + 1e-6)
-    poisoned = torch.maximum(torch.minimum(poisoned, hi), lo).clamp(0, 255).to(torch.uint8)
-    return poisoned, best_loss
+    return grey_levels_within(x0 + best_delta, x_poison, eps), best_loss
+
+
+def grey_levels_within(x: torch.Tensor, original: torch.Tensor, eps: float) -> torch.Tensor:
+    """Perturbed float images ``x`` in [0, 1] back to uint8, within ε of the uint8 ``original`` (rounding keeps
+    |δ| ≤ ε, as the original is on the grid; the clamp guards against float slop)."""
+    out = (x.detach() * 255).round().clamp(0, 255).to(torch.int16).cpu()
+    lim, base = int(eps * 255 + 1e-6), original.to(torch.int16)
+    return torch.maximum(torch.minimum(out, base + lim), base - lim).clamp(0, 255).to(torch.uint8)
 
 
 def dataset_eps(name: str) -> float:
     """The perturbation budget on the data source ``name``: its own ``brew_eps``, else Geiping et al.'s 16/255."""
-    return float(SOURCES[name].attrs.get("brew_eps", NATURAL_EPS)) if name in SOURCES else NATURAL_EPS
+    return float(source_default(None, name, "brew_eps", NATURAL_EPS))
 
 
 def pick_target(model: nn.Module, data: ImageData, adv: int, victim: int | None, seed: int, device,
