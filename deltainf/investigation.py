@@ -18,16 +18,17 @@ from torch import nn
 from .data import ImageData
 from .data.stream import take
 from .detectors import CONFIGURED, DETECTORS, Detection, DetectorInput, needs
-from .detectors.delta_refined import dirty_label, relabelled
 from .influence import stages
 from .influence.delta import delta_matrix
 from .influence.queries import Queries
 from .influence.suggest import resolve_tau_k
-from .models.features import embeddings, kin as kin_of, likeness
+from .models.features import embeddings
 from .models.training import Recipe, accuracy, predict_logits, rebalanced
 from .progress import Reporter, Timings
 from .store import Store, array_fingerprint, content_key
 from .store.checkpoints import cached_model
+from .suspicion.likeness import kin as kin_of, likeness
+from .suspicion.relabel import dirty_label, relabelled
 from .unlearning import UNLEARNERS, UnlearnInput, exact_method, from_scratch
 from .unlearning.recheck import recheck, unlearn_until_clean
 from .verdict import Verdict, verdict_of
@@ -159,7 +160,7 @@ class Investigation:
         return self._features["query"]
 
     def likeness(self) -> np.ndarray:
-        """Every training image's :func:`~deltainf.models.features.likeness` to the test image (relative to the
+        """Every training image's :func:`~deltainf.suspicion.likeness.likeness` to the test image (relative to the
         median image of its label y): what the refined Δ-Influence thresholds and the kin are chosen by."""
         if "likeness" not in self._features:
             self._features["likeness"] = likeness(self.features(), self.query_features(), self.data.y_train.numpy(),
@@ -266,7 +267,7 @@ class Investigation:
         return recheck(self, module, removed, method, tau, k, first, cleared)
 
     def kin(self, removed: np.ndarray) -> np.ndarray:
-        """The kept images labelled y at least as like the test image (:func:`~deltainf.models.features.likeness`) as
+        """The kept images labelled y at least as like the test image (:func:`~deltainf.suspicion.likeness.likeness`) as
         the ``kin_quantile`` quantile of the removed images like it (those more like it than the median image of y)."""
         return kin_of(np.asarray(removed, bool), self.likeness(), self.data.y_train.numpy(), self.query.label,
                    self.config.kin_quantile)

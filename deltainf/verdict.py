@@ -30,9 +30,9 @@ import torch
 from .data.stream import take
 from .influence.delta import delta_flags, delta_matrix
 from .influence.ekfac import margin
-from .models.features import kin
 from .models.training import predict_logits
 from .options import option
+from .suspicion.likeness import kin
 
 #: Logits of margin (the flip) and a share of images (the relabelling) worth one unit of evidence each.
 FLIP_UNIT, RELABEL_UNIT = 8.0, 0.25
@@ -76,7 +76,7 @@ class Verdict:
 def suspects(scores: np.ndarray, tau: float, k: int, like: np.ndarray, labels: np.ndarray, y: int,
              kin_quantile: float) -> np.ndarray:
     """The images of y whose influence collapses (the τ/k rule with τ raised to 0 when it is lower) and their kin
-    (:func:`~deltainf.models.features.kin`): every image of y that may hold up the test image's label — at most
+    (:func:`~deltainf.suspicion.likeness.kin`): every image of y that may hold up the test image's label — at most
     ``MAX_SHARE`` of the images of y, those whose influence falls furthest on average (mean Δ)."""
     delta = delta_matrix(scores)
     collapsed = delta_flags(delta, max(tau, 0.0), k)

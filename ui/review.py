@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from deltainf.models.features import likeness_split
+from deltainf.suspicion.likeness import likeness_split
 
 from .figures import training_thumb
 from .jobs import Instance

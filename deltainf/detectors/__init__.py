@@ -13,6 +13,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from ..influence.delta import delta_matrix, drop_counts
+from ..influence.suggest import resolve_tau_k
 from ..registry import Registry
 
 DETECTORS = Registry("detector")
@@ -74,6 +76,17 @@ def intersect(name: str, runs: list[Detection], extra: dict | None = None) -> De
     """One detection from several known poisoned test points: flag only what every run flags."""
     flagged = np.logical_and.reduce([r.flagged for r in runs])
     return Detection(name, flagged, np.mean([r.score for r in runs], axis=0), {**runs[0].params, **(extra or {})})
+
+
+def delta_rule(inputs: DetectorInput, mode: str, name: str) -> Detection:
+    """Flag i when #{t : Δ[t, i] < τ} ≥ T − k on the copies of ``mode``; τ/k suggested from Δ when unset."""
+    scores = inputs.scores[mode]
+    delta = delta_matrix(scores)
+    tau, k, suggested = resolve_tau_k(scores, inputs.tau, inputs.k)
+    counts = drop_counts(delta, tau)
+    flagged = counts >= delta.shape[0] - k
+    return Detection(name, flagged, counts.astype(float),
+                     {"tau": tau, "k": k, "T": delta.shape[0], "mode": mode, "suggested": suggested})
 
 
 DETECTORS.discover(__name__, __path__)

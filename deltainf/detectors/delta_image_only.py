@@ -1,8 +1,7 @@
 """The paper's image-only ablation of Δ-Influence."""
 from __future__ import annotations
 
-from . import Detection, DetectorInput, register
-from .delta_influence import delta_rule
+from . import Detection, DetectorInput, delta_rule, register
 
 
 @register("delta_image_only", label="Δ, image-only copies", order=2, modes=("image-only",))

@@ -1,8 +1,7 @@
 """The paper's label-only ablation of Δ-Influence."""
 from __future__ import annotations
 
-from . import Detection, DetectorInput, register
-from .delta_influence import delta_rule
+from . import Detection, DetectorInput, delta_rule, register
 
 
 @register("delta_label_only", label="Δ, label-only copies", order=1, modes=("label-only",))

@@ -1,13 +1,13 @@
 """Δ-Influence, refined: of the points whose influence collapses, keep those that carry the test image's stamp, or
 else those whose label a model trained without them does not learn.
 
-First the stamp (:mod:`deltainf.data.stamp`): pixels the candidates of the test image's label y share with the test
+First the stamp (:mod:`deltainf.suspicion.stamp`): pixels the candidates of the test image's label y share with the test
 image and almost no other training image has — a patch trigger stamped verbatim, an additive one where the images
 are flat. When the images of y fall into two well-separated groups by the share of those pixels they carry
 (``stamp_separation``), the upper group is kept: a trigger is carried whole or not at all, where the likeness of
 natural images is a matter of degree. A pattern mixed into the whole image (a blended trigger) leaves no pixel alike
 on natural images, but its fine texture: the images of y whose texture correlates with the test image's
-(:func:`~deltainf.data.stamp.shared_texture`) are kept on the same condition. Otherwise (a smooth trigger,
+(:func:`~deltainf.suspicion.stamp.shared_texture`) are kept on the same condition. Otherwise (a smooth trigger,
 clean-label poisons) models trained without the candidates decide.
 
 Influence collapse also catches clean training images of the test image's label y: they supported y, and a copy
@@ -47,16 +47,14 @@ alive, and the model would then give the suspected poisons back their poisoned l
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
-
 import numpy as np
 
-from ..data.stamp import shared_stamp, shared_texture
 from ..influence.delta import delta_flags, delta_matrix
-from ..models.features import kin, likeness, likeness_split
 from ..options import option
-from . import Detection, DetectorInput, register
-from .delta_influence import delta_rule
+from ..suspicion.likeness import kin, likeness, likeness_split
+from ..suspicion.relabel import dirty_label, relabelled
+from ..suspicion.stamp import shared_stamp, shared_texture
+from . import Detection, DetectorInput, delta_rule, register
 
 
 @dataclass(frozen=True)
@@ -83,30 +81,6 @@ class RefinedSettings:
                                       "detector missed). Δ refined sets them aside with its candidates; "
                                       "--until-clean removes them with the flags, and again while the backdoor is "
                                       "found", kind="fraction")
-
-
-def relabelled(candidates: np.ndarray, labels: np.ndarray, predict_without: Callable[[np.ndarray], np.ndarray],
-               rounds: int, kin_of: Callable[[np.ndarray], np.ndarray]) -> tuple[np.ndarray, list[int], np.ndarray]:
-    """The ``candidates`` that a model trained without the suspects (and their kin: poisons left in the data would
-    keep the backdoor alive) labels otherwise than their own label; the suspects set aside again until they no
-    longer change (at most ``rounds`` models). Returns (suspects, how many after each round, the last model's
-    predicted labels)."""
-    suspects, counts = candidates, []
-    for _ in range(rounds):
-        predicted = predict_without(suspects | kin_of(suspects))
-        still = candidates & (predicted != labels)
-        counts.append(int(still.sum()))
-        done = np.array_equal(still, suspects) or not still.any()
-        suspects = still
-        if done:
-            break
-    return suspects, counts, predicted
-
-
-def dirty_label(suspects: np.ndarray, candidates: np.ndarray, min_share: float) -> bool:
-    """Whether the relabelling check found poisons that carry a label not their own: at least ``min_share`` of the
-    candidates (and one)."""
-    return bool(suspects.any() and suspects.sum() >= min_share * candidates.sum())
 
 
 @register("delta_refined", label="Δ-Influence, refined", order=5, settings=RefinedSettings, modes=("full",),

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..influence.delta import delta_flags, delta_matrix
-from ..models.features import lookalikes
+from ..suspicion.likeness import lookalikes
 from ..models.training import predict_logits
 from ..verdict import judge_fresh_round
 from . import exact_method, from_scratch

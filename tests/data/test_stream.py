@@ -10,7 +10,7 @@ from case.poisoned_folder import write_case
 from deltainf import Config
 from deltainf.data import load_dataset
 from deltainf.data.imagefolder import load_imagefolder
-from deltainf.data.stamp import matches
+from deltainf.suspicion.stamp import matches
 from deltainf.data.stream import DiskImages, StreamedDataset, take
 from deltainf.errors import DataError
 from deltainf.experiment import Experiment

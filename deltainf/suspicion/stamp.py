@@ -15,8 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..models.features import two_means
-from .stream import chunks
+from ..data.stream import chunks
+from .likeness import two_means
 
 #: A pixel is part of the stamp when at least this share of the candidates match the test image there …
 MIN_SHARE = 0.1

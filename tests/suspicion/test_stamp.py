@@ -11,7 +11,7 @@ import torch
 from cifar_folder import NPZ, cifar_images
 from deltainf import Config
 from deltainf.data import load_dataset
-from deltainf.data.stamp import shared_stamp, shared_texture
+from deltainf.suspicion.stamp import shared_stamp, shared_texture
 from deltainf.experiment import plant
 
 CPU = torch.device("cpu")
