@@ -9,6 +9,10 @@ error) and one with a blended trigger planted by this script (150 dirty-label po
 
     python benchmarks/verdict.py [--seeds 0 1 2] [--attacks badnet,frequency,witches_brew,blended] [--cifar]
     python benchmarks/verdict.py --seeds 1 --attacks "" --cifar     # the CIFAR-10 folders only (--cifar blended: one)
+    python benchmarks/verdict.py --seeds 17 --attacks "" --cifar-subset badnet,frequency
+
+With ``--cifar-subset``, the same experiments on a CIFAR-10 subset read through imagefolder (200 images a class, the
+built-in recipe; an attack that does not implant still gives its two honest mistakes).
 
 Prints one row per query (verdict, evidence, its parts, seconds; on poisoned ones the refined rule's and Δ-Influence's
 TPR / precision and exact unlearning of what is accused) and the false-accusation and miss rates.
@@ -66,24 +70,40 @@ def row(name: str, poisoned: bool, inv, start: float, truth: np.ndarray | None =
     return {"poisoned": poisoned, "said": v.poisoned}
 
 
-def digits_rows(seeds, attacks, cache: str) -> list[dict]:
+def experiment_rows(seeds, attacks, cache: str, data: dict | None = None, name: str = "digits") -> list[dict]:
+    """Each attack's triggered test image and two honest mistakes of its model, on the built-in digits or on the data
+    source ``data`` (Config fields)."""
     out = []
     for attack in attacks:
         for seed in seeds:
             start = time.perf_counter()
-            cfg = Config(attack=attack, seed=seed, cache_dir=cache)
+            cfg = Config(attack=attack, seed=seed, cache_dir=cache, **(data or {}))
             exp = Experiment(cfg)
             if not exp.implanted:
-                print(f"digits {attack} seed {seed}: did not implant ({exp.implant_problem})")
-                continue
-            out.append(row(f"digits {attack} s{seed} triggered", True, exp.investigation, start,
-                           exp.poisoned.is_poison))
+                print(f"{name} {attack} seed {seed}: did not implant ({exp.implant_problem})")
+            else:
+                out.append(row(f"{name} {attack} s{seed} triggered", True, exp.investigation, start,
+                               exp.poisoned.is_poison))
             d = exp.poisoned.data
             for kind, i in honest_errors(exp.model, d.x_test, d.y_test.numpy(), exp.device, seed, exp.poisoned.target):
                 start = time.perf_counter()
                 honest = Experiment(cfg, store=exp.store, query_image=d.x_test[i])
-                out.append(row(f"digits {attack} s{seed} {kind}", False, honest.investigation, start))
+                out.append(row(f"{name} {attack} s{seed} {kind}", False, honest.investigation, start))
     return out
+
+
+def cifar_subset(work: Path) -> dict | None:
+    """Config fields of a CIFAR-10 subset read through imagefolder (200 training and 50 test images a class, written
+    from ../shared/data once); None when the file is absent."""
+    from cifar_folder import NPZ, write_cifar_imagefolder
+
+    if not NPZ.exists():
+        print(f"{NPZ} is absent: the CIFAR-10 subset is skipped")
+        return None
+    root = work / "cifar200"
+    if not (root / "train").exists():
+        write_cifar_imagefolder(root, per_class_train=200, per_class_test=50)
+    return {"dataset": "imagefolder", "data_root": str(root), "image_size": 32}
 
 
 def cifar_rows(seeds, cache: str, work: Path, kinds=("clean", "blended")) -> list[dict]:
@@ -147,13 +167,18 @@ def main() -> None:
     ap.add_argument("--attacks", default="badnet,frequency,witches_brew,blended")
     ap.add_argument("--cifar", nargs="?", const="clean,blended", default="",
                     help="also the CIFAR-10 user-style folders, or those named: clean, blended (slow: minutes each)")
+    ap.add_argument("--cifar-subset", nargs="?", const="badnet,frequency,blended", default="",
+                    help="also these attacks on a CIFAR-10 subset through imagefolder (the built-in recipe; slow)")
     ap.add_argument("--cache-dir", default=None)
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="deltainf-verdict-"))
     cache = a.cache_dir or str(work / "cache")
     print(f"{'query':<34} {'truth':>8} {'verdict':>11} {'score':>6} {'susp':>5} {'flip':>6} {'relab':>6} {'secs':>6}"
           "  TPR/precision")
-    rows = digits_rows(a.seeds, [x for x in a.attacks.split(",") if x], cache)
+    attacks = [x for x in a.attacks.split(",") if x]
+    rows = experiment_rows(a.seeds, attacks, cache)
+    if a.cifar_subset and (subset := cifar_subset(work)):
+        rows += experiment_rows(a.seeds, [x for x in a.cifar_subset.split(",") if x], cache, subset, "cifar subset")
     if a.cifar:
         rows += cifar_rows(a.seeds, cache, work, a.cifar.split(","))
     honest = [r for r in rows if not r["poisoned"]]

@@ -307,7 +307,7 @@ class Investigation:
     def _give_back(self, method: str, model: nn.Module, m: dict, removed: np.ndarray, judge, observe
                    ) -> tuple[nn.Module, dict]:
         """Once the model is clean: give back the removed points whose label a model trained without the suspects
-        still learns (:func:`~deltainf.detectors.delta_refined.relabelled` — clean images removed with the poisons),
+        still learns (:func:`~deltainf.suspicion.relabel.relabelled` — clean images removed with the poisons),
         unlearn only the rest, and keep that model when it passes the check too. A dirty-label poison is seldom
         given back (a model trained without it labels it otherwise; one of 50 in a test) and the check judges the
         model without the rest; when no removed point is relabelled so (clean-label poisons), nothing is given."""

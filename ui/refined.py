@@ -67,8 +67,10 @@ def _decided(params: dict, classes: list[str]) -> str:
     if "n_dropped_as_their_label" in params:
         sent = ", ".join(f"{n} to {classes[c]}" for c, n in params["sent_to"].items())
         rounds = " → ".join(str(n) for n in params["suspects_per_round"])
+        kept = ("— the first round's kept: a model without the last round's still gave the test image its label "
+                "(the rounds gave back poisons it needs)" if params.get("kept_round") == 1 else "— kept")
         return (f"{start} set aside; a model trained without them labels {sum(params['sent_to'].values())} otherwise "
-                f"({sent}; suspects per round {rounds}) — kept. {params['n_dropped_as_their_label']} keep their own "
+                f"({sent}; suspects per round {rounds}) {kept}. {params['n_dropped_as_their_label']} keep their own "
                 f"label: clean images of it, given back.")
     if "agreement" in params:
         reason = (f"labels {sum(params['sent_to'].values())} otherwise but to scattered classes (the largest holds "

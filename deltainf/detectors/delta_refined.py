@@ -17,7 +17,9 @@ trigger, labelled y) goes back to its own class once the poisons are gone. So th
 investigation's recipe trains a model on the rest (classes rebalanced, so that y is learnt even when most of it
 was set aside), and a candidate stays suspected only when that model gives it another label than its own. The
 ones it agrees with go back into the training set and the check runs again (``refined_rounds``): with fewer
-clean images of y set aside the model learns y better and returns more of them. No ground truth is used.
+clean images of y set aside the model learns y better and returns more of them. Poisons given back keep the
+backdoor alive, and the next model gives more poisons their poisoned label: when the last round's group leaves the
+test image its label, the first round's (the largest) is put to the same test. No ground truth is used.
 
 Dirty-label poisons come from one source class (the trigger is stamped on the victim's images), so the model
 sends them back to one class. When the suspects it relabels do not agree (the largest class they are sent to holds
@@ -47,12 +49,13 @@ alive, and the model would then give the suspected poisons back their poisoned l
 from __future__ import annotations
 
 from dataclasses import dataclass
+
 import numpy as np
 
 from ..influence.delta import delta_flags, delta_matrix
 from ..options import option
 from ..suspicion.likeness import kin, likeness, likeness_split
-from ..suspicion.relabel import dirty_label, relabelled
+from ..suspicion.relabel import agreement, dirty_label, relabelling_rounds
 from ..suspicion.stamp import shared_stamp, shared_texture
 from . import Detection, DetectorInput, delta_rule, register
 
@@ -144,16 +147,28 @@ def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
                 "texture_cut": round(texture.cut, 4),
                 "n_dropped_as_unstamped": int((pool & ~carriers).sum()),
                 "n_stamped_beyond_candidates": int((carriers & ~pool).sum())}))
-    suspects, rounds, predicted = relabelled(pool, labels, inputs.predict_without, s.refined_rounds, kin_of)
-    params["suspects_per_round"] = rounds
+    history = relabelling_rounds(pool, labels, inputs.predict_without, s.refined_rounds, kin_of)
+    suspects, predicted = history[-1]
+    params["suspects_per_round"] = [int(still.sum()) for still, _ in history]
+
+    def relabelled_group(group: np.ndarray, by: str) -> Detection:
+        return Detection("delta_refined", group, np.where(group, 2 + like, np.where(pool, like, -1.0)), {
+            **params, "by": by, "trace": "relabelled", "n_dropped_as_their_label": int((pool & ~group).sum())})
+
     if dirty_label(suspects, pool, s.refined_min_share):
-        sent = {int(c): int(n) for c, n in zip(*np.unique(predicted[suspects], return_counts=True))}
-        agreement = max(sent.values()) / sum(sent.values())
-        params.update(sent_to=sent, agreement=round(agreement, 3))
-        if agreement >= s.refined_min_agreement:
-            return confirmed(Detection("delta_refined", suspects, np.where(suspects, 2 + like, np.where(
-                pool, like, -1.0)), {**params, "by": "relabelled without them", "trace": "relabelled",
-                                     "n_dropped_as_their_label": int((pool & ~suspects).sum())}))
+        sent, share = agreement(suspects, predicted)
+        params.update(sent_to=sent, agreement=round(share, 3))
+        if share >= s.refined_min_agreement:
+            found = confirmed(relabelled_group(suspects, "relabelled without them"))
+            first, first_predicted = history[0]
+            if ("widened_from" in found.params and not np.array_equal(first, suspects)
+                    and dirty_label(first, pool, s.refined_min_share)):
+                sent, share = agreement(first, first_predicted)
+                if share >= s.refined_min_agreement and (freed := inputs.query_without(first)) != y:
+                    params.update(sent_to=sent, agreement=round(share, 3), query_without_kept=freed, kept_round=1)
+                    return relabelled_group(first, "relabelled without them (the first round's: the later rounds "
+                                                   "gave back poisons the test image needs)")
+            return found
         why = "the relabelled ones are sent to scattered classes"
     else:
         why = "the candidates keep their labels without them"

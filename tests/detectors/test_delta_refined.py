@@ -61,6 +61,42 @@ def test_keeps_the_candidates_a_model_without_them_relabels():
     assert alive.params["widened_from"] == 5 and alive.params["by"].startswith("with the τ/k rule's flags of y (rel")
 
 
+def test_when_later_rounds_give_back_poisons_the_first_rounds_group_is_tried():
+    """Points 33..39 are poisons labelled 1. The first model, trained without all 15 candidates, relabels 30..39;
+    the second, with 10 set aside, relabels only 35..39 (the poisons given back keep the backdoor alive for 33, 34),
+    and the last round keeps those five. A model without them still gives the test image 1; without the first
+    round's ten it does not: that group is kept, with its trace."""
+    labels = np.repeat([0, 1], 30)
+    poisons = np.zeros(60, bool)
+    poisons[33:40] = True
+
+    def predict_without(removed):
+        predicted = labels.copy()
+        predicted[30 if removed.sum() > 10 else 35:40] = 0
+        return predicted
+
+    def query_without(removed):
+        return 0 if removed[poisons].all() else 1
+
+    features = np.column_stack([np.zeros(60), 1 + 0.01 * np.resize([-1, 1], 60)])
+    features[30:40] = [1.0, 1.0]
+    entry = DETECTORS["delta_refined"]
+    inputs = DetectorInput(labels=labels, seed=0, mode="full", scores={"full": _collapse()}, tau=-1.0, k=0,
+                           features=features, query_features=np.array([1.0, 1.0]), query_label=1,
+                           predict_without=predict_without, query_without=query_without)
+    det = entry(inputs, entry.settings_from(Config()))
+    assert det.params["suspects_per_round"] == [10, 5, 5]
+    assert np.flatnonzero(det.flagged).tolist() == list(range(30, 40))
+    assert det.params["by"].startswith("relabelled without them (the first round's")
+    assert det.params["trace"] == "relabelled" and det.params["query_without_kept"] == 0 and det.params["kept_round"] == 1
+    stubborn = entry(replace(inputs, query_without=lambda removed: 1), entry.settings_from(Config()))
+    assert "trace" not in stubborn.params and "widened_from" in stubborn.params  # neither frees it: τ/k's flags added
+    from ui.refined import why  # what the Influence page says of it
+
+    assert "10 otherwise (10 to zero; suspects per round 10 → 5 → 5) — the first round's kept" in why(
+        det.params, ["zero", "one"])
+
+
 def test_falls_back_to_likeness_when_the_candidates_keep_their_labels():
     rng = np.random.default_rng(0)
     n = 60
