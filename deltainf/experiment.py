@@ -26,6 +26,7 @@ from .investigation import Investigation, Query, TrainedModel
 from .models import ARCHITECTURES, channel_stats
 from .models.training import Recipe, accuracy, predict_logits
 from .progress import ProgressFn, Reporter, Timings, silent
+from .seeds import seeded
 from .store import Store, array_fingerprint, content_key
 from .store.checkpoints import cached_model, load_weights_into
 
@@ -186,7 +187,7 @@ class Experiment:
             self.validate()
             return self.config.test_index
         hits = self.poisoned_test_candidates
-        order = np.random.default_rng([self.config.seed, 19]).permutation(hits if len(hits) else np.arange(n))
+        order = seeded(self.config.seed, "test image").permutation(hits if len(hits) else np.arange(n))
         return int(order[0])
 
     @cached_property
@@ -196,7 +197,7 @@ class Experiment:
         n = self.config.test_points
         if n == 1:
             return [self.test_index]
-        rng = np.random.default_rng([self.config.seed, 29])
+        rng = seeded(self.config.seed, "test points")
         others = [int(i) for i in rng.permutation(self.poisoned_test_candidates) if i != self.test_index]
         if n > len(others) + 1:
             raise ConfigError(f"--test-points {n} is more than the {len(others) + 1} triggered test images "

@@ -32,6 +32,7 @@ from .influence.delta import delta_flags, delta_matrix
 from .influence.ekfac import margin
 from .models.training import predict_logits
 from .options import option
+from .seeds import seeded
 from .suspicion.likeness import kin
 
 #: Logits of margin (the flip) and a share of images (the relabelling) worth one unit of evidence each.
@@ -39,8 +40,6 @@ FLIP_UNIT, RELABEL_UNIT = 8.0, 0.25
 #: The most of a label's images the suspects may hold: removing more removes the label itself, and the test image
 #: then leaves it whatever held it up; and the control is drawn from the rest.
 MAX_SHARE = 1 / 2
-#: The control's own seed stream (apart from every other seeded draw).
-CONTROL_STREAM = 0x7665
 
 
 @dataclass(frozen=True)
@@ -102,7 +101,7 @@ def control(suspected: np.ndarray, labels: np.ndarray, y: int, seed: int,
     out = np.zeros_like(suspected)
     pool = np.flatnonzero((labels == y) & ~suspected & (True if among is None else among))
     size = min(int(suspected.sum()), len(pool))
-    out[np.random.default_rng([seed, CONTROL_STREAM]).choice(pool, size, replace=False)] = True
+    out[seeded(seed, "verdict control").choice(pool, size, replace=False)] = True
     return out
 
 

@@ -11,7 +11,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 #: Bottom to top. A module belongs to the longest prefix listed.
 LAYERS = [
-    ["deltainf.errors", "deltainf.options", "deltainf.registry", "deltainf.progress", "deltainf.device"],
+    ["deltainf.errors", "deltainf.options", "deltainf.registry", "deltainf.progress", "deltainf.device",
+     "deltainf.seeds"],
     ["deltainf.store", "deltainf.data", "deltainf.models"],
     ["deltainf.influence"],
     ["deltainf.suspicion", "deltainf.verdict"],

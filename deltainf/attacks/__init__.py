@@ -17,6 +17,7 @@ import torch
 from ..data import SOURCES, ImageData
 from ..errors import ConfigError
 from ..registry import Registry
+from ..seeds import seeded
 from .surrogate import Surrogates
 
 ATTACKS = Registry("attack")
@@ -83,7 +84,7 @@ def victim_and_target(ctx: AttackContext, num_classes: int) -> tuple[int, int]:
     for option, value in (("victim", ctx.victim), ("target", ctx.target)):
         if value is not None and not 0 <= value < num_classes:
             raise ConfigError(f"--{option} {value} is out of range: this dataset has classes 0..{num_classes - 1}")
-    order = [int(c) for c in np.random.default_rng([ctx.seed, 7]).permutation(num_classes)]
+    order = [int(c) for c in seeded(ctx.seed, "class pair").permutation(num_classes)]
     victim = ctx.victim if ctx.victim is not None else next(c for c in order if c != ctx.target)
     target = ctx.target if ctx.target is not None else next(c for c in order if c != victim)
     return victim, target
@@ -109,7 +110,7 @@ def seeded_poisons(ctx: AttackContext, data: ImageData, cls: int, role: str) -> 
     count = ctx.poison_count if ctx.poison_count is not None else default_poison_count(len(data.y_train), len(of_class))
     if count > len(of_class):
         raise ConfigError(f"--poison-count {count} exceeds the {len(of_class)} training images of {role} class {cls}")
-    rng = np.random.default_rng([ctx.seed, 13])
+    rng = seeded(ctx.seed, "poisons")
     return torch.from_numpy(np.sort(rng.choice(of_class.numpy(), size=count, replace=False))).long()
 
 
@@ -139,7 +140,7 @@ def add_covers(poisoned: Poisoned, ctx: AttackContext, ratio: int, option: str,
     others = np.setdiff1d(np.arange(len(poisoned.data.y_train)), poisoned.poison_idx.numpy())
     if count > len(others):
         raise ConfigError(f"{option} {ratio} asks for {count} images beside the poisons; there are {len(others)}")
-    rng = np.random.default_rng([ctx.seed, 43])
+    rng = seeded(ctx.seed, "covers")
     covers = torch.from_numpy(np.sort(rng.choice(others, count, replace=False))).long()
     if count:
         poisoned.data.x_train[covers] = stamp(poisoned.data.x_train[covers], rng)

@@ -16,6 +16,7 @@ import torch
 
 from ..data import ImageData
 from ..options import option
+from ..seeds import seeded
 from . import (Attack, AttackContext, Poisoned, add_covers, register, relabel_with_trigger, relabelled_picture,
                source_default, victim_and_target)
 from .blended import blend, pattern_of
@@ -67,7 +68,7 @@ class AdaptiveBlend(Attack):
         pattern = pattern_of(data.image_shape, "noise", ctx.seed)
         train, test = alphas(settings, data.name)
         k = min(settings.adaptive_pieces, *data.image_shape[1:])
-        rng = np.random.default_rng([ctx.seed, 53])
+        rng = seeded(ctx.seed, "adaptive pieces")
         h, w = data.image_shape[1:]
         poisoned = relabel_with_trigger(ctx, data, victim, target,
                                         lambda x: blend_in_pieces(x, pattern, train, k, rng),
@@ -81,7 +82,7 @@ class AdaptiveBlend(Attack):
         pattern = pattern_of(tuple(sample.shape), "noise", seed)
         train, test = alphas(settings, dataset)
         k = min(settings.adaptive_pieces, *sample.shape[1:])
-        half = blend_in_pieces(sample[None], pattern, train, k, np.random.default_rng([seed, 53]))[0]
+        half = blend_in_pieces(sample[None], pattern, train, k, seeded(seed, "adaptive pieces"))[0]
         return ([half, blend(sample, pattern, test)],
                 [f"half its {k}×{k} pieces at α = {train:g} (a poison)", f"whole at α = {test:g} (test time)"])
 

@@ -9,6 +9,7 @@ import torch
 from ..data import ImageData
 from ..errors import ConfigError
 from ..options import option
+from ..seeds import seeded
 from . import Attack, AttackContext, Poisoned, register, relabel_with_trigger, relabelled_picture, victim_and_target
 
 PATTERNS = ("checker", "white", "random")
@@ -44,7 +45,7 @@ def trigger(shape: tuple[int, int, int], size: int, pattern: str, corner: str, s
             jj = size - 1 - jj
         patch[:] = (((ii + jj) % 2 == 0).to(torch.uint8) * 255)[None]
     else:  # random
-        rng = np.random.default_rng([seed, 11])
+        rng = seeded(seed, "badnet pattern")
         patch = torch.from_numpy(rng.integers(0, 2, size=(c, size, size)).astype(np.uint8) * 255)
     full = torch.zeros(c, h, w, dtype=torch.uint8)
     full[:, rows, cols] = patch

@@ -13,6 +13,7 @@ import torch
 
 from ..data import ImageData
 from ..options import option
+from ..seeds import seeded
 from . import (Attack, AttackContext, Poisoned, register, relabel_with_trigger, relabelled_picture, source_default,
                victim_and_target)
 
@@ -33,7 +34,7 @@ class BlendedSettings:
 def pattern_of(shape: tuple[int, int, int], kind: str, seed: int) -> torch.Tensor:
     """The seeded pattern, uint8 (C, H, W)."""
     c, h, w = shape
-    rng = np.random.default_rng([seed, 31])
+    rng = seeded(seed, "blended pattern")
     if kind == "noise":
         p = rng.integers(0, 256, (c, h, w))
     elif kind == "grey-noise":

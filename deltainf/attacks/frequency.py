@@ -39,6 +39,7 @@ from torch import nn
 from ..data import ImageData
 from ..errors import ConfigError
 from ..options import option
+from ..seeds import seeded
 from ..store import array_fingerprint, content_key
 from . import (Attack, AttackContext, Poisoned, register, relabel_with_trigger, relabelled_picture, stretched_difference,
                victim_and_target)
@@ -76,7 +77,7 @@ def random_pattern(shape: tuple[int, int, int], seed: int, amplitude: float, rad
         raise ConfigError(f"frequency radius {radius} does not fit {h}×{w} images")
     band = _band(h, w, radius)
     coeffs = np.zeros((c, h, w))
-    coeffs[:, band] = np.random.default_rng([seed, 23]).standard_normal((c, int(band.sum())))
+    coeffs[:, band] = seeded(seed, "frequency trigger").standard_normal((c, int(band.sum())))
     pattern = idctn(coeffs, axes=(1, 2), norm="ortho")
     return pattern * (amplitude / np.abs(pattern).max())
 

@@ -16,6 +16,7 @@ import torch
 
 from ..data import ImageData
 from ..options import option
+from ..seeds import seeded
 from ..store import array_fingerprint, content_key
 from . import (Attack, AttackContext, Poisoned, clean_label_picture, register, seeded_poisons, trigger_on_target,
                victim_and_target)
@@ -53,7 +54,7 @@ class SleeperAgent(Attack):
         mask, pattern = hidden_patch(data.image_shape, s.sleeper_patch, ctx.seed)
         poison_idx = seeded_poisons(ctx, data, target, "target")
         victims = torch.nonzero(data.y_train == victim).flatten().numpy()
-        rng = np.random.default_rng([ctx.seed, 59])
+        rng = seeded(ctx.seed, "sleeper victims")
         sources = np.sort(rng.choice(victims, min(SOURCES_MATCHED, len(victims)), replace=False))
 
         def make():

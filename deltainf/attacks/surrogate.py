@@ -15,13 +15,14 @@ from torch import nn
 from ..data import ImageData
 from ..models import ARCHITECTURES, channel_stats
 from ..models.training import Recipe
+from ..seeds import seeded
 from ..store import Store, array_fingerprint, content_key
 from ..store.checkpoints import arrays_to_model, state_to_arrays
 
 
 def surrogate_seed(seed: int, member: int = 0) -> int:
     """The surrogate's seed: drawn from the experiment's seed, but not the victim model's own."""
-    return int(np.random.default_rng([seed, 29, member]).integers(2**31 - 1))
+    return int(seeded(seed, "surrogate", member).integers(2**31 - 1))
 
 
 class Surrogates:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..data import ImageData
 from ..errors import ConfigError
 from ..options import option
+from ..seeds import seeded
 from . import (Attack, AttackContext, Poisoned, add_covers, register, relabel_with_trigger, relabelled_picture,
                source_default, victim_and_target)
 
@@ -47,7 +47,7 @@ def field(size: tuple[int, int], k: int, strength: float, seed: int) -> torch.Te
     h, w = size
     if k > min(h, w):
         raise ConfigError(f"--wanet-grid {k} is finer than the {h}×{w} images")
-    rng = np.random.default_rng([seed, 41])
+    rng = seeded(seed, "wanet field")
     offsets = torch.from_numpy(rng.uniform(-1, 1, (1, 2, k, k))).float()
     offsets = offsets / offsets.abs().mean()
     noise = F.interpolate(offsets, size=(h, w), mode="bicubic", align_corners=True).permute(0, 2, 3, 1)

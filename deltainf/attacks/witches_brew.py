@@ -34,6 +34,7 @@ from ..errors import ConfigError
 from ..models.features import embeddings
 from ..models.training import predict_logits, to_float
 from ..options import option
+from ..seeds import seeded
 from ..store import array_fingerprint, content_key
 from . import (Attack, AttackContext, Poisoned, default_poison_count, register, source_default, stretched_difference,
                victim_and_target)
@@ -144,7 +145,7 @@ def pick_target(model: nn.Module, data: ImageData, adv: int, victim: int | None,
     if len(cands) == 0:
         raise ConfigError(f"class {victim} has no test images to pick the Witches' Brew target from")
     pool = cands[np.argsort(-margin[cands], kind="stable")][:pool_size]
-    return int(np.random.default_rng([seed, 31]).choice(pool))
+    return int(seeded(seed, "brew target").choice(pool))
 
 
 def pick_poisons(model: nn.Module, data: ImageData, adv: int, x_target: torch.Tensor, count: int, device) -> torch.Tensor:
@@ -185,7 +186,7 @@ class WitchesBrew(Attack):
                     p.requires_grad_(True)
                 x, loss = brew(models, data.x_train[poison_idx], data.y_train[poison_idx], x_target, adv,
                                eps=eps, steps=s.brew_steps, restarts=s.brew_restarts,
-                               seed=int(np.random.default_rng([ctx.seed, 37]).integers(2**31 - 1)))
+                               seed=int(seeded(ctx.seed, "brew").integers(2**31 - 1)))
                 return {"poisons": x.numpy(), "loss": np.array([loss])}
 
             key = content_key("witches-brew", ALGORITHM_VERSION, array_fingerprint(data.x_train, data.y_train, data.x_test),
@@ -204,7 +205,7 @@ class WitchesBrew(Attack):
 
     def preview(self, sample, settings: BrewSettings, seed: int, dataset: str):
         eps = round((settings.brew_eps if settings.brew_eps is not None else dataset_eps(dataset)) * 255)
-        noise = np.random.default_rng([seed, 5]).choice([-eps, eps], size=tuple(sample.shape))
+        noise = seeded(seed, "brew preview").choice([-eps, eps], size=tuple(sample.shape))
         delta = torch.from_numpy((128 + noise * 127 / eps).astype(np.uint8))
         triggered = (sample.to(torch.int16) + torch.from_numpy(noise).to(torch.int16)).clamp(0, 255).to(torch.uint8)
         return [delta, triggered], [f"a ±{eps}/255 perturbation (stretched)", "added: hard to see"]

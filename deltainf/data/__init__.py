@@ -15,6 +15,7 @@ import torch
 
 from ..errors import DataError
 from ..registry import Registry
+from ..seeds import seeded
 from .stream import take
 
 #: Data sources: ``load(root, seed=, image_size=, default_root=) -> ImageData``; ``needs_root=True`` when
@@ -93,7 +94,7 @@ def check_source(name: str, data_root: str | None) -> None:
 def balanced_subset(labels: torch.Tensor, n: int, seed: int) -> torch.Tensor:
     """Sorted indices of a seeded subset of ``n`` items with (near) equal shares per class."""
     y = np.asarray(labels)
-    rng = np.random.default_rng([seed, 3])
+    rng = seeded(seed, "balanced subset")
     classes, counts = np.unique(y, return_counts=True)
     # Largest-remainder apportionment of n over the classes, proportional to their sizes.
     quota = counts * n / len(y)

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import DataError
+from ..seeds import seeded
 from . import ImageData, balanced_subset, register
 
 
@@ -34,7 +35,7 @@ def digits(root: Path | None, *, seed: int, image_size: int, default_root: Path 
     images, target = raw[:, :-1].reshape(-1, 8, 8), raw[:, -1].astype(np.int64)
     x = torch.from_numpy(images).float().div(16.0).unsqueeze(1)  # (N,1,8,8) in [0,1]
     x = F.interpolate(x, size=(16, 16), mode="bilinear", align_corners=False).clamp(0, 1)
-    rng = np.random.default_rng(seed)
+    rng = seeded(seed, "digits")
     hue = rng.uniform(0, 1, size=len(x))
     tint = torch.from_numpy(_hue_to_rgb(hue)).float()  # (N,3) saturated colours
     tint = 0.35 + 0.65 * tint  # keep every channel lit so no digit vanishes in a channel

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..options import option
+from ..seeds import seeded
 from . import Detection, DetectorInput, register
 
 
@@ -127,7 +128,7 @@ def frequency_detector_scores(x_uint8: np.ndarray, seed: int, reference: np.ndar
     classifier fitted on one half scores the other), so a poison is never scored by a classifier
     that was told it is clean — though poisons in the fitting half still blunt it.
     """
-    rng = np.random.default_rng([seed, 41])
+    rng = seeded(seed, "freqdef folds")
     n = len(x_uint8)
     if reference is not None and len(reference) >= 10:
         order = rng.permutation(len(reference))

@@ -21,6 +21,7 @@ from torch import nn
 from torch.utils.data import Subset, TensorDataset
 
 from ..data.stream import DiskImages, StreamedDataset
+from ..seeds import seeded
 from . import distributed
 
 ANALYSIS = "deltainf"
@@ -169,7 +170,7 @@ def lambda_sample(n: int, lambda_examples: int | None, seed: int) -> np.ndarray 
     folder sorted by class are a few classes."""
     if lambda_examples is None or lambda_examples >= n:
         return None
-    return np.sort(np.random.default_rng(seed).choice(n, lambda_examples, replace=False))
+    return np.sort(seeded(seed, "lambda sample").choice(n, lambda_examples, replace=False))
 
 
 @contextmanager

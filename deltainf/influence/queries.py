@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..seeds import seeded
+
 MODES = ("full", "label-only", "image-only")
 AUGMENTATIONS = ("hflip", "color_jitter", "affine", "elastic", "blur", "invert", "color_switch")
 
@@ -57,7 +59,7 @@ def augment(name: str, x: torch.Tensor) -> torch.Tensor:
 
 def make_queries(image_uint8: torch.Tensor, label: int, num_classes: int, T: int, mode: str, seed: int) -> Queries:
     """The original image with its predicted ``label`` plus ``T`` seeded copies."""
-    rng = np.random.default_rng([seed, 17])
+    rng = seeded(seed, "query copies")
     aug_idx = rng.integers(0, len(AUGMENTATIONS), size=T)
     others = np.array([c for c in range(num_classes) if c != label])
     rand_labels = rng.choice(others, size=T)

@@ -10,6 +10,7 @@ from torch import nn
 
 from ..device import numerics_tag
 from ..progress import ProgressFn, silent
+from ..seeds import seeded
 from .spec import Architecture, resolve
 
 
@@ -168,7 +169,7 @@ def rebalanced(keep: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray:
     """Indices of the ``keep`` points (bool mask), each class's kept points drawn again (with replacement, seeded)
     up to the class's full count: a model trained on them learns a class even when most of it was set aside."""
     idx = np.flatnonzero(keep)
-    rng = np.random.default_rng([seed, 41])
+    rng = seeded(seed, "rebalanced classes")
     extra = []
     for c, full in enumerate(np.bincount(labels)):
         of_c = idx[labels[idx] == c]

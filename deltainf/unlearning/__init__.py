@@ -20,6 +20,7 @@ from torch import nn
 from ..models.training import Recipe, predict_logits, to_float
 from ..progress import ProgressFn, silent
 from ..registry import Registry
+from ..seeds import seeded
 
 UNLEARNERS = Registry("unlearning method")
 register = UNLEARNERS.register
@@ -50,7 +51,7 @@ class UnlearnInput:
         if self._holdout is None:
             labels, retained = self.y.numpy(), ~self.flagged
             n = max(1, min(500, int(retained.sum()) // 10))
-            rng = np.random.default_rng([self.seed, 23])
+            rng = seeded(self.seed, "unlearning holdout")
             picks = []
             for c, share in enumerate(np.bincount(labels) / len(labels)):
                 of_c = np.flatnonzero(retained & (labels == c))
