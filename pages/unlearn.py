@@ -6,17 +6,17 @@ import numpy as np
 import streamlit as st
 
 from deltainf.detectors import DETECTORS
-from deltainf.evaluation.report import flagged_csv
 from deltainf.figures import unlearning as figures
 from deltainf.figures.experiment import class_probabilities, probability_figure
 from deltainf.store.checkpoints import weights_to_bytes
+from deltainf.suspicion.suspects import SuspectSet, described
 from deltainf.unlearning import UNLEARNERS
 from ui import prerequisites as pre
 from ui.downloads import case_report_html, weights_file
 from ui.figures import delta_view, detector_params
 from ui.jobs import UnlearnJob
 from ui.refined import refined_flags
-from ui.review import confirmed
+from ui.review import confirmed, marks
 from ui.sidebar import stop
 from ui.state import runtime
 from ui.verdict import finished as finished_verdict, headline
@@ -198,8 +198,9 @@ if loops:
                   for m, rounds in loops.items() for x in rounds])
 
 data = exp.train_set
-csv_text = flagged_csv(view.delta, res["flagged"], last.tau, view.labels, view.is_poison,
-                       paths=data.train_paths if case else None, classes=data.classes if case else None)
+suspects = SuspectSet(res["flagged"], described(last.source.split(":")[0], {"tau": last.tau, "k": last.k}), last.tau,
+                      marks(instance))
+csv_text = suspects.csv(view.delta, view.scale, view.labels, data.classes, data.train_paths, view.is_poison)
 cols = st.columns(1 + len(done) + case)
 cols[0].download_button("Flagged set (CSV)", csv_text, file_name="flagged.csv", mime="text/csv", key="download_flagged",
                         icon=":material/download:", help="the first round's flags")

@@ -33,7 +33,9 @@ def test_json_and_flagged_csv(demo, cache_dir, tmp_path, capsys):
     assert d == demo.detection_report("delta_influence")
     rows = list(csv.DictReader(out_csv.open()))
     assert len(rows) == d["n_flagged"]
-    assert all(int(row["count"]) >= 50 - d["k"] and float(row["mean_delta"]) < 0 for row in rows)
+    assert all(int(row["drop_count"]) >= 50 - d["k"] and float(row["mean_delta"]) < 0 for row in rows)
+    assert {row["flagged_by"] for row in rows} == {f"delta_influence (τ = {d['tau']:.4g}, k = {d['k']})"}
+    assert sum(int(row["known_poison"]) for row in rows) == round(d["tpr"] * r["data"]["n_poison"])
 
 
 @pytest.mark.parametrize("argv, needle", [

@@ -1,18 +1,13 @@
-"""Golden runs: the CLI's figures and every detector's flagged set (``tests/golden/*.json``) must come out the
-same as recorded. First recorded with the code before the engine was split into stages (issue #12, which
-changed no figure); recorded again when issue #14 changed the re-check and the unlearning methods on purpose, and
-when issue #17 made ActClust ART's, cut SpecSig as ART does and refined Δ-Influence by relabelling while #14's loop
-took the kin first and gave clean points back; when the refined detector learnt to abstain and Witches' Brew
-took the dataset's own ε; when the likeness split replaced that abstention; and when the split took the model's
-confidence (``python tests/test_golden.py --record``).
-
-Bit-exact figures hold only for the same numerics (torch version, the CPU's vector instructions, the thread
-count, and a probe: a few training steps of the built-in CNN, hashed), so the comparison is skipped, saying
-why, on other machines. ``benchmarks/equivalence.py`` compares two checkouts on held-out configurations.
+"""Golden runs: the CLI's figures and every detector's flagged set (``tests/golden/*.json``) must come out as recorded,
+within a stated tolerance: another CPU, thread count or torch build sums in another order, so the trained weights,
+and what follows from them, differ a little from machine to machine. The configuration and the data must match
+exactly; shares (accuracy, poison success, TPR, precision) within ``SHARE``; counts flagged within ``COUNT`` of the
+recorded one (relative); each flagged set must overlap the recorded one by ``OVERLAP`` (Jaccard); the verdict, the
+implant and the test image's label after unlearning exactly. Recorded again whenever a change moves them on purpose
+(``python tests/test_golden.py --record``); ``benchmarks/equivalence.py`` compares two checkouts bit for bit.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
@@ -28,26 +23,42 @@ GOLDEN = Path(__file__).parent / "golden"
 CASES = sorted(p.stem for p in GOLDEN.glob("*.json"))
 
 
+#: The tolerance (see the module).
+SHARE, COUNT, OVERLAP = 0.05, 0.2, 0.8
+
+
 def numerics() -> dict:
+    """What the golden files were recorded on (for the reader: a run on other numerics is compared all the same)."""
     return {"torch": torch.__version__, "cpu": torch.backends.cpu.get_cpu_capability(),
-            "threads": torch.get_num_threads(), "probe": probe()}
+            "threads": torch.get_num_threads()}
 
 
-def probe() -> str:
-    """A hash of the built-in CNN after a few seeded SGD steps: two machines alike in version, instructions and
-    threads can still sum differently (seen: the same golden run, 42 flagged on one and 44 on another)."""
-    from deltainf.models import build_model
+def figures(report: dict) -> dict:
+    """The figures a golden run is held to: name → value."""
+    out = {"model/clean_acc": report["model"]["clean_acc"], "model/poison_success": report["model"]["poison_success"],
+           "model/implanted": report["model"]["implanted"]}
+    for name, d in report["detectors"].items():
+        out.update({f"{name}/tpr": d["tpr"], f"{name}/precision": d["precision"], f"{name}/n_flagged": d["n_flagged"]})
+    if report.get("verdict"):
+        out["verdict/poisoned"] = report["verdict"]["poisoned"]
+    for method, u in report["unlearn"].items():
+        out.update({f"{method}/{k}": u[k] for k in ("clean_acc", "poison_success", "query_pred") if k in u})
+    return out
 
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = build_model("cnn", 10, torch.zeros(3), torch.ones(3))
-        x, y = torch.rand(64, 3, 28, 28), torch.randint(0, 10, (64,))
-        opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        for _ in range(3):
-            opt.zero_grad()
-            torch.nn.functional.cross_entropy(model(x), y).backward()
-            opt.step()
-    return hashlib.sha256(b"".join(p.detach().numpy().tobytes() for p in model.parameters())).hexdigest()[:16]
+
+def off(name: str, old, new) -> bool:
+    """Whether figure ``name`` moved beyond the tolerance."""
+    if isinstance(old, bool) or name.endswith("query_pred") or old is None or new is None:
+        return old != new
+    if name.endswith("n_flagged"):
+        return abs(new - old) > max(COUNT * old, 2)
+    return abs(new - old) > SHARE
+
+
+def overlap(a: list[int], b: list[int]) -> float:
+    """Jaccard overlap of two flagged sets (1 when both are empty)."""
+    a, b = set(a), set(b)
+    return len(a & b) / len(a | b) if a | b else 1.0
 
 
 def differences(old, new, path: str = "") -> list[str]:
@@ -75,13 +86,15 @@ def extra_cache(tmp_path_factory):
 @pytest.mark.parametrize("name", CASES)
 def test_same_figures_and_flagged_sets_as_recorded(name, cache_dir, extra_cache, tmp_path, capsys):
     golden = json.loads((GOLDEN / f"{name}.json").read_text())
-    if golden["numerics"] != numerics():
-        pytest.skip(f"recorded with {golden['numerics']}; this machine has {numerics()}")
     cache = cache_dir if name.startswith("badnet") else extra_cache  # the built-in demo's cache, or the shared one
     report, flagged = run(golden, cache, tmp_path)
-    assert differences(golden["report"], report) == []
+    assert differences(golden["report"]["config"], report["config"]) == []
+    assert differences(golden["report"]["data"], report["data"]) == []
+    old, new = figures(golden["report"]), figures(report)
+    moved = {k: (v, new.get(k)) for k, v in old.items() if off(k, v, new.get(k))}
+    assert not moved, f"beyond the tolerance (recorded, now): {moved}"
     for detector, indices in golden["flagged"].items():
-        assert flagged[detector] == indices, detector
+        assert overlap(flagged[detector], indices) >= OVERLAP, detector
 
 
 def run(golden: dict, cache: Path, tmp: Path) -> tuple[dict, dict]:
@@ -110,7 +123,7 @@ def record() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             report, flagged = run(old, Path(tmp), Path(tmp))
         path.write_text(json.dumps({"report": report, "flagged": flagged, "args": old["args"], "numerics": numerics(),
-                                    "recorded_with": f"{commit} + issues #14, #17 and #18"}, indent=1))
+                                    "recorded_with": commit}, indent=1))
         print(f"recorded {path}")
 
 

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from deltainf.cli import main
+from deltainf.suspicion.suspects import COLUMNS
 from deltainf.verdict import at_most_share, control, judge
 
 
@@ -102,7 +103,7 @@ def test_an_honest_mistake_finds_no_evidence_and_accuses_no_one(honest_case, cap
     assert captured.out.splitlines()[3].startswith("verdict no evidence of poisoning")
     assert "exploration" in captured.out and "lists no file" in captured.err
     assert r["detectors"]["delta_refined"]["n_flagged"] > 0  # the τ/k rule still finds "suspects" to explore
-    assert list(csv.reader((base / "f.csv").open())) == [["path", "label", "drop_count", "T", "mean_delta"]]
+    assert list(csv.reader((base / "f.csv").open())) == [COLUMNS]
     assert r["unlearn"] == {}  # nothing unlearned by default
     assert main([*args, "--despite-verdict", "--json", str(base / "d.json"), "--flagged-out", str(base / "d.csv")]) == 0
     d = json.loads((base / "d.json").read_text())

@@ -11,6 +11,7 @@ from deltainf import Config
 from deltainf.figures import experiment as experiment_figures
 from deltainf.figures import images
 from deltainf.figures.influence import DeltaView
+from deltainf.suspicion.suspects import SuspectSet, described
 
 from .jobs import Instance
 from .state import runtime, use_mode
@@ -111,11 +112,11 @@ def thumbnail_strip(exp, view: DeltaView, idx: np.ndarray, counts: np.ndarray, t
 
 
 def flagged_table(exp, view: DeltaView, tau: float, k: int, counts: np.ndarray) -> None:
-    """The flagged set (``counts``: the drop counts at τ) as a sortable table, and as CSV carrying τ, k, T, mode,
-    seed and the files' paths."""
+    """The flagged set (``counts``: the drop counts at τ) as a sortable table, and as the suspect set's CSV."""
     import pandas as pd
 
-    data, idx = exp.train_set, np.flatnonzero(counts >= view.T - k)
+    flagged = counts >= view.T - k
+    data, idx = exp.train_set, np.flatnonzero(flagged)
     counts, mean = counts[idx], view.mean_rel[idx]
     table = pd.DataFrame({"index": idx, "file": [data.train_paths[i] for i in idx] if data.train_paths else None,
                           "label": [data.classes[int(view.labels[i])] for i in idx], "drops": counts,
@@ -129,7 +130,9 @@ def flagged_table(exp, view: DeltaView, tau: float, k: int, counts: np.ndarray) 
         st.dataframe(table, key="flagged_table", hide_index=True, width="stretch", height=260,
                      column_config={"mean Δ / scale": st.column_config.NumberColumn(format="%.3g")})
         cfg = exp.config
-        csv = table.assign(tau=tau, tau_rel=tau / view.scale, k=k, T=view.T, mode=cfg.mode, seed=cfg.seed)
-        st.download_button("Download the flagged set (CSV)", csv.to_csv(index=False), key="flagged_csv",
+        by = described(f"τ/k rule, {cfg.mode} copies, seed {cfg.seed}", {"tau": tau, "k": k})
+        suspects = SuspectSet(flagged, by, tau)
+        csv = suspects.csv(view.delta, view.scale, view.labels, data.classes, data.train_paths, view.is_poison)
+        st.download_button("Download the flagged set (CSV)", csv, key="flagged_csv",
                            file_name=f"flagged_tau{tau:.4g}_k{k}_T{view.T}_{cfg.mode}_seed{cfg.seed}.csv",
                            mime="text/csv")

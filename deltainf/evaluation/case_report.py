@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from ..influence.delta import score_scale
+from ..suspicion.suspects import SuspectSet, described
 from ..unlearning import from_scratch
-from .report import _clean, flagged_csv, loop_verdict, unlearn_detector, verdict_lines
+from .report import _clean, loop_verdict, unlearn_detector, verdict_lines
 
 
 def investigate(case, weights_out: Path | None = None) -> dict:
@@ -77,13 +79,13 @@ def save_weights(case, module, path: Path) -> Path:
 
 
 def case_flagged_csv(case, detector: str) -> str:
-    """``detector``'s flagged files as CSV (path, class, drop count, T, mean Δ; known_poison when given); none when
-    the verdict finds no evidence of poisoning (unless ``despite_verdict``)."""
-    inv = case.investigation
-    det = inv.detect(detector)
-    delta = inv.delta(det.params.get("mode", case.config.mode))
-    return flagged_csv(delta, inv.accused(det.flagged), det.params.get("tau", 0.0), case.data.y_train.numpy(),
-                       case.known_poisons, paths=case.data.train_paths, classes=case.data.classes)
+    """``detector``'s flagged files as the suspect set's CSV (known_poison when ``--known-poisons`` gives them); none
+    when the verdict finds no evidence of poisoning (unless ``despite_verdict``)."""
+    inv, det = case.investigation, case.investigation.detect(detector)
+    mode = det.params.get("mode", case.config.mode)
+    suspects = SuspectSet(inv.accused(det.flagged), described(detector, det.params), det.params.get("tau", 0.0))
+    return suspects.csv(inv.delta(mode), score_scale(inv.scores(mode)), case.data.y_train.numpy(), case.data.classes,
+                        case.data.train_paths, known=case.known_poisons)
 
 
 def summary_lines(report: dict) -> list[str]:

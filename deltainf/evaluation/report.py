@@ -2,15 +2,14 @@
 detector and of unlearning after each detector."""
 from __future__ import annotations
 
-import csv
-import io
 import math
 import time
 
 import numpy as np
 
 from ..detectors import DETECTORS
-from ..influence.delta import drop_counts
+from ..influence.delta import score_scale
+from ..suspicion.suspects import SuspectSet, described
 
 
 def _clean(x):
@@ -147,42 +146,15 @@ def loop_verdict(r: dict) -> str:
     return f", {r['rounds']} round(s){kin}{back}, {verdict}{escalated}"
 
 
-def flagged_csv(delta: np.ndarray, flagged: np.ndarray, tau: float, labels: np.ndarray,
-                is_poison: np.ndarray | None = None, *, paths: list[str] | None = None,
-                classes: list[str] | None = None) -> str:
-    """The flagged training points as CSV, with their drop count #{t : Δ < τ}, T and mean Δ. The CLI's
-    ``--flagged-out`` and the app's download.
-
-    Without ``paths`` (an experiment): index, label, count, T, mean_delta and is_poison, in index order.
-    With ``paths`` (a folder of the user's): path (relative to the folder), label (class name), drop_count, T,
-    mean_delta and — when some poisons are known — known_poison, most collapsed first.
-    """
-    counts = drop_counts(delta, tau)
-    mean = delta.mean(axis=0)
-    idx = np.flatnonzero(flagged)
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    truth = [] if is_poison is None else ["known_poison" if paths is not None else "is_poison"]
-    if paths is None:
-        w.writerow(["index", "label", "count", "T", "mean_delta"] + truth)
-        rows = ([int(i), int(labels[i])] for i in idx)
-    else:
-        idx = idx[np.lexsort((mean[idx], -counts[idx]))]
-        w.writerow(["path", "label", "drop_count", "T", "mean_delta"] + truth)
-        rows = ([paths[i], classes[int(labels[i])]] for i in idx)
-    for i, head in zip(idx, rows):
-        w.writerow(head + [int(counts[i]), delta.shape[0], f"{delta[:, i].mean():.6g}"]
-                   + ([int(is_poison[i])] if is_poison is not None else []))
-    return buf.getvalue()
-
-
 def experiment_flagged_csv(exp, detector: str) -> str:
-    """:func:`flagged_csv` of ``detector``'s flags in an experiment (drop counts at its τ, 0 for detectors
-    without one); none when the verdict finds no evidence of poisoning (unless ``despite_verdict``)."""
-    det = exp.detect(detector)
-    delta = exp.investigation.delta(det.params.get("mode", exp.config.mode))
-    return flagged_csv(delta, exp.investigation.accused(det.flagged), det.params.get("tau", 0.0),
-                       exp.poisoned.data.y_train.numpy(), exp.is_poison)
+    """``detector``'s flags in an experiment as the suspect set's CSV (drop counts at its τ, 0 for detectors
+    without one; known_poison from the experiment's truth); none when the verdict finds no evidence of poisoning
+    (unless ``despite_verdict``)."""
+    inv, det = exp.investigation, exp.detect(detector)
+    mode, data = det.params.get("mode", exp.config.mode), exp.poisoned.data
+    suspects = SuspectSet(inv.accused(det.flagged), described(detector, det.params), det.params.get("tau", 0.0))
+    return suspects.csv(inv.delta(mode), score_scale(inv.scores(mode)), data.y_train.numpy(), data.classes,
+                        data.train_paths, known=exp.is_poison)
 
 
 def unlearning_grid(exp, detectors, methods, tau: float | None = None, k: int | None = None) -> list[dict]:

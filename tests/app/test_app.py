@@ -525,8 +525,8 @@ def test_compare_page_lists_every_detector(pipe):
 def test_flagged_csv_is_the_clis_file(pipe, tmp_path):
     """The Unlearn page's CSV download and the CLI's --flagged-out agree byte for byte."""
     from deltainf.cli import main
-    from deltainf.evaluation.report import flagged_csv
     from deltainf.figures.influence import DeltaView
+    from deltainf.suspicion.suspects import SuspectSet, described
     from ui.state import runtime
 
     tau, k, _ = pipe.investigation.tau_k()
@@ -535,7 +535,9 @@ def test_flagged_csv_is_the_clis_file(pipe, tmp_path):
     with runtime().compute:  # the engine seeds torch's global generator: no background job meanwhile
         assert main(["run", "--detectors", "delta_influence", "--flagged-out", str(tmp_path / "cli.csv"), "--quiet",
                      "--cache-dir", str(pipe.store.root)]) == 0
-    page = flagged_csv(view.delta, view.flags(tau, k), tau, view.labels, view.is_poison)  # what Unlearn downloads
+    data = pipe.poisoned.data  # what Unlearn downloads, with the rule named as the CLI names it
+    page = SuspectSet(view.flags(tau, k), described("delta_influence", {"tau": tau, "k": k}), tau).csv(
+        view.delta, view.scale, view.labels, data.classes, data.train_paths, view.is_poison)
     assert page.encode() == (tmp_path / "cli.csv").read_bytes()
 
 

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 
 from deltainf.cli import main
+from deltainf.suspicion.suspects import COLUMNS
 
 HERE = Path(__file__).parent
 MODEL = f"{HERE / 'user_model.py'}:build"
@@ -49,7 +50,7 @@ def test_finds_the_planted_files_and_unlearns_them(case, capsys):
     assert r["query"]["predicted_name"] == str(TARGET)  # the trigger works on the user's model
     assert r["data"]["n_train"] == 1438 and r["model"]["clean_acc"] > 0.9
     rows = list(csv.DictReader((base / "f.csv").open()))
-    assert list(rows[0]) == ["path", "label", "drop_count", "T", "mean_delta"]
+    assert list(rows[0]) == COLUMNS
     flagged = {row["path"] for row in rows}
     found = len(flagged & set(case["poisons"]))
     assert found >= 0.8 * len(case["poisons"]) and found >= 0.25 * len(flagged), (found, len(flagged))
