@@ -15,7 +15,9 @@ With ``--cifar-subset``, the same experiments on a CIFAR-10 subset read through 
 built-in recipe; an attack that does not implant still gives its two honest mistakes).
 
 Prints one row per query (verdict, evidence, its parts, seconds; on poisoned ones the refined rule's and Δ-Influence's
-TPR / precision and exact unlearning of what is accused) and the false-accusation and miss rates.
+TPR / precision and exact unlearning of what is accused) and the false-accusation and miss rates. A triggered test
+image that a model retrained without the poisons still gives the target (the trigger alone fools it: the 16×16
+digits' frequency trigger can) has no poisoning behind it to find; it is marked and counted apart from the misses.
 """
 from __future__ import annotations
 
@@ -51,8 +53,12 @@ def row(name: str, poisoned: bool, inv, start: float, truth: np.ndarray | None =
     """One query's verdict; with the poisons' mask ``truth``, the refined rule's and Δ-Influence's TPR / precision."""
     v = inv.verdict()
     p = v.parts
-    found = ""
+    found, caused = "", poisoned
     if truth is not None:
+        # Ground truth, evaluation only: does a model retrained without the poisons still give the test image its
+        # label? Then the trigger alone fools it, and no poisoning is behind this image to find.
+        caused = inv.query_without(truth) != inv.query.label
+        found += "" if caused else "  (a model without the poisons gives it the same label: not their doing)"
         for name_, det in (("refined", "delta_refined"), ("Δ", "delta_influence")):
             flagged = inv.detect(det).flagged
             hits = int((flagged & truth).sum())
@@ -67,7 +73,7 @@ def row(name: str, poisoned: bool, inv, start: float, truth: np.ndarray | None =
     print(f"{name:<34} {'poisoned' if poisoned else 'honest':>8} {'POISONED' if v.poisoned else 'no evidence':>11} "
           f"{v.score:>6.2f} {p.get('n_suspects', 0):>5} {p.get('flip', 0):>6.1f} {p.get('relabelling', 0):>6.2f} "
           f"{time.perf_counter() - start:>6.0f}{found}", flush=True)
-    return {"poisoned": poisoned, "said": v.poisoned}
+    return {"poisoned": poisoned, "said": v.poisoned, "caused": caused}
 
 
 def experiment_rows(seeds, attacks, cache: str, data: dict | None = None, name: str = "digits") -> list[dict]:
@@ -186,9 +192,13 @@ def main() -> None:
     if honest:
         print(f"false accusations: {sum(r['said'] for r in honest)} of {len(honest)} honest mistakes "
               f"({sum(r['said'] for r in honest) / len(honest):.0%})")
-    if poisoned:
-        missed = sum(not r["said"] for r in poisoned)
-        print(f"misses: {missed} of {len(poisoned)} poisoned test images ({missed / len(poisoned):.0%})")
+    caused = [r for r in poisoned if r["caused"]]
+    if caused:
+        missed = sum(not r["said"] for r in caused)
+        print(f"misses: {missed} of {len(caused)} poisoned test images ({missed / len(caused):.0%})"
+              + (f"; {len(poisoned) - len(caused)} more the trigger alone fools (a model without the poisons gives "
+                 f"them the same label), called poisoned on {sum(r['said'] for r in poisoned if not r['caused'])}"
+                 if len(caused) < len(poisoned) else ""))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ and the paper's baselines (Activation Clustering, Spectral Signatures, the frequ
 A detector is ``fn(inputs: DetectorInput, settings) -> Detection``. It declares what it reads
 (``modes``: score matrices of those query modes; ``features``; ``images``; ``reference``; ``retrains``: models
 trained without a set of points) and gets exactly that: never the orchestrator, never ground truth.
+The τ/k rule the Δ detectors share is :func:`delta_rule`.
 """
 from __future__ import annotations
 
