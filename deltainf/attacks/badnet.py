@@ -57,6 +57,11 @@ def apply_trigger(x: torch.Tensor, mask: torch.Tensor, pattern: torch.Tensor) ->
     return torch.where(mask, pattern, x)
 
 
+def on_grey(like: torch.Tensor, mask: torch.Tensor, pattern: torch.Tensor) -> torch.Tensor:
+    """The patch alone, stamped on a mid-grey image shaped like ``like``: the first picture of a patch trigger."""
+    return apply_trigger(torch.full_like(like, 128), mask, pattern)
+
+
 def patch_size(settings: BadNetSettings, side: int) -> int:
     return settings.trigger_size or max(2, side // 8)
 
@@ -80,6 +85,5 @@ class BadNet(Attack):
     def picture(self, clean: ImageData, poisoned: Poisoned):
         if len(poisoned.poison_idx) == 0:
             return [], []
-        grey = torch.full_like(clean.x_train[0], 128)
-        return relabelled_picture(clean, poisoned, torch.where(poisoned.trigger_mask, poisoned.trigger_pattern, grey),
-                                  "the trigger patch")
+        return relabelled_picture(clean, poisoned, on_grey(clean.x_train[0], poisoned.trigger_mask,
+                                                           poisoned.trigger_pattern), "the trigger patch")

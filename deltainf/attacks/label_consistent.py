@@ -22,7 +22,7 @@ from ..options import option
 from ..store import array_fingerprint, content_key
 from . import (Attack, AttackContext, Poisoned, clean_label_picture, register, seeded_poisons, trigger_on_target,
                victim_and_target)
-from .badnet import apply_trigger
+from .badnet import apply_trigger, on_grey
 from .witches_brew import dataset_eps, grey_levels_within
 
 ALGORITHM_VERSION = 1  # bump when the perturbation changes (cached poisons are keyed by it)
@@ -91,12 +91,11 @@ class LabelConsistent(Attack):
     def preview(self, sample, settings: LabelConsistentSettings, seed: int, dataset: str):
         mask, pattern = corner_patches(tuple(sample.shape), settings.lc_patch)
         side = int(mask[0].sum()) // 2  # the top row crosses two patches
-        return ([apply_trigger(torch.full_like(sample, 128), mask, pattern), apply_trigger(sample, mask, pattern)],
+        return ([on_grey(sample, mask, pattern), apply_trigger(sample, mask, pattern)],
                 [f"{side}×{side} checkerboards in the corners", "on an image (poisons: perturbed first)"])
 
     def picture(self, clean: ImageData, poisoned: Poisoned):
         if len(poisoned.poison_idx) == 0:
             return [], []
-        grey = torch.full_like(clean.x_train[0], 128)
-        patches = apply_trigger(grey, poisoned.trigger_mask, poisoned.trigger_pattern)
+        patches = on_grey(clean.x_train[0], poisoned.trigger_mask, poisoned.trigger_pattern)
         return clean_label_picture(clean, poisoned, patches, "the corner patches")

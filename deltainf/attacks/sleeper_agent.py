@@ -20,7 +20,7 @@ from ..seeds import seeded
 from ..store import array_fingerprint, content_key
 from . import (Attack, AttackContext, Poisoned, clean_label_picture, register, seeded_poisons, trigger_on_target,
                victim_and_target)
-from .badnet import apply_trigger, trigger
+from .badnet import apply_trigger, on_grey, trigger
 from .witches_brew import STEP_SIZE, brew, dataset_eps
 
 ALGORITHM_VERSION = 1  # bump when the brewing changes (cached poisons are keyed by it)
@@ -76,12 +76,11 @@ class SleeperAgent(Attack):
     def preview(self, sample, settings: SleeperSettings, seed: int, dataset: str):
         mask, pattern = hidden_patch(tuple(sample.shape), settings.sleeper_patch, seed)
         eps = round((settings.sleeper_eps if settings.sleeper_eps is not None else dataset_eps(dataset)) * 255)
-        return ([apply_trigger(torch.full_like(sample, 128), mask, pattern), apply_trigger(sample, mask, pattern)],
+        return ([on_grey(sample, mask, pattern), apply_trigger(sample, mask, pattern)],
                 [f"the hidden patch (never in the training set; poisons: ±{eps}/255)", "at test time"])
 
     def picture(self, clean: ImageData, poisoned: Poisoned):
         if len(poisoned.poison_idx) == 0:
             return [], []
-        grey = torch.full_like(clean.x_train[0], 128)
-        return clean_label_picture(clean, poisoned, apply_trigger(grey, poisoned.trigger_mask,
-                                                                  poisoned.trigger_pattern), "the hidden patch")
+        patch = on_grey(clean.x_train[0], poisoned.trigger_mask, poisoned.trigger_pattern)
+        return clean_label_picture(clean, poisoned, patch, "the hidden patch")
