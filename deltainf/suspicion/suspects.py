@@ -11,7 +11,6 @@ import numpy as np
 from ..influence.delta import drop_counts
 
 COLUMNS = ["index", "path", "label", "drop_count", "T", "mean_delta", "mean_delta_scaled", "flagged_by", "review"]
-MARKS = ("confirmed", "dismissed", "added")
 
 
 def described(name: str, params: dict) -> str:
@@ -22,7 +21,8 @@ def described(name: str, params: dict) -> str:
 @dataclass
 class SuspectSet:
     """The training points accused: ``flagged`` (bool, N), by ``flagged_by``; drop counts are taken at ``tau``;
-    ``marks``: the analyst's review, training index → one of ``MARKS`` ("added": a point the rule did not flag)."""
+    ``marks``: the analyst's review, training index → "confirmed", "dismissed" or "added" (not flagged by the
+    rule)."""
 
     flagged: np.ndarray
     flagged_by: str
