@@ -38,7 +38,8 @@ def main() -> None:
         m = pipe.model_metrics
         d = pipe.detection_report("delta_influence")
         e = pipe.detection_report("ekfac")
-        u = pipe.investigation.unlearn("eu", pipe.detect("delta_influence").flagged)[1] if cfg.unlearn else {}
+        flagged = pipe.detect("delta_influence").flagged
+        u = pipe.investigation.unlearning.unlearn("eu", flagged)[1] if cfg.unlearn else {}
         ratio = d["precision"] / e["precision"] if e["precision"] else float("inf")
         row = dict(acc=m["clean_acc"], ps=m["poison_success"], tpr=d["tpr"], prec=d["precision"],
                    ek=e["precision"], ratio=ratio, eu_ps=u.get("poison_success", np.nan),

@@ -70,6 +70,7 @@ def record(checkout: Path, name: str, args: list[str], work: Path) -> dict:
         out["config"].pop(key, None)
     for u in out.get("unlearn", {}).values():
         u.pop("seconds", None)
+        u.pop("cached", None)
     return {"report": out, "flagged": flags}
 
 

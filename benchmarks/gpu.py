@@ -139,7 +139,7 @@ def main() -> None:
            poison_success=round(m["poison_success"], 4), n_poison=int(pipe.is_poison.sum()))
 
     t = time.perf_counter()
-    inv.factors()
+    inv.influence.factors()
     sync()
     factors_s = time.perf_counter() - t
     record(factors_s=round(factors_s, 1))
@@ -174,7 +174,7 @@ def main() -> None:
     for i in range(min(a.one_at_a_time, len(q.labels))):
         t = time.perf_counter()
         influence.pairwise_scores(pipe.model, q.images[i:i + 1], q.labels[i:i + 1], p.x_train, p.y_train,
-                                  pipe.store.kron_root, inv.factors_key, pipe.device,
+                                  pipe.store.kron_root, inv.influence.factors_key, pipe.device,
                                   train_batch_size=2 * influence_batch, precision=precision)
         sync()
         one.append(time.perf_counter() - t)
@@ -185,7 +185,7 @@ def main() -> None:
 
     spent = time.perf_counter() - t_start
     if precision == "bf16" and not a.no_fp32 and spent < a.budget_s:
-        key = "fp32-" + inv.factors_key
+        key = "fp32-" + inv.influence.factors_key
         t = time.perf_counter()
         influence.fit_factors(pipe.model, p.x_train, p.y_train, pipe.store.kron_root, key, pipe.device,
                               batch_size=influence_batch, seed=cfg.seed, precision="fp32")
@@ -209,7 +209,7 @@ def main() -> None:
     for n in a.lambda_examples:
         sampled = Experiment(cfg.replace(lambda_examples=n), data=data)
         t = time.perf_counter()
-        sampled.investigation.factors()
+        sampled.investigation.influence.factors()
         sync()
         fs = time.perf_counter() - t
         t = time.perf_counter()

@@ -1,4 +1,4 @@
-"""The detector grid of docs/guide.md: BadNet, the frequency trigger and Witches' Brew, every detector and ablation,
+"""The detector grid of RESULTS.md: BadNet, the frequency trigger and Witches' Brew, every detector and ablation,
 over seeds, on the built-in digits and on a CIFAR-10 subset (2,000 training / 500 test images, written as an
 ImageFolder tree from the shared ``cifar10-jpeg.npz``), each through ``python -m deltainf table``.
 

@@ -52,8 +52,8 @@ def main() -> None:
                 sets[name] = m
             for method in a.methods.split(","):
                 for name, removed in sets.items():
-                    model, m = inv.unlearn(method, removed)
-                    check, _ = inv.recheck(model, removed, method)
+                    model, m = inv.unlearning.unlearn(method, removed)
+                    check, _ = inv.unlearning.recheck(model, removed, method)
                     truth = "alive" if m["poison_success"] > 0.1 else "clean"
                     verdict = "clean" if check["clean"] else "alive"
                     counts[f"{verdict}/{truth}"] += 1

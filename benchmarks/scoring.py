@@ -23,10 +23,10 @@ def main() -> None:
     a = ap.parse_args()
     pipe = Experiment(Config(cache_dir=tempfile.mkdtemp(prefix="deltainf-bench-")))
     inv = pipe.investigation
-    inv.factors()
+    inv.influence.factors()
     q = inv.queries()
     p = pipe.poisoned.data
-    args = (p.x_train, p.y_train, pipe.store.kron_root, inv.factors_key, pipe.device)
+    args = (p.x_train, p.y_train, pipe.store.kron_root, inv.influence.factors_key, pipe.device)
 
     def timed(n: int) -> float:
         start = time.perf_counter()

@@ -42,7 +42,7 @@ def main() -> None:
         before = exp.model_metrics
         flagged = exp.detect(a.detector).flagged
         for method in methods:
-            _, m = exp.investigation.unlearn_until_clean(method, flagged)
+            _, m = exp.investigation.unlearning.until_clean(method, flagged)
             loss = before["clean_acc"] - m["clean_acc"]
             worst[method] = [max(worst[method][0], m["poison_success"]), max(worst[method][1], loss)]
             back = m.get("given_back", -m.get("give_back_refused", 0))  # negative: the check refused the give-back

@@ -57,7 +57,7 @@ def row(name: str, poisoned: bool, inv, start: float, truth: np.ndarray | None =
     if truth is not None:
         # Ground truth, evaluation only: does a model retrained without the poisons still give the test image its
         # label? Then the trigger alone fools it, and no poisoning is behind this image to find.
-        caused = inv.query_without(truth) != inv.query.label
+        caused = inv.unlearning.query_without(truth) != inv.query.label
         found += "" if caused else "  (a model without the poisons gives it the same label: not their doing)"
         for name_, det in (("refined", "delta_refined"), ("Δ", "delta_influence")):
             flagged = inv.detect(det).flagged
@@ -65,8 +65,8 @@ def row(name: str, poisoned: bool, inv, start: float, truth: np.ndarray | None =
             found += f"  {name_} {hits / max(truth.sum(), 1):.2f}/{hits / max(flagged.sum(), 1):.2f}"
         accused = inv.accused(inv.detect("delta_refined").flagged)
         if accused.any():  # exact unlearning of what is accused (the refined rule's model: cached)
-            before = inv.evaluate(inv.model.module, inv.model.key).get("clean_acc", float("nan"))
-            after = inv.unlearn("eu", accused)[1]
+            before = inv.unlearning.evaluate(inv.model.module, inv.model.key).get("clean_acc", float("nan"))
+            after = inv.unlearning.unlearn("eu", accused)[1]
             found += (f"  EU: accuracy {before:.3f} → {after.get('clean_acc', float('nan')):.3f}, test image "
                       f"{'keeps' if after['query_pred'] == inv.query.label else 'leaves'} its label"
                       + (f", poison success {after['poison_success']:.2f}" if "poison_success" in after else ""))

@@ -17,6 +17,7 @@ from .config import streams
 from .data import ImageData
 from .data.images import read_image
 from .data.imagefolder import load_imagefolder
+from .detectors import explained
 from .device import resolve_device
 from .errors import ConfigError, DataError
 from .evaluation.metrics import detection_metrics
@@ -26,7 +27,7 @@ from .models.spec import Architecture, check_model, resolve
 from .models.training import Recipe, accuracy, predict_logits
 from .progress import ProgressFn, Reporter, Timings, silent
 from .store import Store, array_fingerprint, content_key
-from .store.checkpoints import cached_model, load_weights_into
+from .store.checkpoints import cached_model, load_weights_into, state_of
 
 
 class Case:
@@ -121,8 +122,7 @@ class Case:
 
     def export_weights(self, module: nn.Module) -> dict[str, torch.Tensor]:
         """``module``'s weights in the layout ``--model`` builds (what ``--weights`` reads back)."""
-        part = self.architecture.weights_part(module, self.recipe.input_norm)
-        return {k: v.detach().cpu().contiguous() for k, v in part.state_dict().items()}
+        return state_of(self.architecture.weights_part(module, self.recipe.input_norm))
 
     @cached_property
     def query(self) -> Query:
@@ -185,6 +185,13 @@ class Case:
         """The poisons the analyst knows of, if any (evaluation only)."""
         return self.known_poisons
 
+    planted = None  # nobody planted an attack here: the analyst does not know whether, or how, it was poisoned
+
+    @property
+    def model_metrics(self) -> dict:
+        """Clean accuracy on test/ (None without one)."""
+        return {"clean_acc": self.clean_acc}
+
     @property
     def query_image(self) -> torch.Tensor:
         return self.query.image
@@ -239,7 +246,8 @@ class Case:
     def detection_report(self, name: str) -> dict:
         """A detector's flag count and parameters, with TPR/precision against the known poisons when given."""
         det = self.investigation.detect(name)
-        out = {"n_flagged": int(det.flagged.sum()), **det.params}
+        steps = explained(name, det, self.data.classes)
+        out = {"n_flagged": int(det.flagged.sum()), **det.params, **({"steps": steps} if steps else {})}
         if self.known_poisons is not None:
             out.update(detection_metrics(det.flagged, self.known_poisons))
         return out

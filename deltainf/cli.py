@@ -34,11 +34,12 @@ def _names(text: str) -> tuple[str, ...]:
 
 def add_options(parser: argparse.ArgumentParser, sections, skip: tuple[str, ...] = ()) -> None:
     """One flag per option field of ``sections`` ((title, dataclass) pairs), with its help, choices and default."""
+    from .config import own_fields
     from .options import flag, value_type
 
-    for title, section in sections:
+    for title, section, fields in own_fields(sections):
         group = None
-        for f in dataclasses.fields(section):
+        for f in fields:
             meta = f.metadata
             if f.name in skip or not meta.get("cli", True):
                 continue
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = run.add_argument_group("output")
     g.add_argument("--json", metavar="OUT.json", help="write every figure as JSON")
     g.add_argument("--flagged-out", metavar="OUT.csv", help="write the first detector's flagged training points as CSV")
+    g.add_argument("--explain", action="store_true", help=EXPLAIN)
     g.add_argument("--quiet", action="store_true", help="no progress bars")
     table = sub.add_parser("table", help="datasets × attacks × detectors over seeds (the paper's Table 1)",
                            usage="deltainf table [options]",
@@ -81,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
                                        "F1 in bold); Markdown on stdout, and Markdown/CSV/JSON files with --out.")
     g = table.add_argument_group("the grid")
     g.add_argument("--datasets", type=_names, default=("digits",), help="comma-separated (default digits)")
-    g.add_argument("--attacks", type=_names, default=("badnet",), help="comma-separated (default badnet)")
+    g.add_argument("--attacks", type=_names, default=("badnet",),
+                   help="comma-separated, or all (every registered attack; default badnet)")
     g.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="seeds (default 0 1 2)")
     g.add_argument("--no-unlearn", action="store_true", help="skip EU after each detector")
     g.add_argument("--out", metavar="PREFIX", help="write PREFIX.md, PREFIX.csv and PREFIX.json")
@@ -98,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--flagged-out", metavar="OUT.csv",
                    help="write the first detector's flagged files as CSV (path, label, drop_count, T, mean_delta)")
     g.add_argument("--report", metavar="OUT.html", help="write one self-contained HTML report (opens offline)")
+    g.add_argument("--explain", action="store_true", help=EXPLAIN)
     g.add_argument("--weights-out", metavar="DIR", help="write each unlearning method's weights as DIR/<method>"
                                                         ".safetensors, loadable with the same --model")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -115,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
             q.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
+
+EXPLAIN = ("tell Δ refined step by step: candidates, set aside, what a model trained without them says, given "
+           "back, the test image's check")
 
 #: The influence stages a torchrun can compute: command → what it writes.
 STAGES = {"fit-factors": "the EK-FAC factors", "score": "the factors and the influence scores of the T + 1 queries"}
@@ -139,9 +146,12 @@ def table(args) -> None:
     from .evaluation.table import aggregate, markdown, run_cells, write
     from .progress import TqdmProgress
 
+    from .attacks import ATTACKS
+
     base = config_from_args(args)
+    attacks = tuple(ATTACKS) if args.attacks == ("all",) else args.attacks
     for d in args.datasets:  # validate every name before the first cell starts
-        for a in args.attacks:
+        for a in attacks:
             base.replace(dataset=d, attack=a)
     if args.out:
         try:
@@ -149,7 +159,7 @@ def table(args) -> None:
         except OSError as exc:
             raise ConfigError(f"--out {args.out}: cannot create its folder ({exc.strerror})") from None
     progress = TqdmProgress(disable=args.quiet or not sys.stderr.isatty())
-    rows = run_cells(base, args.datasets, args.attacks, base.detectors, args.seeds, unlearn=not args.no_unlearn,
+    rows = run_cells(base, args.datasets, attacks, base.detectors, args.seeds, unlearn=not args.no_unlearn,
                      progress=progress)
     summary = aggregate(rows)
     print(markdown(summary))
@@ -168,7 +178,7 @@ def _check_output(path: str | None, option: str) -> None:
 
 def run(args) -> dict:
     """Run one experiment from parsed arguments; returns the JSON report."""
-    from .evaluation.report import experiment_flagged_csv, run_report, summary_lines
+    from .evaluation.report import experiment_flagged_csv, run_report, steps_lines, summary_lines
     from .experiment import Experiment
     from .progress import TqdmProgress
 
@@ -179,7 +189,7 @@ def run(args) -> dict:
         raise ConfigError("--flagged-out writes the first detector's flags, but --detectors is none")
     exp = Experiment(config, progress=TqdmProgress(disable=args.quiet or not sys.stderr.isatty()))
     report = run_report(exp)
-    print("\n".join(summary_lines(report)))
+    print("\n".join(summary_lines(report) + _explained(steps_lines(report), args.explain)))
     if args.json:
         Path(args.json).expanduser().write_text(json.dumps(report, indent=2))
     if args.flagged_out:
@@ -190,6 +200,13 @@ def run(args) -> dict:
             print(f"deltainf: note: {args.flagged_out} not written: no detector ran (the attack did not implant)",
                   file=sys.stderr)
     return report
+
+
+def _explained(lines: list[str], explain: bool) -> list[str]:
+    if explain and not lines:
+        print("deltainf: note: --explain tells Δ refined's steps, and it did not run: add delta_refined to --detectors",
+              file=sys.stderr)
+    return lines if explain else []
 
 
 def _note_unaccused(report: dict, path: str) -> None:
@@ -203,6 +220,7 @@ def investigate(args) -> dict:
     from .case import Case
     from .config import CaseConfig
     from .evaluation import case_report
+    from .evaluation.report import steps_lines
     from .progress import TqdmProgress
 
     config = config_from_args(args, CaseConfig)
@@ -218,7 +236,7 @@ def investigate(args) -> dict:
             raise ConfigError(f"--weights-out {weights_out}: cannot create it ({exc.strerror})") from None
     case = Case(config, progress=TqdmProgress(disable=args.quiet or not sys.stderr.isatty()))
     report = case_report.investigate(case, weights_out)
-    print("\n".join(case_report.summary_lines(report)))
+    print("\n".join(case_report.summary_lines(report) + _explained(steps_lines(report), args.explain)))
     if args.json:
         Path(args.json).expanduser().write_text(json.dumps(report, indent=2))
     if args.flagged_out:
@@ -252,7 +270,7 @@ def influence_stage(args) -> None:
             inv = source.investigation
         modes = {config.mode if m == CONFIGURED else m for d in config.detectors for m in needs(d)["modes"]}
         if args.command == "fit-factors":
-            done = f"EK-FAC factors: {inv.factors()}"
+            done = f"EK-FAC factors: {inv.influence.factors()}"
         else:
             shapes = {m: inv.scores(m).shape for m in sorted(modes or {config.mode})}
             done = "influence scores cached (queries × training points): " + ", ".join(

@@ -21,7 +21,9 @@ from .influence.queries import MODES
 from .models import ARCHITECTURES
 from .models.spec import INPUT_NORMS
 from .options import check_options, flag, option
+from .suspicion import SuspicionOptions
 from .unlearning import UNLEARNERS
+from .unlearning.stage import RecheckOptions
 from .verdict import VerdictOptions
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -118,27 +120,9 @@ class DetectOptions:
     detectors: tuple[str, ...] = option(("delta_influence", "ekfac"), "detectors, comma-separated, or none "
                                         "(--flagged-out writes the first)", choices=DETECTORS)
     unlearn: tuple[str, ...] = option((), "unlearning methods, comma-separated, or none", choices=UNLEARNERS)
-    until_clean: bool = option(False, "after unlearning, re-check without ground truth (the test image, the removed "
-                                      "look-alikes, a fresh Δ-Influence round); while the backdoor is found, detect "
-                                      "again and remove more")
-    max_rounds: int = option(3, "most detect → unlearn rounds with --until-clean", low=1)
-    clean_below: float = option(0.1, "with --until-clean: the test image is clean once it is not predicted as the "
-                                      "target AND the target's probability on it is at most this (1 = the "
-                                      "prediction alone)", kind="probability")
-    escalate: bool = option(False, "with --until-clean: when the check still finds the backdoor after the last "
-                                   "round of a cheap method, unlearn exactly (EU) what it removed, and go on")
-    max_fresh: int = option(2, "with --until-clean: clean also needs a fresh Δ-Influence round on the new model to "
-                               "flag few images that look like the test image: this many, or --max-fresh-share of "
-                               "the removed ones if more", low=0)
-    max_fresh_share: float = option(0.2, "with --until-clean: the fresh round may flag this share of the number of "
-                                         "removed images that look like the test image", kind="fraction")
     max_damage: float = option(0.015, "SSD, SCRUB and BadT back off when they cost more than this accuracy on a "
                                       "held-out slice of the retained training points (they were trained on it, "
                                       "so the test set loses up to three times as much)", kind="fraction")
-    trigger_margin: float = option(0.05, "with --until-clean: clean also needs a method other than EU to send the "
-                                         "removed images that look like the test image to its label at most this "
-                                         "much more often than EU (a model retrained without them) does",
-                                   kind="fraction")
 
 
 @dataclass(frozen=True)
@@ -189,11 +173,13 @@ class CaseOptions:
 #: (title, section) in the order the command line lists them.
 SECTIONS = [("data", DataOptions), ("attack", AttackOptions), ("model", ModelOptions),
             ("training recipe", RecipeOptions), ("the query", QueryOptions), ("Δ-Influence", DeltaOptions),
-            ("the verdict", VerdictOptions), ("detection and unlearning", DetectOptions), ("running", RunOptions)]
+            ("the verdict", VerdictOptions), ("detection and unlearning", DetectOptions),
+            ("the shared evidence", SuspicionOptions), ("the re-check", RecheckOptions), ("running", RunOptions)]
 CASE_SECTIONS = [("your data, model and test image", CaseOptions),
                  ("training recipe (exact unlearning, and training when there are no weights)", RecipeOptions),
                  ("Δ-Influence", DeltaOptions), ("the verdict", VerdictOptions),
-                 ("detection and unlearning", CaseDetectOptions), ("running", RunOptions)]
+                 ("detection and unlearning", CaseDetectOptions), ("the shared evidence", SuspicionOptions),
+                 ("the re-check", RecheckOptions), ("running", RunOptions)]
 
 
 def entry_sections(kinds=("attack", "detector", "unlearning")) -> list[tuple[str, type]]:
@@ -242,11 +228,21 @@ class _ConfigMethods:
         return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
 
 
-def compose(name: str, sections: list[tuple[str, type]], relations, doc: str) -> type:
-    """A frozen dataclass with every field of ``sections`` (names must be unique)."""
-    fields, seen = [], {}
+def own_fields(sections: list[tuple[str, type]]):
+    """(title, section, its fields) for each of ``sections``, without the fields a section shares with one it extends
+    listed before it (e.g. Δ refined's settings extending :class:`~deltainf.suspicion.SuspicionOptions`)."""
+    composed = []
     for title, section in sections:
-        for f in dataclasses.fields(section):
+        shared = {f.name for base in composed if issubclass(section, base) for f in dataclasses.fields(base)}
+        composed.append(section)
+        yield title, section, [f for f in dataclasses.fields(section) if f.name not in shared]
+
+
+def compose(name: str, sections: list[tuple[str, type]], relations, doc: str) -> type:
+    """A frozen dataclass with every field of ``sections`` (:func:`own_fields`; names must be unique)."""
+    fields, seen = [], {}
+    for title, _, own in own_fields(sections):
+        for f in own:
             if f.name in seen:
                 raise TypeError(f"option {flag(f.name)} of {title} is also defined by {seen[f.name]}")
             seen[f.name] = title

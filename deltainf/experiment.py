@@ -18,7 +18,7 @@ from .attacks import ATTACKS, AttackContext, Poisoned
 from .attacks.surrogate import Surrogates
 from .config import streams
 from .data import ImageData, load_dataset
-from .detectors import Detection, intersect, needs
+from .detectors import Detection, explained, intersect, needs
 from .device import resolve_device
 from .errors import ConfigError
 from .evaluation.metrics import detection_metrics, implant_problem, poison_success
@@ -28,7 +28,7 @@ from .models.training import Recipe, accuracy, predict_logits
 from .progress import ProgressFn, Reporter, Timings, silent
 from .seeds import seeded
 from .store import Store, array_fingerprint, content_key
-from .store.checkpoints import cached_model, load_weights_into
+from .store.checkpoints import cached_model, load_weights_into, state_of
 
 
 def attack_context(config, device: torch.device, store: Store | None) -> AttackContext:
@@ -257,6 +257,15 @@ class Experiment:
         """Which training points are poisons (known here: the experiment planted them)."""
         return self.is_poison
 
+    @property
+    def planted(self) -> Poisoned:
+        """The attack planted here: its victim, target and triggered test images."""
+        return self.poisoned
+
+    def export_weights(self, module: nn.Module) -> dict[str, torch.Tensor]:
+        """``module``'s weights (the built-in architecture's layout)."""
+        return state_of(module)
+
     def overview(self) -> dict:
         """What the Experiment page and the sidebar say about the trained model."""
         _ = self.poisoned_test_candidates, self.test_index, self.query
@@ -275,7 +284,8 @@ class Experiment:
     def detection_report(self, name: str, tau: float | None = None, k: int | None = None) -> dict:
         """TPR, precision, F1 and the number flagged against the ground truth, with the detector's parameters."""
         det = self.detect(name, tau, k)
-        return {**detection_metrics(det.flagged, self.is_poison), **det.params}
+        steps = explained(name, det, self.data.classes)
+        return {**detection_metrics(det.flagged, self.is_poison), **det.params, **({"steps": steps} if steps else {})}
 
     def evaluate_model(self, module: nn.Module, key: str) -> dict:
         """Poison success of ``module`` (cached by its key): the share of triggered test images it sends to

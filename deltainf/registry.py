@@ -24,7 +24,7 @@ class Entry:
     name: str
     obj: Any                    # the registered function or class
     label: str                  # short display name (the app's choosers)
-    help: str                   # one line (command-line help, tables)
+    help: str                   # a sentence or two (command-line help, tables)
     blurb: str                  # a short paragraph (the app's captions)
     settings: type | None       # frozen dataclass of the entry's own options
     order: int
@@ -45,11 +45,10 @@ class Entry:
         return dataclasses.asdict(s) if s is not None else {}
 
 
-def _doc(obj) -> tuple[str, str]:
-    """(first line, first paragraph) of a docstring."""
+def _doc(obj) -> str:
+    """The first paragraph of a docstring, its lines joined (a first line alone may stop mid-sentence)."""
     text = (getattr(obj, "__doc__", None) or "").strip()
-    para = text.split("\n\n")[0]
-    return (text.splitlines() or [""])[0].strip(), " ".join(line.strip() for line in para.splitlines())
+    return " ".join(line.strip() for line in text.split("\n\n")[0].splitlines())
 
 
 class Registry:
@@ -65,8 +64,8 @@ class Registry:
         def deco(obj):
             if name in self._entries and self._entries[name].obj is not obj:
                 raise ValueError(f"{self.kind} {name!r} is registered twice")
-            line, para = _doc(obj)
-            self._entries[name] = Entry(name, obj, label or name, help or line, blurb or para, settings, order,
+            para = _doc(obj)
+            self._entries[name] = Entry(name, obj, label or name, help or para, blurb or para, settings, order,
                                         attrs)
             return obj
         return deco

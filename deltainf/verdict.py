@@ -138,18 +138,19 @@ def judge(suspected: np.ndarray, labels: np.ndarray, y: int, seed: int, margin_b
     return Verdict(False, round(score, 3), threshold, f"{why}: {said}", parts)
 
 
-def query_margin(inv, module) -> float:
-    """The test image's margin of y under ``module``: the logit of y minus the log-sum-exp of the others."""
-    logits = predict_logits(module, inv.query.image[None], inv.device)
-    return float(margin(logits, torch.tensor([inv.query.label]))[0])
+def query_margin(source, module) -> float:
+    """The test image's margin of y under ``module``: the logit of y minus the log-sum-exp of the others
+    (``source``: an investigation or its unlearning stage, which hold the query and the device)."""
+    logits = predict_logits(module, source.query.image[None], source.device)
+    return float(margin(logits, torch.tensor([source.query.label]))[0])
 
 
-def _without(inv, removed_before: np.ndarray) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+def _without(unlearning, removed_before: np.ndarray) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
     def without(removed):
-        module = inv.retrained_without(removed_before | removed)
+        module = unlearning.retrained_without(removed_before | removed)
         idx = torch.as_tensor(np.flatnonzero(removed))
-        labelled = predict_logits(module, take(inv.data.x_train, idx), inv.device).argmax(1).numpy()
-        return query_margin(inv, module), labelled
+        labelled = predict_logits(module, take(unlearning.data.x_train, idx), unlearning.device).argmax(1).numpy()
+        return query_margin(unlearning, module), labelled
     return without
 
 
@@ -164,21 +165,22 @@ def verdict_of(inv) -> Verdict:
         suspected = at_most_share(refined.flagged, delta_matrix(inv.scores("full")), labels, y)
         trace = refined.params.get("trace")
         verdict = judge(suspected, labels, y, c.seed, query_margin(inv, inv.model.module),
-                        _without(inv, np.zeros_like(suspected)),
+                        _without(inv.unlearning, np.zeros_like(suspected)),
                         c.verdict_threshold if trace else c.verdict_threshold_untraced)
     t.seconds["unlearn_s"] = unlearning  # the models it retrained are the verdict's time, not unlearning's
     verdict.parts.update(suspects_by=refined.params.get("by", ""), trace=trace or "")
     return verdict
 
 
-def judge_fresh_round(inv, module, removed: np.ndarray, scores: np.ndarray, tau: float, k: int) -> Verdict:
+def judge_fresh_round(stage, module, removed: np.ndarray, scores: np.ndarray, tau: float, k: int) -> Verdict:
     """The verdict on a fresh Δ-Influence round (``scores`` over the points kept) on ``module``, a model without the
     ``removed`` points: do the images of y it flags still hold the test image up beyond as many random ones? A
-    poisoning was found before this round, so its suspects (the τ/k rule's, untraced) face ``verdict_threshold``."""
-    labels, y, c = inv.data.y_train.numpy(), inv.query.label, inv.config
+    poisoning was found before this round, so its suspects (the τ/k rule's, untraced) face ``verdict_threshold``.
+    ``stage``: the investigation's :class:`~deltainf.unlearning.stage.Unlearning`."""
+    labels, y, c = stage.data.y_train.numpy(), stage.query.label, stage.config
     keep = ~np.asarray(removed, bool)
     fresh = np.zeros_like(keep)
-    fresh[keep] = suspects(scores, tau, k, inv.likeness()[keep], labels[keep], y, c.kin_quantile)
-    with inv.reporter.within("verdict on the fresh round"):
-        return judge(fresh, labels, y, c.seed, query_margin(inv, module), _without(inv, ~keep), c.verdict_threshold,
+    fresh[keep] = suspects(scores, tau, k, stage.activations.likeness()[keep], labels[keep], y, c.kin_quantile)
+    with stage.reporter.within("verdict on the fresh round"):
+        return judge(fresh, labels, y, c.seed, query_margin(stage, module), _without(stage, ~keep), c.verdict_threshold,
                      among=keep)

@@ -1,4 +1,4 @@
-"""Compare: every detector the engine has, on the same experiment, against the ground truth."""
+"""Compare: every detector the engine has, on the same source; against the ground truth where it is known."""
 import streamlit as st
 
 from deltainf.detectors import DETECTORS, needs
@@ -15,14 +15,14 @@ GRID_DETECTORS = ("delta_influence", "ekfac")
 FIRST_GUESS_S = 10.0  # seconds per unlearning run before any was timed in this session
 
 st.title("Compare")
-st.caption("Every registered detector on this experiment. Δ-Influence and its ablations use τ and k from the "
-           "Influence page (the engine's suggestion from Δ while none is set) — the refined one, which trains models of "
-           "its own, at the suggestion; the baselines their own defaults. "
-           "Ground truth is known here, so TPR and precision are exact.")
-
 instance, exp = pre.require_trained()
+st.caption("Every registered detector on this " + ("investigation" if exp.planted is None else "experiment") + ". "
+           "Δ-Influence and its ablations use τ and k from the Influence page (the engine's suggestion from Δ while "
+           "none is set) — the refined one, which trains models of its own, at the suggestion; the baselines their "
+           "own defaults." + ("" if exp.planted is None else " The experiment planted the poisons, so TPR and "
+                                                               "precision are exact."))
 names = list(DETECTORS)
-if exp.kind == "case":  # no ground truth: what each detector flags, and how much it agrees with Δ-Influence
+if exp.planted is None:  # an analyst's case: what each detector flags, and how much it agrees with Δ-Influence
     rows = pre.await_job(runtime().start(DetectorsJob(instance, tuple(names)), "Every detector", exp,
                                          lambda e: case_rows(e, names)),
                          what="Running every detector in the background…")

@@ -7,15 +7,15 @@ from deltainf.figures.influence import small_multiples
 from ui import prerequisites as pre
 from ui.figures import delta_view, detector_params, flagged_table, suggestion, thumbnail_strip
 from ui.live import choice, delta_live
-from ui.refined import RULES, refined_section
-from ui.review import review
+from ui.refined import REFINED, RULES, TUNED, refined_flags, refined_section
+from ui.review import confirmed, marks, review
 from ui.state import runtime
 from ui.verdict import headline
 
 st.title("Influence")
 instance, exp = pre.require_trained()
 pre.await_job(pre.scores_job(instance, exp), what="Computing influence in the background…")
-headline(instance, exp)
+verdict_slot = st.container()  # filled last: the verdict's models train only once the live area is drawn
 view = delta_view(instance, exp)
 detector_params(view, exp)
 suggested = suggestion(instance, exp)
@@ -94,17 +94,29 @@ def live() -> None:
         thumbnail_strip(exp, view, clean[:16], counts,
                         f"Clean points flagged (false positives): {len(clean)}" + (" — the 16 with most drops"
                                                                                     if len(clean) > 16 else ""))
-    flagged_table(exp, view, tau, k, counts)
+    suspects, by = None, None  # the τ/k rule's flags, unless Δ refined is chosen and done
     if exp.config.mode == "full":  # the refined rule reads the full copies' Δ
         rule = st.segmented_control(
             "Flag by", list(RULES), format_func=RULES.get, default="tau_k", key="det_rule", selection_mode="single",
+            on_change=_rule_chosen,
             help="Δ refined starts from the τ/k rule's flags (τ raised to 0 when lower), sets them aside with their "
                  "look-alikes, trains a model without them and keeps those it labels otherwise: the clean images of the "
                  "test image's label go back (where that cannot decide, the likeness split does). If a model retrained "
                  "without the group kept still misclassifies the test image, the τ/k rule's flags of its label are "
-                 "added. The Unlearn page can take its flags.")
+                 "added. The table, its CSV, the review below and the Unlearn page then follow its flags.")
         if rule == "refined":
             refined_section(instance, exp, view, tau, k, flagged, counts)
+            suspects = refined_flags(instance, tau, k)
+            by = f"Δ refined at τ = {tau:.4g}, k = {k}" if suspects is not None else None
+    ss.suspects = (suspects, by)
+    flagged_table(exp, view, tau, k, counts, suspects, by, marks(instance))
+
+
+def _rule_chosen() -> None:
+    """The Unlearn page's source follows the rule chosen here (unless images are confirmed: those come first)."""
+    ss = st.session_state
+    if confirmed(instance, view.delta.shape[1]) is None:
+        ss.unlearn_source = REFINED if ss.det_rule == "refined" else TUNED
 
 
 live()
@@ -112,5 +124,7 @@ live()
 if st.toggle("Show every copy at a glance (small multiples)", key="show_multiples"):
     st.plotly_chart(runtime().view(("multiples", instance.content, exp.config.mode),
                                    lambda: small_multiples(view)), key="small_multiples")
-review(instance, exp, view)
+review(instance, exp, view, *st.session_state.get("suspects", (None, None)))
 pre.page_link("unlearn", "Next: unlearn the flagged points")
+with verdict_slot:
+    headline(instance, exp)

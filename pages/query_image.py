@@ -16,18 +16,20 @@ MAX_IMAGE_MB = 4
 GALLERY = 24
 
 st.title("Test image")
-st.caption("Δ-Influence starts from one test image that is known to be poisoned: a triggered image the model "
-           "sends to the attacker's target class. Pick one from the gallery, by index, or upload your own.")
-
 instance, exp = pre.require_trained()
-if exp.kind == "case":  # the user's own test image: shown, and changed where the investigation starts
+if exp.planted is None:  # no planted attack, no gallery: the analyst's own test image
     from ui import start_case
 
+    st.caption("Δ-Influence starts from one test image your model gets wrong: the one you uploaded, with the label "
+               "y the model gives it (or the one you named).")
     start_case.results()
     headline(instance, exp, start=False)
-    st.caption("To investigate another test image, upload it on the **Experiment** page (Investigate a model).")
+    st.caption("To investigate another test image, upload it on the **Experiment** page (Investigate a model): your "
+               "model and weights are kept.")
     stop()
-p = exp.poisoned
+st.caption("Δ-Influence starts from one test image that is known to be poisoned: a triggered image the model "
+           "sends to the attacker's target class. Pick one from the gallery, by index, or upload your own.")
+p = exp.planted
 classes = p.data.classes
 query = st.session_state.query
 

@@ -8,25 +8,24 @@ import streamlit as st
 from deltainf.detectors import DETECTORS
 from deltainf.figures import unlearning as figures
 from deltainf.figures.experiment import class_probabilities, probability_figure
-from deltainf.store.checkpoints import weights_to_bytes
 from deltainf.suspicion.suspects import SuspectSet, described
 from deltainf.unlearning import UNLEARNERS
 from ui import prerequisites as pre
 from ui.downloads import case_report_html, weights_file
 from ui.figures import delta_view, detector_params
 from ui.jobs import UnlearnJob
-from ui.refined import refined_flags
+from ui.refined import CONFIRMED, REFINED, TUNED, refined_flags
 from ui.review import confirmed, marks
 from ui.sidebar import stop
 from ui.state import runtime
 from ui.verdict import finished as finished_verdict, headline
 
-TUNED, REFINED, CONFIRMED = "tuned", "refined", "confirmed"  # the Influence page's rules, or the images marked there
 
 st.title("Unlearn")
 instance, exp = pre.require_trained()
 st.caption("Remove the flagged training points from the model with an unlearning method, then measure "
-           + ("clean accuracy (where your folder has test/) and the test image's prediction again." if exp.kind == "case"
+           + ("clean accuracy (where your folder has test/) and the test image's prediction again."
+              if exp.planted is None
               else "clean accuracy and poison success again, and look at the test image's prediction."))
 pre.require_scores(instance, exp)
 headline(instance, exp)
@@ -34,7 +33,8 @@ view = delta_view(instance, exp)
 tau, k = detector_params(view, exp)
 tuned = view.metrics(tau, k)
 marked = confirmed(instance, view.delta.shape[1])
-case = exp.kind == "case"
+dismissed = confirmed(instance, view.delta.shape[1], "dismissed")  # never removed, whatever the source
+case = exp.planted is None  # nobody planted an attack: no target, no poison success
 
 c1, c2 = st.columns(2)
 ss = st.session_state
@@ -85,6 +85,9 @@ if unproven:
     despite = st.checkbox("Unlearn them all the same (an exploration)", key="unlearn_despite")
 flags_now = marked if source == CONFIRMED else view.flags(tau, k) if source == TUNED else None
 named = source if flags_now is None else f"{source}:{hashlib.sha256(np.flatnonzero(flags_now).tobytes()).hexdigest()[:12]}"
+if dismissed is not None:
+    named += f":kept-{hashlib.sha256(np.flatnonzero(dismissed).tobytes()).hexdigest()[:12]}"
+    st.caption(f"The {int(dismissed.sum())} images dismissed on the Influence page stay in the training set.")
 job_key = UnlearnJob(instance, tuple(methods), named, tau, k, repeat, repeat and escalate)
 if st.button("Run unlearning", type="primary", key="run_unlearn", icon=":material/play_arrow:",
              disabled=not methods or (unproven and not despite)):
@@ -94,15 +97,17 @@ if st.button("Run unlearning", type="primary", key="run_unlearn", icon=":materia
     def run(e):
         flagged = flags_now if flags_now is not None else \
             e.detect("delta_refined", tau, k).flagged if source == REFINED else e.detect(source).flagged
+        if dismissed is not None:
+            flagged = flagged & ~dismissed
         out = {"flagged": flagged, "methods": {}}
         for j, m in enumerate(methods, 1):
             inv = e.investigation
             with e.reporter.within(f"{m.upper()} ({j}/{len(methods)})"):
-                model, after = inv.unlearn_until_clean(m, flagged, loop_tau, loop_k, escalate=escalate) if repeat \
-                    else inv.unlearn(m, flagged)
+                model, after = inv.unlearning.until_clean(m, flagged, loop_tau, loop_k, escalate=escalate) if repeat \
+                    else inv.unlearning.unlearn(m, flagged)
             probs = class_probabilities(model, e.query_image, e.device)
             after = {**after, "query_label_probability": float(probs[e.query_label])}
-            blob = weights_file(e, model) if e.kind == "case" else weights_to_bytes(model)
+            blob = weights_file(e, model)
             out["methods"][m] = {"after": after, "weights": blob, "probs_after": probs}
         return out
 
@@ -118,10 +123,7 @@ res = pre.await_job(job, what=f"{job.label} in the background…", cancel=True)
 done = res["methods"]
 classes = exp.train_set.classes
 probs_before = class_probabilities(exp.model, exp.query_image, exp.device)
-if case:
-    before = {"clean_acc": exp.clean_acc, "query_label_probability": float(probs_before[exp.query_label])}
-else:
-    before = exp.model_metrics
+before = {**exp.model_metrics, "query_label_probability": float(probs_before[exp.query_label])}
 timed = st.session_state.setdefault("run_seconds", {})  # what Compare's estimate learns from
 timed.update({m: float(r["after"]["seconds"]) for m, r in done.items() if r["after"].get("rounds", 1) == 1})
 if last != job_key:
@@ -152,7 +154,9 @@ with st.container(key="unlearn_result"):
         else:
             cols[3].metric("Poison success", f"{after['poison_success']:.2f}",
                            f"{after['poison_success'] - before['poison_success']:+.2f}", delta_color="inverse")
-        cols[4].metric("Time", f"{after['seconds']:.1f} s")
+        cols[4].metric("Time", "from the cache" if after.get("cached") else f"{after['seconds']:.1f} s",
+                       help="Seconds this run took; a model made before with the same flags and settings is read "
+                            "from the cache.")
 left, right = st.columns(2)
 with left:
     measures = figures.CASE_MEASURES if case else figures.EXPERIMENT_MEASURES
@@ -163,8 +167,8 @@ with right:
         if len(done) > 1 else next(iter(done))
     probs_after = done[shown]["probs_after"]
     b, a = int(probs_before.argmax()), int(probs_after.argmax())
-    target = None if case else exp.poisoned.target
-    truth = "" if case else f" (true class {classes[exp.poisoned.victim]}, target {classes[target]})"
+    target = None if case else exp.planted.target
+    truth = "" if case else f" (true class {classes[exp.planted.victim]}, target {classes[target]})"
     st.markdown(f"The test image: predicted **{classes[b]}** before, **{classes[a]}** after {shown.upper()}{truth}.")
     st.plotly_chart(probability_figure(probs_before, classes, target, "The test image, before and after",
                                        compare=probs_after, names=("before", f"after {shown.upper()}")),

@@ -14,6 +14,14 @@ from deltainf.store import Store
 TRAINING_FIXTURES = {"demo", "cifar_exp", "exps", "freq", "brew", "case", "user_case", "honest_case"}
 
 
+def pytest_configure(config):
+    """The engine's thread rule for the whole session, as the app and the CLI apply it (``DELTAINF_TORCH_THREADS``,
+    else torch's default): a fixture's model is then the one the app trains in the same process."""
+    from deltainf.device import configure_cpu_threads
+
+    configure_cpu_threads()
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):

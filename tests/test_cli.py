@@ -36,6 +36,14 @@ def test_json_and_flagged_csv(demo, cache_dir, tmp_path, capsys):
     assert all(int(row["drop_count"]) >= 50 - d["k"] and float(row["mean_delta"]) < 0 for row in rows)
     assert {row["flagged_by"] for row in rows} == {f"delta_influence (τ = {d['tau']:.4g}, k = {d['k']})"}
     assert sum(int(row["known_poison"]) for row in rows) == round(d["tpr"] * r["data"]["n_poison"])
+    # --explain: Δ refined step by step, once it is among the detectors (the verdict ran it already: cached).
+    code, stdout, err = _run(capsys, "run", "--cache-dir", str(cache_dir), "--explain", "--quiet")
+    assert code == 0 and "step by step" not in stdout and "add delta_refined to --detectors" in err
+    code, stdout, _ = _run(capsys, "run", "--cache-dir", str(cache_dir), "--detectors", "delta_refined", "--explain",
+                           "--quiet")
+    steps = demo.detection_report("delta_refined")["steps"]
+    assert code == 0 and "delta_refined, step by step:" in stdout and steps[0]["step"] == "candidates"
+    assert all(s["what"] in stdout for s in steps) and steps[-1]["count"] == demo.detect("delta_refined").flagged.sum()
 
 
 @pytest.mark.parametrize("argv, needle", [

@@ -45,3 +45,19 @@ def test_cache_dir_from_environment(monkeypatch, tmp_path):
     assert default_cache_dir() == tmp_path / "c"
     assert Config().cache_path == tmp_path / "c"
     assert Config(cache_dir=str(tmp_path / "d")).cache_path == tmp_path / "d"
+
+
+def test_the_shared_evidence_and_the_recheck_do_not_need_a_detector():
+    """--until-clean's give-back and the kin read settings of their own sections: a Config composed without Δ refined
+    still has them, and the command line lists each once."""
+    import dataclasses
+
+    from deltainf.cli import build_parser
+    from deltainf.config import SECTIONS, compose, entry_sections
+
+    sections = [s for s in SECTIONS + entry_sections() if s[0] != "detector delta_refined"]
+    fields = {f.name for f in dataclasses.fields(compose("NoRefined", sections, lambda c: None, ""))}
+    assert {"kin_quantile", "refined_rounds", "refined_min_share", "max_rounds", "clean_below"} <= fields
+    assert "stamp_tolerance" not in fields and "stamp_tolerance" in {f.name for f in dataclasses.fields(Config)}
+    text = build_parser()._subparsers._group_actions[0].choices["run"].format_help()
+    assert text.count("--kin-quantile") == 1 and text.count("--refined-rounds") == 1

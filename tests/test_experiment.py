@@ -35,7 +35,7 @@ def test_ablations_follow_the_papers_pattern(demo):
 
 def test_eu_on_flags_removes_the_poison(demo):
     before = demo.model_metrics
-    model, after = demo.investigation.unlearn("eu", demo.detect("delta_influence").flagged)
+    model, after = demo.investigation.unlearning.unlearn("eu", demo.detect("delta_influence").flagged)
     assert after["n_removed"] == demo.detection_report("delta_influence")["n_flagged"]
     assert after["poison_success"] <= before["poison_success"] - 0.5
     assert after["clean_acc"] >= before["clean_acc"] - 0.03
@@ -48,14 +48,14 @@ def test_second_run_recomputes_nothing(demo, cache_dir, monkeypatch):
     def forbidden(*a, **k):
         raise AssertionError("a cached stage was recomputed")
 
-    demo.investigation.unlearn("eu", demo.detect("delta_influence").flagged)
+    demo.investigation.unlearning.unlearn("eu", demo.detect("delta_influence").flagged)
     monkeypatch.setattr(training, "train_model", forbidden)
     monkeypatch.setattr(ekfac, "fit_factors", forbidden)
     monkeypatch.setattr(ekfac, "pairwise_scores", forbidden)
     monkeypatch.setattr(stages, "make_queries", forbidden)
     again = Experiment(Config(cache_dir=str(cache_dir)), store=Store(cache_dir))
     np.testing.assert_array_equal(again.detect("delta_influence").flagged, demo.detect("delta_influence").flagged)
-    again.investigation.unlearn("eu", again.detect("delta_influence").flagged)
+    again.investigation.unlearning.unlearn("eu", again.detect("delta_influence").flagged)
     assert all(again.timings.cached.values()), again.timings.cached
 
 

@@ -31,10 +31,11 @@ def test_freqdef_without_a_held_out_split_cross_fits(bare):
 
 def test_unlearning_reports_only_what_needs_no_ground_truth(bare, demo):
     flagged = bare.detect("delta_influence").flagged
-    _, m = bare.unlearn("eu", flagged)
-    assert set(m) == {"query_pred", "n_removed", "seconds"}  # no test split: no clean accuracy; no poison success
+    _, m = bare.unlearning.unlearn("eu", flagged)
+    # No test split: no clean accuracy; no ground truth: no poison success.
+    assert set(m) == {"query_pred", "n_removed", "seconds", "cached"}
     assert m["query_pred"] != demo.query_label
-    _, r = bare.unlearn_until_clean("eu", flagged, max_rounds=2)
+    _, r = bare.unlearning.until_clean("eu", flagged, max_rounds=2)
     assert r["clean"] and all("poison_success" not in x and "hits" not in x for x in r["per_round"])
-    _, known = demo.investigation.unlearn("eu", flagged)
+    _, known = demo.investigation.unlearning.unlearn("eu", flagged)
     assert known["poison_success"] <= 0.1 and known["query_pred"] == m["query_pred"]  # the experiment adds the truth

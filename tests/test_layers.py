@@ -18,7 +18,7 @@ LAYERS = [
     ["deltainf.suspicion", "deltainf.verdict"],
     ["deltainf.detectors", "deltainf.unlearning", "deltainf.attacks", "deltainf.evaluation.metrics"],
     ["deltainf.investigation", "deltainf.config"],
-    ["deltainf.experiment", "deltainf.case"],
+    ["deltainf.experiment", "deltainf.case", "deltainf.source"],
     ["deltainf.evaluation", "deltainf.figures"],
     ["deltainf.cli", "deltainf.__main__", "deltainf"],
 ]

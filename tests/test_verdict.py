@@ -123,8 +123,8 @@ def test_a_fresh_round_finds_evidence_only_while_poisons_remain(demo):
     clean[np.flatnonzero(~demo.is_poison & (labels != demo.query_label))[:20]] = True
     said = {}
     for name, removed in (("poisons left", clean), ("poisons gone", demo.is_poison)):
-        module, _ = inv.unlearn("eu", removed)
-        scores = inv.rescore(module, inv.unlearn_key("eu", removed), np.flatnonzero(~removed))
-        said[name] = judge_fresh_round(inv, module, removed, scores, 0.0, 2)
+        module, _ = inv.unlearning.unlearn("eu", removed)
+        scores = inv.influence.rescore(module, inv.unlearning.unlearn_key("eu", removed), np.flatnonzero(~removed))
+        said[name] = judge_fresh_round(inv.unlearning, module, removed, scores, 0.0, 2)
     assert said["poisons left"].poisoned, said["poisons left"]
     assert not said["poisons gone"].poisoned and said["poisons gone"].parts["n_suspects"] > 0, said["poisons gone"]

@@ -7,11 +7,11 @@ from typing import Callable
 from .state import runtime, uploads
 
 
-def weights_file(case, module) -> bytes:
-    """``module``'s weights as safetensors in the layout of the user's model spec (what it reads back)."""
+def weights_file(source, module) -> bytes:
+    """``module``'s weights as safetensors in the layout of the source's model (what it reads back)."""
     from safetensors.torch import save
 
-    return save(case.export_weights(module))
+    return save(source.export_weights(module))
 
 
 def case_report_html(case, tau: float, k: int, methods: tuple[str, ...],

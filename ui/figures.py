@@ -46,6 +46,7 @@ def detector_params(view: DeltaView, exp) -> tuple[float, int]:
         ss.det_tau = ss.det_tau / ss.det_scale * view.scale
     ss.det_scale = view.scale
     ss.det_k = max(0, min(int(ss.det_k), view.T - 1))
+    ss.det_for = exp.config  # whose Δ they were set on (the sidebar names them only for that source)
     return float(ss.det_tau), int(ss.det_k)
 
 
@@ -111,11 +112,16 @@ def thumbnail_strip(exp, view: DeltaView, idx: np.ndarray, counts: np.ndarray, t
             f"<div style='display:flex;flex-wrap:wrap;gap:8px'>{body}</div>")
 
 
-def flagged_table(exp, view: DeltaView, tau: float, k: int, counts: np.ndarray) -> None:
-    """The flagged set (``counts``: the drop counts at τ) as a sortable table, and as the suspect set's CSV."""
+def flagged_table(exp, view: DeltaView, tau: float, k: int, counts: np.ndarray, flagged: np.ndarray | None = None,
+                  by: str | None = None, marks: dict | None = None) -> None:
+    """The suspect set — ``flagged`` by ``by`` (default: the τ/k rule's flags, ``counts``: the drop counts at τ),
+    with the analyst's ``marks`` — as a sortable table, and as its CSV."""
     import pandas as pd
 
-    flagged = counts >= view.T - k
+    cfg = exp.config
+    if flagged is None:
+        flagged = counts >= view.T - k
+        by = described(f"τ/k rule, {cfg.mode} copies, seed {cfg.seed}", {"tau": tau, "k": k})
     data, idx = exp.train_set, np.flatnonzero(flagged)
     counts, mean = counts[idx], view.mean_rel[idx]
     table = pd.DataFrame({"index": idx, "file": [data.train_paths[i] for i in idx] if data.train_paths else None,
@@ -126,12 +132,10 @@ def flagged_table(exp, view: DeltaView, tau: float, k: int, counts: np.ndarray) 
     if view.is_poison is not None:
         table["poison (known here)"] = view.is_poison[idx]
     table = table.sort_values(["drops", "mean Δ / scale"], ascending=[False, True])
-    with st.expander(f"The flagged set: {len(idx)} training points (table, CSV)"):
+    with st.expander(f"The flagged set: {len(idx)} training points — {by} (table, CSV)"):
         st.dataframe(table, key="flagged_table", hide_index=True, width="stretch", height=260,
                      column_config={"mean Δ / scale": st.column_config.NumberColumn(format="%.3g")})
-        cfg = exp.config
-        by = described(f"τ/k rule, {cfg.mode} copies, seed {cfg.seed}", {"tau": tau, "k": k})
-        suspects = SuspectSet(flagged, by, tau)
+        suspects = SuspectSet(flagged, by, tau, dict(marks or {}))
         csv = suspects.csv(view.delta, view.scale, view.labels, data.classes, data.train_paths, view.is_poison)
         st.download_button("Download the flagged set (CSV)", csv, key="flagged_csv",
                            file_name=f"flagged_tau{tau:.4g}_k{k}_T{view.T}_{cfg.mode}_seed{cfg.seed}.csv",

@@ -31,7 +31,7 @@ def _load_model_level(src, rt: Runtime) -> dict:
 def train_job(instance: Instance, src, key=None) -> Job:
     """Train (or load) the model of a source (the session's, unless ``key`` names another's job)."""
     rt = runtime()
-    label = "Train" if src.kind == "experiment" else "Load your model and data"
+    label = "Train" if src.kind == "experiment" else "Load your model and data"  # words only: nothing is planted yet
     return rt.start(key or train_key(src.config), label, src, lambda e: _load_model_level(e, rt))
 
 
@@ -56,8 +56,8 @@ def _prepare(level: str):
             exp.investigation.queries()
             rt.mark(exp, "queries")
             # EK-FAC factors depend on the model only: fit them now, ahead of the Influence page.
-            rt.start(FactorsJob(exp.investigation.factors_key), "EK-FAC factors (ahead of Influence)", exp,
-                     lambda e: e.investigation.factors())
+            rt.start(FactorsJob(exp.investigation.influence.factors_key), "EK-FAC factors (ahead of Influence)", exp,
+                     lambda e: e.investigation.influence.factors())
         return result
 
     return run
@@ -84,7 +84,7 @@ def require_trained(level: str = "model") -> tuple[Instance, Any]:
     rt = runtime()
     if not rt.is_ready(exp, level):
         await_job(rt.start(PrepareJob(level, instance), LEVELS[level], exp, _prepare(level)))
-    if exp.kind == "experiment" and not exp.implanted:  # the CLI runs no detector then; every page says why
+    if exp.planted is not None and not exp.implanted:  # the CLI runs no detector then; every page says why
         st.warning(f"The attack did not implant ({exp.implant_problem}): there is no backdoor to trace, so "
                    f"flags, TPR and precision on these pages mean nothing. Try more poisons, more training "
                    f"images or more epochs on the Experiment page.")

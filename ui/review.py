@@ -21,9 +21,10 @@ def marks(instance: Instance) -> dict[int, str]:
     return st.session_state.setdefault("marks", {}).setdefault(instance.content, {})
 
 
-def confirmed(instance: Instance, n: int) -> np.ndarray | None:
-    """The confirmed set as a mask over the ``n`` training points, or None while nothing is confirmed."""
-    idx = [i for i, s in marks(instance).items() if s == "confirmed"]
+def confirmed(instance: Instance, n: int, status: str = "confirmed") -> np.ndarray | None:
+    """The images marked ``status`` (confirmed, or dismissed) as a mask over the ``n`` training points, or None while
+    none is."""
+    idx = [i for i, s in marks(instance).items() if s == status]
     if not idx:
         return None
     mask = np.zeros(n, bool)
@@ -31,23 +32,25 @@ def confirmed(instance: Instance, n: int) -> np.ndarray | None:
     return mask
 
 
-def review(instance: Instance, src, view) -> None:
-    """The review table at the session's τ and k."""
+def review(instance: Instance, src, view, flagged: np.ndarray | None = None, by: str | None = None) -> None:
+    """The review table of the suspect set: ``flagged`` by ``by`` (Δ refined), else the τ/k rule's flags at the
+    session's τ and k. Marks are kept per image, whatever the rule or τ/k."""
     ss = st.session_state
     if not st.toggle("Review the flagged images: sort them, confirm or dismiss each", key="review_open",
-                     value=src.kind == "case"):
+                     value=src.planted is None):
         return
     tau, k = float(ss.det_tau), int(ss.det_k)
-    idx = np.flatnonzero(view.flags(tau, k))
+    suspects = view.flags(tau, k) if flagged is None else np.asarray(flagged, bool)
+    idx = np.flatnonzero(suspects)
     c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
     sort = c1.segmented_control("Sort by", list(SORTS), format_func=SORTS.get, default="drops", key="review_sort",
                                 selection_mode="single") or "drops"
     c2.button("Refresh at the current τ and k", key="review_refresh", help="The sliders above redraw their own part "
               "of the page; this table follows them when it is drawn again.")
-    counts, mean, like = view.counts(tau), view.mean_rel, src.investigation.likeness()
+    counts, mean, like = view.counts(tau), view.mean_rel, src.investigation.activations.likeness()
     labels = src.train_set.y_train.numpy()
-    like_it, _ = likeness_split(like, view.flags(tau, k) & (labels == src.query_label), src.config.seed,
-                                src.investigation.confidence())
+    like_it, _ = likeness_split(like, suspects & (labels == src.query_label), src.config.seed,
+                                src.investigation.activations.confidence())
     key = {"drops": (mean[idx], -counts[idx]), "mean": (-counts[idx], mean[idx]), "likeness": (-like[idx],)}[sort]
     idx = idx[np.lexsort(key)][:MAX_ROWS]
     data, state = src.train_set, marks(instance)
@@ -59,12 +62,13 @@ def review(instance: Instance, src, view) -> None:
             "status": [state.get(int(i), STATUSES[0]) for i in idx]}
     import pandas as pd
 
-    st.caption(f"{len(np.flatnonzero(view.flags(tau, k)))} flagged at τ = {tau:.4g}, k = {k}"
+    st.caption(f"{int(suspects.sum())} flagged " + (by or f"at τ = {tau:.4g}, k = {k}")
                + (f" (the first {MAX_ROWS} shown)" if len(idx) == MAX_ROWS else "") + ". Mark each image as confirmed "
                "(a suspect you will remove) or dismissed; Unlearn then uses the confirmed ones.")
     with st.container(key="review_table"):
         edited = st.data_editor(
-            pd.DataFrame(rows), key=f"review_table_{tau}_{k}_{sort}", hide_index=True, width="stretch",
+            pd.DataFrame(rows), key=f"review_table_{tau}_{k}_{sort}_{flagged is None}", hide_index=True,
+            width="stretch",
             disabled=[c for c in rows if c != "status"],
             column_config={"image": st.column_config.ImageColumn("image", width="small"),
                            "mean Δ / scale": st.column_config.NumberColumn(format="%.3g"),
@@ -92,11 +96,20 @@ def review(instance: Instance, src, view) -> None:
     if b.button("Confirm those like the test image", key="review_confirm_refined",
                 help="The flagged images ticked in the column above (the refined Δ-Influence's likeness split)."):
         state.update({int(i): "confirmed" for i in idx if like_it[i] and state.get(int(i)) != "dismissed"})
-        st.rerun()
+        _unlearn_confirmed()
     if c.button("Confirm all shown", key="review_confirm_all"):
         state.update({int(i): "confirmed" for i in idx if state.get(int(i)) != "dismissed"})
-        st.rerun()
+        _unlearn_confirmed()
     if d.button("Clear the marks", key="review_clear"):
         state.clear()
+        ss.pop("unlearn_source", None)
         st.rerun()
+    if any(v == "confirmed" for v in state.values()) and ss.get("review_marked") != n_conf:
+        ss.review_marked = n_conf  # marks made in the table: the Unlearn page takes the confirmed ones
+        ss.unlearn_source = "confirmed"
+
+
+def _unlearn_confirmed() -> None:
+    st.session_state.unlearn_source = "confirmed"
+    st.rerun()
 

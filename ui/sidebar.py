@@ -81,6 +81,8 @@ def _experiment(page_title: str) -> None:
     tau, k = st.session_state.det_tau, st.session_state.det_k
     if page_title == "Influence" and tjob is not None and tjob.ok:  # its sliders rerun only their fragment
         tk = "τ, k: set on this page"
+    elif not st.session_state.get("det_chosen") and st.session_state.get("det_for") != cfg:
+        tk = "τ, k: suggested from Δ on the Influence page"  # a suggestion made for another source is not this one's
     else:
         tk = "τ, k: suggested from Δ" if tau is None or k is None else f"τ = {tau:.4g} · k = {k}"
         if tau is not None and k is not None and not st.session_state.get("det_chosen"):

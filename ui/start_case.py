@@ -20,23 +20,31 @@ from . import prerequisites as pre
 from .access import CODE_ENV, allowed_path, check_model_spec, model_code_allowed
 from .state import adopt_case, experiment, option, runtime, train_key
 from .uploads import Upload, digest
-from .words import app_words
+from .words import app_words, refused
 
-OWN_CODE = "your own code (file.py:callable)"
+KINDS = ("built-in or torchvision", "your own code")
+TRAIN_NEW = "Train a new model on the folder (a full training run with the engine's recipe)"
 MAX_WEIGHTS_MB = 500
 MAX_IMAGE_MB = 4
 
 
 @st.cache_data(show_spinner=False)
 def model_choices() -> list[str]:
-    return list(ARCHITECTURES) + [f"torchvision:{n}" for n in torchvision_names()] + [OWN_CODE]
+    return list(ARCHITECTURES) + [f"torchvision:{n}" for n in torchvision_names()]
 
 
 def form() -> None:
-    """The investigation's inputs, and Investigate."""
+    """The investigation's inputs, and Investigate. The model kind chooses which model fields show; the weights and
+    the test image of the current investigation are kept until others are uploaded, and a new model is trained only
+    when the analyst ticks it."""
     ss = st.session_state
     old = ss.case
+    kept_weights, kept_query = ss.get("case_weights"), ss.get("case_query")
     choices = model_choices()
+    own = st.radio("Model", KINDS, key="case_model_kind", horizontal=True,
+                   index=1 if old and old.model not in choices else 0,
+                   help="A built-in or torchvision architecture (built with the folder's number of classes), or your "
+                        "own code: a callable taking num_classes and returning an nn.Module.") == KINDS[1]
     with st.form("case_form", border=True):
         c1, c2 = st.columns(2)
         with c1:
@@ -45,15 +53,17 @@ def form() -> None:
                                  help=option("data_root")["help"].capitalize() + ". A folder on this server, under "
                                  "the roots its starter allowed.")
             spec = old.model if old else "cnn"
-            chosen = st.selectbox(option("model")["label"], choices, key="case_model",
-                                  index=choices.index(spec) if spec in choices else len(choices) - 1,
-                                  help="A built-in architecture, a torchvision one (built with the folder's number "
-                                       "of classes; weights only from your upload) or your own code.")
-            code = st.text_input("Model code", value=spec if spec not in choices else "", key="case_code",
-                                 placeholder="/path/to/model.py:build  or  package.module:build",
-                                 help="A callable taking num_classes and returning an nn.Module. This RUNS that code "
-                                      f"on the server: allowed only when the server was started with {CODE_ENV}=1"
-                                      + ("" if model_code_allowed() else " (it was not)") + ".")
+            if own:
+                spec = st.text_input("Model code", value=spec if spec not in choices else "", key="case_code",
+                                     placeholder="/path/to/model.py:build  or  package.module:build",
+                                     help="A callable taking num_classes and returning an nn.Module. This RUNS that "
+                                          f"code on the server: allowed only when the server was started with "
+                                          f"{CODE_ENV}=1" + ("" if model_code_allowed() else " (it was not)") + ".")
+            else:
+                spec = st.selectbox(option("model")["label"], choices, key="case_model",
+                                    index=choices.index(spec) if spec in choices else 0,
+                                    help="Built with the folder's number of classes; torchvision's weights only "
+                                         "from your upload.")
             a, b = st.columns(2)
             size = a.number_input(option("image_size")["label"], value=old.image_size if old else 32, min_value=8,
                                   step=8, key="case_image_size", help=option("image_size")["help"].capitalize() + ".")
@@ -61,22 +71,28 @@ def form() -> None:
                                index=INPUT_NORMS.index(old.input_norm) if old else 0,
                                help=option("input_norm")["help"].capitalize() + ".")
         with c2:
-            weights = st.file_uploader(option("weights")["label"] + " (empty: train on the folder)",
+            kept = kept_weights.name if kept_weights else "the model trained on the folder" if old else None
+            weights = st.file_uploader(option("weights")["label"] + (f" (kept: {kept})" if kept else ""),
                                        key="case_weights_upload",
                                        help="Safetensors, or a state dict read with weights_only=True: never "
-                                            "unpickled.")
-            query = st.file_uploader(option("query")["label"], key="case_query_upload",
-                                     help="The test image your model gets wrong in a suspicious way.")
+                                            "unpickled. Kept for the next investigation until you upload others.")
+            train_new = st.checkbox(TRAIN_NEW, key="case_train_new",
+                                    help="Without weights there is no model of yours to investigate: the engine trains "
+                                         "one on the folder (its recipe, seeded), which takes a full training run.")
+            query = st.file_uploader(option("query")["label"] + (f" (kept: {kept_query.name})" if kept_query else ""),
+                                     key="case_query_upload",
+                                     help="The test image your model gets wrong in a suspicious way. Kept for the "
+                                          "next investigation until you upload another.")
             label = st.text_input(option("query_label")["label"], value=(old.query_label or "") if old else "",
                                   key="case_query_label", placeholder="the model's prediction",
                                   help=option("query_label")["help"].capitalize() + ".")
         submitted = st.form_submit_button("Investigate", type="primary", key="investigate", icon=":material/search:")
     if submitted:
-        _start(root, code.strip() if chosen == OWN_CODE else chosen, size, norm, weights, query, label)
+        _start(root, spec.strip(), size, norm, weights, query, label, train_new)
     _pending()
 
 
-def _start(root, spec, size, norm, weights_file, query_file, label) -> None:
+def _start(root, spec, size, norm, weights_file, query_file, label, train_new: bool) -> None:
     """Check the inputs, then load the investigation in the background (it is adopted by :func:`_pending`)."""
     ss = st.session_state
     try:
@@ -84,18 +100,23 @@ def _start(root, spec, size, norm, weights_file, query_file, label) -> None:
             raise DeltaInfError("Data folder: give the folder that holds train/<class>/<images>")
         if not spec:
             raise DeltaInfError("Model code: give path/to/file.py:callable or package.module:callable")
-        if query_file is None:
+        kept_query = ss.get("case_query")
+        if query_file is None and kept_query is None:
             raise DeltaInfError("Test image: upload the image your model gets wrong")
         folder = allowed_path(root, "Data folder")
         check_model_spec(spec, "Model")
-        query = _image(query_file, int(size))
-        weights = None
+        query = _image(query_file, int(size)) if query_file is not None else _kept_query(kept_query, int(size))
+        weights = ss.get("case_weights")
         if weights_file is not None:
             blob = weights_file.getvalue()
             if len(blob) > MAX_WEIGHTS_MB * 1e6:
                 raise DeltaInfError(f"Weights: {weights_file.name} is {len(blob) / 1e6:.0f} MB; at most "
                                     f"{MAX_WEIGHTS_MB} MB are accepted")
             weights = Upload(weights_file.name, blob, digest(blob))
+        elif train_new:
+            weights = None
+        elif weights is None and ss.case is None:  # (a model trained on the folder before is kept: it is cached)
+            raise DeltaInfError("Weights: upload your model's weights, or tick \"" + TRAIN_NEW + "\"")
         base = ss.config
         cfg = CaseConfig(data_root=str(folder), model=spec, weights=weights.name if weights else None, query=query.name,
                          query_label=label.strip() or None, image_size=int(size), input_norm=norm, seed=base.seed,
@@ -103,11 +124,19 @@ def _start(root, spec, size, norm, weights_file, query_file, label) -> None:
         instance, case = experiment(cfg, weights, query)
     except DeltaInfError as exc:
         ss.case_pending = None
-        st.error(f"{app_words(str(exc)).rstrip('.')}. {_unchanged()}", icon=":material/error:")
+        refused(f"{app_words(str(exc)).rstrip('.')}. {_unchanged()}")
         return
     key = train_key(cfg, weights, query)
     pre.train_job(instance, case, key)
     ss.case_pending = (cfg, weights, query, key)
+
+
+def _kept_query(kept: Upload, size: int) -> Upload:
+    """The current investigation's test image, when it was read at ``size``."""
+    if kept.data.shape[-1] != size:
+        raise DeltaInfError(f"Test image: {kept.name} was read at {kept.data.shape[-1]}×{kept.data.shape[-1]}; "
+                            f"upload it again to read it at {size}×{size}")
+    return kept
 
 
 def _image(upload, size: int) -> Upload:
@@ -147,7 +176,7 @@ def _pending() -> None:
         return
     ss.case_pending = None
     if job.error:
-        st.error(f"Not loaded: {job.error.rstrip('.')}. {_unchanged()}", icon=":material/error:")
+        refused(f"Not loaded: {job.error.rstrip('.')}. {_unchanged()}")
         return
     adopt_case(cfg, weights, query)
     st.rerun()

@@ -14,7 +14,7 @@ from .access import allowed_path
 from .sidebar import device_text
 from .state import experiment, option, runtime, set_config, train_key, use_experiment
 from .uploads import Upload, digest
-from .words import app_words
+from .words import app_words, refused
 
 MAX_WEIGHTS_MB = 200
 
@@ -114,8 +114,8 @@ def form() -> None:
             check_source(new.dataset, new.data_root)  # the folder's layout, before anything is dropped
             experiment(new)  # checks the device and the cache folder before anything changes
         except DeltaInfError as exc:
-            st.error(f"{app_words(str(exc)).rstrip('.')}. Nothing changed: the current experiment and its "
-                     "results stay.", icon=":material/error:")
+            refused(f"{app_words(str(exc)).rstrip('.')}. Nothing changed: the current experiment and its "
+                    "results stay.")
         else:
             use_experiment()
             set_config(new)

@@ -17,3 +17,12 @@ def app_words(message: str) -> str:
         return f"the **{label}** field" if label else m.group(0)
 
     return FLAG.sub(field, message)
+
+
+def refused(message: str) -> None:
+    """A refusal where the eye is: under the button that caused it, and as a notice in view however the page is
+    scrolled (a form's button may sit at the bottom edge of a 1280×720 window)."""
+    import streamlit as st
+
+    st.error(message, icon=":material/error:")
+    st.toast(message, icon=":material/error:")

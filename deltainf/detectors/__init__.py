@@ -91,3 +91,10 @@ def delta_rule(inputs: DetectorInput, mode: str, name: str) -> Detection:
 
 
 DETECTORS.discover(__name__, __path__)
+
+
+def explained(name: str, det: Detection, classes: list[str]) -> list[dict] | None:
+    """Detector ``name``'s detection ``det`` told as steps, [{"step", "count", "what"}] (a detector that registers
+    ``explain``, e.g. Δ refined), or None."""
+    explain = DETECTORS[name].attrs.get("explain")
+    return None if explain is None else explain(det.params, int(det.flagged.sum()), classes)

@@ -29,7 +29,8 @@ def investigate(case, weights_out: Path | None = None) -> dict:
         det = unlearn_detector(c)
         flagged = inv.accused(inv.detect(det).flagged)
         for method in c.unlearn if flagged.any() else ():
-            module, m = inv.unlearn_until_clean(method, flagged) if c.until_clean else inv.unlearn(method, flagged)
+            stage = inv.unlearning
+            module, m = stage.until_clean(method, flagged) if c.until_clean else stage.unlearn(method, flagged)
             unlearn[method] = {"detector": det, **_after(case, module, m, method)}
             if weights_out is not None:
                 unlearn[method]["weights"] = str(save_weights(case, module, weights_out / f"{method}.safetensors"))

@@ -59,10 +59,14 @@ def render(case, report: dict) -> str:
                                data.y_train.numpy())
         tau, k = det["tau"], det["k"]
         figures += [delta_histogram(view, 0, tau, k), count_histogram(view, tau, k)]
+        n_rule = int(view.flags(tau, k).sum())
+        rule_note = "" if n_rule == det["n_flagged"] else (
+            f" The histograms show the τ/k rule, which flags {n_rule}; {_e(name)} flags {det['n_flagged']} "
+            f"(below{', step by step' if det.get('steps') else ''}).")
         parts.append(f"<h2>Influence collapse: τ = {tau:.4g} ({tau / view.scale:+.2f} × scale), k = {k}"
                      f"{' (suggested from Δ)' if det.get('suggested') else ''}</h2>"
                      "<p class=note>Δ[t, i] = score(copy t, i) − score(test image, i). A training image is flagged when "
-                     f"at least T − k = {view.T - k} of its {view.T} Δ fall below τ.</p>"
+                     f"at least T − k = {view.T - k} of its {view.T} Δ fall below τ.{rule_note}</p>"
                      "<div>{fig2}</div><div>{fig3}</div>")
         order = flagged_order(view, inv.detect(name).flagged, tau)
         counts, mean = view.counts(tau), view.mean_rel
@@ -72,6 +76,10 @@ def render(case, report: dict) -> str:
         what = "Flagged by" if accused else "Explored (not accused):"
         parts.append(f"<h2>{what} {name}: {len(order)} training images{more}</h2>"
                      + _grid(data.x_train[order[:MAX_SHOWN]], captions))
+        if det.get("steps"):
+            parts.append(f"<h3>{_e(name)}, step by step</h3><table><tr><th>step</th><th>images</th><th>what</th></tr>"
+                         + "".join(f"<tr><td>{_e(s['step'])}</td><td>{'' if s['count'] is None else s['count']}"
+                                   f"</td><td>{_e(s['what'])}</td></tr>" for s in det["steps"]) + "</table>")
     others = {n: r for n, r in report["detectors"].items() if n != name}
     if others:
         parts.append("<h2>Other detectors</h2><table><tr><th>detector</th><th>flagged</th></tr>"

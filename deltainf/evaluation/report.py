@@ -52,16 +52,16 @@ def run_report(exp) -> dict:
         flagged = inv.accused(exp.detect(det_name).flagged)
         for method in c.unlearn if flagged.any() else ():
             if c.until_clean:
-                _, metrics = inv.unlearn_until_clean(method, flagged)
+                _, metrics = inv.unlearning.until_clean(method, flagged)
             else:
-                _, metrics = inv.unlearn(method, flagged)
+                _, metrics = inv.unlearning.unlearn(method, flagged)
             unlearn[method] = {"detector": det_name, **metrics}
     counterfactual = {}
     if c.counterfactual and exp.implanted:
         det_name = unlearn_detector(c)
         flagged = exp.detect(det_name).flagged
         for name, removed in (("without_detected", flagged & exp.is_poison), ("without_missed", ~flagged & exp.is_poison)):
-            _, metrics = inv.unlearn("eu", removed)
+            _, metrics = inv.unlearning.unlearn("eu", removed)
             counterfactual[name] = {"detector": det_name, "n_removed": metrics["n_removed"],
                                     "clean_acc": metrics["clean_acc"], "poison_success": metrics["poison_success"]}
     return _clean({
@@ -117,6 +117,19 @@ def summary_lines(report: dict) -> list[str]:
     return lines
 
 
+def steps_lines(report: dict) -> list[str]:
+    """Each detector that tells its steps (``--explain``; Δ refined), step by step, counts aligned."""
+    lines = []
+    for name, r in report.get("detectors", {}).items():
+        steps = r.get("steps")
+        if steps:
+            width = max(len(s["step"]) for s in steps)
+            lines.append(f"{name}, step by step:")
+            lines += [f"  {s['step']:<{width}}  {'' if s['count'] is None else s['count']:>6}  {s['what']}"
+                      for s in steps]
+    return lines
+
+
 def verdict_lines(report: dict) -> list[str]:
     """The verdict's line, then — when it finds no evidence — what that means for the detectors' flags below."""
     v = report.get("verdict")
@@ -165,7 +178,7 @@ def unlearning_grid(exp, detectors, methods, tau: float | None = None, k: int | 
         det = exp.detect(d, tau, k)
         for m in methods:
             with exp.reporter.within(f"run {len(rows) + 1}/{n}: {m.upper()} on {d}'s flags"):
-                _, after = exp.investigation.unlearn(m, det.flagged)
+                _, after = exp.investigation.unlearning.unlearn(m, det.flagged)
             rows.append({"detector": d, "method": m, "n_flagged": int(det.flagged.sum()),
                          "clean_acc": float(after["clean_acc"]), "poison_success": float(after["poison_success"]),
                          "seconds": float(after["seconds"])})

@@ -36,7 +36,7 @@ def run_cells(base, datasets, attacks, detectors, seeds, unlearn: bool = True, p
                 d = exp.detect(det)
                 row.update(detection_metrics(d.flagged, exp.is_poison))
                 if unlearn:
-                    after = exp.investigation.unlearn("eu", d.flagged)[1]
+                    after = exp.investigation.unlearning.unlearn("eu", d.flagged)[1]
                     row["eu_poison_success"], row["eu_clean_acc"] = after["poison_success"], after["clean_acc"]
             rows.append(row)
         if progress:

@@ -118,17 +118,24 @@ def unlearning_grid_figure(rows: list[dict], before: dict | None = None) -> go.F
     return figure(data, layout)
 
 
+#: One marker shape per series (never two alike) in Okabe–Ito colours: shape and colour both tell detectors apart.
+SYMBOLS = ("circle", "diamond", "square", "triangle-up", "x", "star", "cross", "pentagon", "triangle-down",
+           "hexagon", "hourglass", "star-square", "bowtie", "triangle-left")
+OKABE_ITO = (POISON, CLEAN, "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
+
+
 def compare_figure(rows: list[dict]) -> go.Figure:
-    """Precision against TPR, one labelled marker per detector (top right is best)."""
-    symbols = ["circle", "diamond", "square", "triangle-up", "x", "star", "cross", "pentagon"]
-    colours = [POISON, CLEAN, "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442"]
-    data = [{"type": "scatter", "x": [r["TPR"]], "y": [r["precision"]], "mode": "markers+text", "name": r["detector"],
-             "text": [r["detector"]], "textposition": "top center",
-             "marker": {"size": 14, "symbol": symbols[i % len(symbols)], "color": colours[i % len(colours)]},
+    """Precision against TPR, one marker per detector named in the legend beside the plot (labels on the points
+    overlap where detectors agree; top right is best)."""
+    data = [{"type": "scatter", "x": [r["TPR"]], "y": [r["precision"]], "mode": "markers", "name": r["detector"],
+             "marker": {"size": 14, "symbol": SYMBOLS[i % len(SYMBOLS)], "color": OKABE_ITO[i % len(OKABE_ITO)],
+                        "line": {"width": 1, "color": "white"}},
              "hovertemplate": f"{r['detector']}<br>TPR %{{x:.2f}}<br>precision %{{y:.2f}}<br>"
                               f"{r['flagged']} flagged<extra></extra>"} for i, r in enumerate(rows)]
     layout = base_layout("Precision vs TPR (top right is best)", "TPR (share of poisons found)",
-                     "precision (share of flagged that are poisons)", height=420)
-    layout["xaxis"]["range"] = [-0.05, 1.08]
-    layout["yaxis"]["range"] = [-0.05, 1.12]
+                         "precision (share of flagged that are poisons)", height=420)
+    layout["legend"] = {"orientation": "v", "yanchor": "top", "y": 1.0, "xanchor": "left", "x": 1.02}
+    layout["margin"]["r"] = 170
+    layout["xaxis"]["range"] = [-0.05, 1.05]
+    layout["yaxis"]["range"] = [-0.05, 1.05]
     return figure(data, layout)

@@ -17,6 +17,15 @@ MODES = ("full", "label-only", "image-only")
 AUGMENTATIONS = ("hflip", "color_jitter", "affine", "elastic", "blur", "invert", "color_switch")
 
 
+@dataclass(frozen=True)
+class Query:
+    """The misbehaving test image (uint8 3×H×W), the label y the model gives it, and the seed of its copies."""
+
+    image: torch.Tensor
+    label: int
+    draw_seed: int
+
+
 @dataclass
 class Queries:
     """Row 0 is the original query; rows 1..T its transformed copies."""

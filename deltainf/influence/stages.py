@@ -1,5 +1,6 @@
 """The influence stages, each cached by the content of what determines it: the T + 1 queries, EK-FAC
-factors (per model and training set) and the score matrix (per factors and queries)."""
+factors (per model and training set) and the score matrix (per factors and queries); :class:`Influence` holds
+them for one investigation."""
 from __future__ import annotations
 
 import shutil
@@ -11,10 +12,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..data.stream import take
 from ..progress import ProgressFn, Timings
 from ..store import Entry, Store, array_fingerprint, content_key
 from . import distributed, ekfac
-from .queries import Queries, make_queries
+from .delta import delta_matrix
+from .queries import Queries, Query, make_queries
+from .suggest import resolve_tau_k
 
 
 def query_set(store: Store, image: torch.Tensor, label: int, num_classes: int, T: int, mode: str, seed: int) -> Queries:
@@ -97,3 +101,72 @@ def scores(store: Store, factors_key: str, model: nn.Module, x: torch.Tensor, y:
         entry = store.get(key)
     timings.add(f"{tally}scores_s", time.perf_counter() - start)
     return entry.arrays["scores"]
+
+
+class Influence:
+    """The influence stages of one investigation, each cached: the query's T copies, EK-FAC factors of the model on
+    its training set, the scores of every training point on the query and each copy, Δ, and τ/k. ``model`` is a
+    :class:`~deltainf.models.training.TrainedModel`; ``config`` carries the Δ options (T, mode, damping, τ, k, λ)."""
+
+    def __init__(self, model, data, query: Query, config, store: Store, reporter: ProgressFn, timings: Timings):
+        self.model, self.data, self.query, self.config, self.store = model, data, query, config, store
+        self.reporter, self.timings = reporter, timings
+        self._scores: dict[str, np.ndarray] = {}
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.recipe.device
+
+    def queries(self, mode: str | None = None) -> Queries:
+        """The original query plus its T transformed copies, for ``mode`` (default: the configured one)."""
+        return query_set(self.store, self.query.image, self.query.label, self.data.num_classes,
+                         self.config.transforms, mode or self.config.mode, self.query.draw_seed)
+
+    def factors_key_for(self, model_key: str, keep: np.ndarray | None = None) -> str:
+        # The model key already hashes the training data it was fitted on; a subset adds its indices.
+        subset = [] if keep is None else [array_fingerprint(torch.as_tensor(keep, dtype=torch.long))]
+        precision = self.model.recipe.precision
+        numerics = [] if precision == "fp32" else [precision, "tf32-lambda"]  # see ekfac.tensor_cores
+        n = self.config.lambda_examples
+        return content_key("factors", model_key, *subset, *numerics, *([] if n is None else [f"lambda-{n}"]))
+
+    @property
+    def factors_key(self) -> str:
+        return self.factors_key_for(self.model.key)
+
+    def _fitting(self) -> dict:  # what the factor fit is told, for the factors and for the scores that fit them
+        return dict(seed=self.config.seed, precision=self.model.recipe.precision, timings=self.timings,
+                    progress=self.reporter, lambda_examples=self.config.lambda_examples)
+
+    def factors(self) -> Path:
+        """Fit (or find) EK-FAC factors for the model on its training set."""
+        return factors(self.store, self.factors_key, self.model.module, self.data.x_train, self.data.y_train,
+                       self.device, **self._fitting())
+
+    def scores(self, mode: str | None = None) -> np.ndarray:
+        """EK-FAC influence, shape (T+1, N): row 0 the original query, rows 1..T its copies."""
+        mode = mode or self.config.mode
+        if mode not in self._scores:
+            self._scores[mode] = self._scores_for(self.model.module, self.factors_key, self.data.x_train,
+                                                  self.data.y_train, mode)
+        return self._scores[mode]
+
+    def _scores_for(self, module, factors_key, x, y, mode, tally: str = "") -> np.ndarray:
+        return scores(self.store, factors_key, module, x, y, self.queries(mode), self.device,
+                      damping=self.config.damping, tally=tally, **self._fitting())
+
+    def rescore(self, module: nn.Module, model_key: str, keep: np.ndarray, mode: str | None = None) -> np.ndarray:
+        """Scores (T+1, len(keep)) of the same queries under another model trained on the points ``keep``
+        (an unlearned model, for the re-check loop); tallied apart as ``recheck_…``."""
+        keep_t = torch.as_tensor(keep, dtype=torch.long)
+        return self._scores_for(module, self.factors_key_for(model_key, keep), take(self.data.x_train, keep_t),
+                                self.data.y_train[keep_t], mode or self.config.mode, tally="recheck_")
+
+    def delta(self, mode: str | None = None) -> np.ndarray:
+        """Δ (T, N): each copy's score minus the original's."""
+        return delta_matrix(self.scores(mode))
+
+    def tau_k(self, mode: str | None = None, tau: float | None = None, k: int | None = None) -> tuple[float, int, bool]:
+        """(τ, k, suggested?): ``tau``/``k``, else the configured ones, with any still unset suggested from Δ."""
+        tau, k = (self.config.tau if tau is None else tau), (self.config.k if k is None else k)
+        return resolve_tau_k(self.scores(mode), tau, k)

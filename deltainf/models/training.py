@@ -165,6 +165,16 @@ class Recipe:
                            stage=stage, precision=self.precision)
 
 
+@dataclass
+class TrainedModel:
+    """The model under investigation: its weights, the content key of what determined them, and the recipe
+    that trains its architecture again (exact unlearning, fine-tuning, the re-check)."""
+
+    module: nn.Module
+    key: str
+    recipe: Recipe
+
+
 def rebalanced(keep: np.ndarray, labels: np.ndarray, seed: int) -> np.ndarray:
     """Indices of the ``keep`` points (bool mask), each class's kept points drawn again (with replacement, seeded)
     up to the class's full count: a model trained on them learns a class even when most of it was set aside."""

@@ -25,11 +25,16 @@ def arrays_to_model(model: nn.Module, arrays: dict[str, np.ndarray]) -> nn.Modul
     return model.eval()
 
 
+def state_of(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's weights as CPU tensors, contiguous (what safetensors writes)."""
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+
+
 def weights_to_bytes(model: nn.Module) -> bytes:
     """The model's weights as a safetensors file (for downloads)."""
     from safetensors.torch import save
 
-    return save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
+    return save(state_of(model))
 
 
 def load_weights_into(model: nn.Module, blob: bytes, filename: str = "weights") -> nn.Module:

@@ -24,7 +24,7 @@ from . import exact_method, from_scratch
 def query_is_clean(predicted: int, target_probability: float, label: int, clean_below: float) -> bool:
     """The query is clean once the model no longer predicts its poisoned label ``label`` AND gives that label
     at most ``clean_below`` probability: a backdoor outvoted on this image but still pulling is not clean yet.
-    This is one sign of three (see ``Investigation.recheck``)."""
+    This is one sign of three (see :func:`recheck`)."""
     return predicted != label and target_probability <= clean_below
 
 
@@ -63,10 +63,11 @@ def unlearn_until_clean(flagged: np.ndarray, max_rounds: int,
                    "clean": per_round[-1]["clean"], "per_round": per_round}, removed
 
 
-def recheck(inv, module: nn.Module, removed: np.ndarray, method: str, tau: float | None = None, k: int | None = None,
+def recheck(stage, module: nn.Module, removed: np.ndarray, method: str, tau: float | None = None, k: int | None = None,
             first: np.ndarray | None = None, cleared: np.ndarray | None = None) -> tuple[dict, np.ndarray]:
-    """Whether the backdoor is gone from ``module`` (the investigation ``inv``'s model unlearned by ``method`` without
-    ``removed``), judged without ground truth. Three signs must agree:
+    """Whether the backdoor is gone from ``module`` (the model of the unlearning ``stage``, an
+    :class:`~deltainf.unlearning.stage.Unlearning`, unlearned by ``method`` without ``removed``), judged without
+    ground truth. Three signs must agree:
 
     * the test image no longer gets its label y: predicted otherwise, P(y) ≤ ``clean_below``;
     * for a method that starts from the trained weights (all but EU), the removed images that look like it
@@ -79,24 +80,24 @@ def recheck(inv, module: nn.Module, removed: np.ndarray, method: str, tau: float
       (:func:`~deltainf.verdict.judge_fresh_round`) finds no evidence of poisoning: clean images of y collapse too.
 
     Returns the signs and what to remove next should they not agree, over the kept points: the fresh round's flags
-    and the *kin* of the removed set (``inv.kin``), poisons sharing the found ones' trigger.
+    and the *kin* of the removed set (``stage.kin``), poisons sharing the found ones' trigger.
     """
     removed = np.asarray(removed, bool)
     first = removed if first is None else np.asarray(first, bool)
-    y, labels, device, c = inv.query.label, inv.data.y_train.numpy(), inv.device, inv.config
-    probs = torch.softmax(predict_logits(module, inv.query.image[None], device), 1)[0]  # one forward pass
+    y, labels, device, c = stage.query.label, stage.data.y_train.numpy(), stage.device, stage.config
+    probs = torch.softmax(predict_logits(module, stage.query.image[None], device), 1)[0]  # one forward pass
     predicted, p = int(probs.argmax()), float(probs[y])
-    like = lookalikes(inv.features(), inv.query_features(), labels, y)
+    like = lookalikes(stage.activations.train(), stage.activations.of_query(), labels, y)
     look = torch.as_tensor(np.flatnonzero(first & like))
     n_lookalikes = int((removed & like).sum())
     rate = reference = None
     if len(look) and not from_scratch(method):
-        rate = share_sent_to(predict_logits(module, inv.data.x_train[look], device), y)
-        retrained, _ = inv.unlearn(exact_method(), first)
-        reference = share_sent_to(predict_logits(retrained, inv.data.x_train[look], device), y)
+        rate = share_sent_to(predict_logits(module, stage.data.x_train[look], device), y)
+        retrained, _ = stage.unlearn(exact_method(), first)
+        reference = share_sent_to(predict_logits(retrained, stage.data.x_train[look], device), y)
     keep = np.flatnonzero(~removed)
-    tau, k = inv.tau_k(tau=tau, k=k)[:2]
-    scores = inv.rescore(module, inv.unlearn_key(method, removed), keep)
+    tau, k = stage.influence.tau_k(tau=tau, k=k)[:2]
+    scores = stage.influence.rescore(module, stage.unlearn_key(method, removed), keep)
     fresh = delta_flags(delta_matrix(scores), tau, k)
     counted = like[keep] if cleared is None else like[keep] & ~np.asarray(cleared, bool)[keep]
     fresh_like = int((fresh & counted).sum())
@@ -104,8 +105,8 @@ def recheck(inv, module: nn.Module, removed: np.ndarray, method: str, tau: float
              "n_lookalikes": n_lookalikes, "fresh_flags": int(fresh.sum()), "fresh_lookalikes": fresh_like}
     clean = query_is_clean(predicted, p, y, c.clean_below) and (rate is None or rate <= reference + c.trigger_margin)
     if clean and fresh_like > max(c.max_fresh, c.max_fresh_share * n_lookalikes):
-        fresh_verdict = judge_fresh_round(inv, module, removed, scores, tau, k)
+        fresh_verdict = judge_fresh_round(stage, module, removed, scores, tau, k)
         signs["fresh_verdict"] = fresh_verdict.as_dict()
         clean = not fresh_verdict.poisoned
-    kin = inv.kin(removed)[keep]
+    kin = stage.kin(removed)[keep]
     return {**signs, "kin": int(kin.sum()), "clean": clean}, fresh | kin

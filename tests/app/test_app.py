@@ -444,7 +444,7 @@ def test_unlearn_page_loop_draws_rounds(pipe):
 
 
 def test_influence_page_refined_rule_feeds_unlearning(pipe):
-    """Δ refined beside the τ/k rule: its flags at the session's τ and k, what it gave back and why, and the Unlearn
+    """Δ refined beside the τ/k rule: its flags at the session's τ and k, what it did step by step, and the Unlearn
     page removing exactly those."""
     at = trained(open_app())
     check(at.switch_page(PAGES["influence"]).run())
@@ -455,7 +455,10 @@ def test_influence_page_refined_rule_feeds_unlearning(pipe):
     at = settle(at, lambda a: any("Δ refined:" in str(m.value) for m in a.markdown))
     line = next(str(m.value) for m in at.markdown if "Δ refined:" in str(m.value))
     assert f"**Δ refined: {int(refined.flagged.sum())} flagged** where the τ/k rule flags {n_flagged(at)}" in line
-    assert "given back" in line and "precision" in line  # the reason, and the ground truth known here
+    assert "precision" in line  # the ground truth, known here
+    steps = next(d.value for d in at.dataframe if "step" in d.value.columns)  # what it did, step by step
+    assert steps["step"].iloc[0] == "candidates" and steps["step"].iloc[-1] == "flagged"
+    assert steps["images"].iloc[-1] == str(int(refined.flagged.sum()))
     html = " ".join(str(h.value) for h in at.get("html"))
     assert f"Kept by the refinement: {int(refined.flagged.sum())}" in html and "given back by the refinement" in html
 

@@ -52,13 +52,16 @@ def server(user_case, tmp_path_factory):
 
 def investigate_form(at: AppTest, user_case, root=None, model=MODEL, weights=True) -> AppTest:
     check(at.segmented_control(key="start").set_value("case").run())
+    check(at.radio(key="case_model_kind").set_value("your own code").run())  # only the model code's field shows
+    assert not [s for s in at.selectbox if s.key == "case_model"]
     at.text_input(key="case_root").set_value(str(root or user_case["root"]))
-    at.selectbox(key="case_model").set_value("your own code (file.py:callable)")
     at.text_input(key="case_code").set_value(model)
     at.number_input(key="case_image_size").set_value(16)
     if weights:
         at.file_uploader(key="case_weights_upload").set_value(
             ("weights.safetensors", Path(user_case["weights"]).read_bytes(), "application/octet-stream"))
+    else:
+        at.checkbox(key="case_train_new").check()  # a new model only when asked for
     at.file_uploader(key="case_query_upload").set_value(("query.png", Path(user_case["query"]).read_bytes(), "image/png"))
     return check(at.button(key="investigate").click().run())
 
@@ -102,6 +105,24 @@ def test_investigate_a_model_through_every_page(user_case):
     check(at.switch_page("pages/compare.py").run())
     at = settle(at, lambda a: len(a.table) > 0)
     assert "also flagged by Δ-Influence" in at.table[0].value.columns
+
+
+def test_the_analysts_model_is_kept_for_a_new_question(user_case):
+    """Back on the Experiment page after other pages, a new label with no upload investigates the same weights and
+    test image: no model is trained in their place."""
+    at = check(AppTest.from_file(APP, default_timeout=SLOW).run())
+    at = settle(investigate_form(at, user_case), lambda a: "Training images" in metrics(a))
+    kept = at.session_state["case_weights"]
+    check(at.switch_page("pages/influence.py").run())
+    check(at.switch_page("pages/experiment.py").run())
+    assert "kept: weights.safetensors" in at.file_uploader(key="case_weights_upload").label
+    assert at.radio(key="case_model_kind").value == "your own code" and at.text_input(key="case_code").value == MODEL
+    at.text_input(key="case_query_label").set_value("3")
+    check(at.button(key="investigate").click().run())
+    at = settle(at, lambda a: a.session_state["case"].query_label == "3" and "Training images" in metrics(a))
+    assert at.session_state["case_weights"].digest == kept.digest
+    assert at.session_state["case"].weights == "weights.safetensors"
+    assert "weights weights.safetensors" in texts(at.caption)
 
 
 def test_what_the_server_refuses(user_case, tmp_path, monkeypatch):

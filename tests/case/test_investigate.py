@@ -44,8 +44,9 @@ def one_line(capsys, code: int, needle: str) -> None:
 def test_finds_the_planted_files_and_unlearns_them(case, capsys):
     base = case["base"]
     code = run(case, "--unlearn", "eu,cf", "--until-clean", "--json", str(base / "r.json"), "--flagged-out",
-               str(base / "f.csv"), "--report", str(base / "r.html"), "--weights-out", str(base / "out"))
-    assert code == 0, capsys.readouterr().err
+               str(base / "f.csv"), "--report", str(base / "r.html"), "--weights-out", str(base / "out"), "--explain")
+    out = capsys.readouterr()
+    assert code == 0, out.err
     r = json.loads((base / "r.json").read_text())
     assert r["query"]["predicted_name"] == str(TARGET)  # the trigger works on the user's model
     assert r["data"]["n_train"] == 1438 and r["model"]["clean_acc"] > 0.9
@@ -57,6 +58,9 @@ def test_finds_the_planted_files_and_unlearns_them(case, capsys):
     refined, plain = r["detectors"]["delta_refined"], r["detectors"]["delta_influence"]  # the default: refined first
     assert refined["n_flagged"] == len(rows) and refined["suggested"] and r["unlearn"]["eu"]["detector"] == "delta_refined"
     assert refined["n_flagged"] < plain["n_flagged"]  # fewer clean images of class 7, the same planted files
+    steps = {step["step"]: step for step in refined["steps"]}  # --explain: Δ refined step by step
+    assert steps["candidates"]["count"] >= steps["flagged"]["count"] == refined["n_flagged"]
+    assert "delta_refined, step by step:" in out.out and steps["candidates"]["what"] in out.out
     assert "not from your weights" in r["unlearn"]["eu"]["starts_from"]
     # The unlearned weights load back into the user's own model: the trigger no longer works.
     import user_model
@@ -72,6 +76,7 @@ def test_finds_the_planted_files_and_unlearns_them(case, capsys):
     page = (base / "r.html").read_text()
     assert "data:image/png;base64" in page and "plotly" in page.lower() and "<script src=\"http" not in page
     assert case["poisons"][0] in page  # flagged images are shown with their paths
+    assert "delta_refined, step by step" in page and steps["candidates"]["what"].split(" (τ")[0] in page
 
 
 @pytest.mark.slow

@@ -29,7 +29,7 @@ def _art_flags(defence) -> np.ndarray:
 @pytest.fixture(scope="module")
 def activations(demo):
     labels = demo.investigation.data.y_train.numpy()
-    return demo.investigation.features(), labels, np.eye(int(labels.max()) + 1)[labels]
+    return demo.investigation.activations.train(), labels, np.eye(int(labels.max()) + 1)[labels]
 
 
 @pytest.mark.parametrize("seed", [0, 3])

@@ -10,7 +10,20 @@ from dataclasses import replace
 import numpy as np
 
 from deltainf.config import Config
-from deltainf.detectors import DETECTORS, DetectorInput
+from deltainf.detectors import DETECTORS, DetectorInput, explained
+
+
+def steps_of(det, classes):
+    """What --explain, the report and the Influence page tell of a Δ refined detection, step by step."""
+    return explained("delta_refined", det, classes)
+
+
+def said(det, classes) -> str:
+    return "\n".join(f"{s['step']} {s['count']} {s['what']}" for s in steps_of(det, classes))
+
+
+def step(det, classes, name) -> dict:
+    return next(s for s in steps_of(det, classes) if s["step"] == name)
 
 
 def _collapse(n=60, T=10, seed=0):
@@ -91,10 +104,9 @@ def test_when_later_rounds_give_back_poisons_the_first_rounds_group_is_tried():
     assert det.params["trace"] == "relabelled" and det.params["query_without_kept"] == 0 and det.params["kept_round"] == 1
     stubborn = entry(replace(inputs, query_without=lambda removed: 1), entry.settings_from(Config()))
     assert "trace" not in stubborn.params and "widened_from" in stubborn.params  # neither frees it: τ/k's flags added
-    from ui.refined import why  # what the Influence page says of it
-
-    assert "10 otherwise (10 to zero; suspects per round 10 → 5 → 5) — the first round's kept" in why(
-        det.params, ["zero", "one"])
+    told = said(det, ["zero", "one"])  # what --explain, the report and the Influence page tell of it
+    assert "labels 10 of them otherwise (10 to zero); still suspected per round: 10 → 5 → 5" in told
+    assert "(the first round's group: the later rounds gave back poisons the test image needs)" in told
 
 
 def test_falls_back_to_likeness_when_the_candidates_keep_their_labels():
@@ -164,17 +176,17 @@ def test_splits_by_likeness_when_the_relabelled_candidates_do_not_agree():
     flat = entry(alike, entry.settings_from(Config()))
     assert np.array_equal(flat.flagged, DETECTORS["delta_influence"](alike).flagged) and flat.flagged.sum() == 13
     assert flat.params["by"].startswith("the τ/k rule") and flat.params["by"].endswith("does not split)")
-    from ui.refined import why  # the Influence page's sentence names the test that decided
-
-    classes = ["a", "b", "c", "d"]
-    assert "scattered classes (the largest holds 33%)" in why(det.params, classes)
-    assert "probability of that label ≥" in why(det.params, classes) and "9 unlike it are given back" in why(det.params, classes)
-    assert why(fixed.params, classes).endswith("are given back. A model retrained without them gives the test image a.")
-    assert why(still.params, classes).endswith("are given back. But a model retrained without those 6 still gives the "
-                                               "test image its label: poisons are left among the other candidates, "
-                                               "so the τ/k rule's flags of that label are added.")
-    assert "(5 to a, 5 to c, 5 to d" in why(trusting.params, classes)
-    assert why(flat.params, classes).endswith("the τ/k rule's flags stand.")
+    classes = ["a", "b", "c", "d"]  # the steps name the test that decided
+    assert "scattered classes (the largest holds 33%)" in said(det, classes)
+    assert step(det, classes, "the likeness split")["count"] == 9 and "probability of it below" in said(det, classes)
+    checked = step(fixed, classes, "the test image's check")["what"]
+    assert checked.endswith("gives the test image a: the group held it up")
+    assert step(still, classes, "the test image's check")["what"].startswith(
+        "a model retrained without the 6 kept gives the test image")
+    assert "it still has its label, so poisons are left — the τ/k rule's flags of that label are added" in said(
+        still, classes)
+    assert "(5 to a, 5 to c, 5 to d" in said(trusting, classes)
+    assert step(flat, classes, "the τ/k rule stands") and step(flat, classes, "flagged")["count"] == 13
 
 
 def test_the_models_confidence_splits_what_likeness_cannot():
@@ -243,12 +255,10 @@ def test_a_stamp_shared_with_the_test_image_decides_before_any_model_is_trained(
     still = entry(replace(inputs, query_without=lambda removed: 5), entry.settings_from(Config()))
     assert np.array_equal(still.flagged, poisons | (scores[1:, :] < -1).all(0) & (labels == 5))
     assert still.params["widened_from"] == 40
-    from ui.refined import why
-
-    said = why(det.params, [str(c) for c in range(10)])  # the Influence page's sentence gives the stamp's figures
-    assert f"share {det.params['stamp_pixels']} pixels with the test image" in said
-    assert "carrying all of them are kept" in said and "10 of them beyond the candidates" in said
-    assert "20 candidates that do not carry it are given back" in said
+    classes = [str(c) for c in range(10)]  # the steps give the stamp's figures
+    assert step(det, classes, "the shared stamp")["count"] == det.params["stamp_pixels"]
+    assert step(det, classes, "found beyond the candidates")["count"] == 10
+    assert step(det, classes, "given back")["count"] == 20 and step(det, classes, "flagged")["count"] == 40
 
 
 def test_a_blended_trigger_on_natural_images_is_found_by_its_texture():
@@ -289,8 +299,6 @@ def test_a_blended_trigger_on_natural_images_is_found_by_its_texture():
     assert det.params["n_dropped_as_unstamped"] >= 30     # and the collapsed clean images are given back
     widened = entry(replace(inputs, query_without=lambda removed: 2), entry.settings_from(Config()))
     assert "trace" not in widened.params  # the group alone did not free the test image: no trace to go on
-    from ui.refined import why
-
-    said = why(det.params, [str(c) for c in range(10)])
-    beyond = det.params["n_stamped_beyond_candidates"]
-    assert "fine texture" in said and f"{beyond} of them beyond the candidates" in said
+    classes = [str(c) for c in range(10)]
+    assert "fine texture" in step(det, classes, "the shared texture")["what"]
+    assert step(det, classes, "found beyond the candidates")["count"] == det.params["n_stamped_beyond_candidates"]

@@ -81,3 +81,19 @@ def test_markdown_marks_the_best_f1_per_attack():
 def test_table_bad_names(capsys):
     assert main(["table", "--attacks", "nope"]) == 2
     assert "--attack" in capsys.readouterr().err
+
+
+def test_table_all_runs_every_registered_attack(monkeypatch):
+    import deltainf.evaluation.table as table
+    from deltainf.attacks import ATTACKS
+
+    seen = {}
+
+    def cells(base, datasets, attacks, *args, **kwargs):
+        seen["attacks"] = attacks
+        return []
+    monkeypatch.setattr(table, "run_cells", cells)
+    monkeypatch.setattr(table, "aggregate", lambda rows: [])
+    monkeypatch.setattr(table, "markdown", lambda summary: "")
+    assert main(["table", "--attacks", "all", "--quiet"]) == 0
+    assert seen["attacks"] == tuple(ATTACKS) and {"blended", "wanet", "sig", "sleeper_agent"} <= set(seen["attacks"])

@@ -17,7 +17,7 @@ from deltainf.unlearning.ssd import dampen
 @pytest.mark.parametrize("method", ["eu", "cf", "ssd", "scrub", "badt"])
 def test_each_method_removes_the_poison_and_keeps_accuracy(demo, method):
     before = demo.model_metrics
-    _, after = demo.investigation.unlearn(method, demo.detect("delta_influence").flagged)
+    _, after = demo.investigation.unlearning.unlearn(method, demo.detect("delta_influence").flagged)
     assert after["poison_success"] <= before["poison_success"] - 0.5, after
     assert after["clean_acc"] >= before["clean_acc"] - 0.05, after
 
@@ -30,13 +30,13 @@ def test_no_method_destroys_the_model_under_false_positives(demo):
     assert flagged.mean() > 0.3
     before = demo.model_metrics["clean_acc"]
     for method in ("ssd", "scrub", "badt"):
-        _, after = demo.investigation.unlearn(method, flagged)
+        _, after = demo.investigation.unlearning.unlearn(method, flagged)
         assert after["clean_acc"] >= before - 0.05, (method, after)
         assert "damage" in after["chose"], after  # what it chose is reported
 
 
 def test_until_clean_reports_rounds(demo):
-    _, r = demo.investigation.unlearn_until_clean("eu", demo.detect("delta_influence").flagged, max_rounds=2)
+    _, r = demo.investigation.unlearning.until_clean("eu", demo.detect("delta_influence").flagged, max_rounds=2)
     assert r["clean"] and r["query_pred"] != demo.query_label
     assert 1 <= r["rounds"] <= 3 and len(r["per_round"]) == r["rounds"]  # two rounds, and one giving back
     assert r["total_removed"] == r["per_round"][-1]["n_removed"]
@@ -45,7 +45,7 @@ def test_until_clean_reports_rounds(demo):
 def test_until_clean_stops_after_the_first_round_when_its_flags_hold_the_poisons(demo):
     flagged = demo.detect("delta_refined").flagged
     assert (flagged & demo.is_poison).sum() >= 0.9 * demo.is_poison.sum() and not (flagged & ~demo.is_poison).any()
-    _, r = demo.investigation.unlearn_until_clean("eu", flagged, max_rounds=3)
+    _, r = demo.investigation.unlearning.until_clean("eu", flagged, max_rounds=3)
     assert r["clean"] and r["rounds"] == 1 and r["total_removed"] == flagged.sum() and r["poison_success"] <= 0.1
 
 
@@ -53,7 +53,7 @@ def test_until_clean_removes_the_kin_with_the_flags(demo):
     """Five of the 50 poisons flagged: their kin are most of the others, removed with them in the first round."""
     flagged = np.zeros_like(demo.is_poison)
     flagged[np.flatnonzero(demo.is_poison)[:5]] = True
-    _, r = demo.investigation.unlearn_until_clean("eu", flagged, max_rounds=1)
+    _, r = demo.investigation.unlearning.until_clean("eu", flagged, max_rounds=1)
     first = r["per_round"][0]
     assert r["kin_added"] == first["n_removed"] - 5 and first["hits"] >= 5 + 12
     assert first["query_pred"] != demo.query_label and r["poison_success"] <= 0.1
@@ -66,7 +66,7 @@ def test_until_clean_adds_points_when_the_first_flags_miss(demo):
     demo.investigation.scores()
     seconds = demo.timings.seconds
     own = {k: seconds.get(k) for k in ("factors_s", "scores_s")}
-    _, r = demo.investigation.unlearn_until_clean("eu", flagged, max_rounds=2)
+    _, r = demo.investigation.unlearning.until_clean("eu", flagged, max_rounds=2)
     assert r["kin_added"] == 0 and r["per_round"][0]["query_pred"] == demo.query_label
     loop = [x for x in r["per_round"] if "given_back" not in x]  # (then, once clean, a round giving points back)
     assert len(loop) == 2 and r["total_removed"] > 20
@@ -82,18 +82,19 @@ def test_recheck_wants_the_target_probability_gone_too(demo):
     from deltainf.unlearning.recheck import query_is_clean
 
     inv = demo.investigation
-    model, m = inv.unlearn("eu", demo.detect("delta_influence").flagged)
+    model, m = inv.unlearning.unlearn("eu", demo.detect("delta_influence").flagged)
     assert m["query_pred"] != demo.query_label
-    p = inv.query_target_prob(model)
-    assert 0 < p < 0.5 < inv.query_target_prob(demo.model)
+    p = inv.unlearning.query_target_prob(model)
+    assert 0 < p < 0.5 < inv.unlearning.query_target_prob(demo.model)
     assert query_is_clean(m["query_pred"], p, demo.query_label, 1.0)
     assert not query_is_clean(m["query_pred"], p, demo.query_label, p / 2)
-    poisoned = inv.evaluate(demo.model, demo.train_key)["query_pred"]
-    assert not query_is_clean(poisoned, inv.query_target_prob(demo.model), demo.query_label, 1.0)  # never clean
-    _, loose = inv.unlearn_until_clean("eu", demo.detect("delta_influence").flagged, max_rounds=1)
+    poisoned = inv.unlearning.evaluate(demo.model, demo.train_key)["query_pred"]
+    p_before = inv.unlearning.query_target_prob(demo.model)
+    assert not query_is_clean(poisoned, p_before, demo.query_label, 1.0)  # never clean
+    _, loose = inv.unlearning.until_clean("eu", demo.detect("delta_influence").flagged, max_rounds=1)
     first_p = loose["per_round"][0]["query_target_prob"]  # the first round removes the kin too: another model
     strict = Experiment(demo.config.replace(clean_below=first_p / 2), store=demo.store)
-    _, r = strict.investigation.unlearn_until_clean("eu", demo.detect("delta_influence").flagged, max_rounds=2)
+    _, r = strict.investigation.unlearning.until_clean("eu", demo.detect("delta_influence").flagged, max_rounds=2)
     assert not r["per_round"][0]["clean"]  # so a second round looks for more
     assert r["rounds"] == 2 or r["total_removed"] == r["per_round"][0]["n_removed"]  # …unless nothing new is flagged
 
@@ -105,7 +106,7 @@ def test_unlearning_grid_rows_match_single_runs(demo):
     assert [(r["detector"], r["method"]) for r in rows] == [("delta_influence", "eu"), ("ekfac", "eu")]
     for r in rows:
         flagged = demo.detect(r["detector"]).flagged
-        _, after = demo.investigation.unlearn("eu", flagged)
+        _, after = demo.investigation.unlearning.unlearn("eu", flagged)
         assert r["n_flagged"] == flagged.sum()
         assert (r["clean_acc"], r["poison_success"]) == (after["clean_acc"], after["poison_success"])
 
@@ -170,13 +171,13 @@ def test_the_check_tells_a_removed_backdoor_from_a_living_one(demo):
     """Exact unlearning of every flagged point passes the check; of five poisons it does not."""
     inv = demo.investigation
     flagged = demo.detect("delta_influence").flagged
-    model, _ = inv.unlearn("eu", flagged)
-    good, _ = inv.recheck(model, flagged, "eu")
+    model, _ = inv.unlearning.unlearn("eu", flagged)
+    good, _ = inv.unlearning.recheck(model, flagged, "eu")
     assert good["clean"] and good["trigger_rate"] is None  # sign 2 is for methods that keep the trained weights
     few = np.zeros_like(flagged)
     few[np.flatnonzero(demo.is_poison)[:5]] = True
-    model, after = inv.unlearn("eu", few)
-    bad, _ = inv.recheck(model, few, "eu")
+    model, after = inv.unlearning.unlearn("eu", few)
+    bad, _ = inv.unlearning.recheck(model, few, "eu")
     assert after["poison_success"] > 0.5 and not bad["clean"]
     assert bad["fresh_lookalikes"] > 2 or bad["query_target_prob"] > demo.config.clean_below
 
@@ -188,9 +189,9 @@ def test_a_cheap_method_that_leaves_the_backdoor_escalates_to_eu(demo):
     inv = demo.investigation
     few = np.zeros_like(demo.is_poison)
     few[np.flatnonzero(~demo.is_poison & (inv.data.y_train.numpy() != demo.query_label))[:20]] = True
-    _, plain = inv.unlearn_until_clean("cf", few, max_rounds=1, escalate=False)
+    _, plain = inv.unlearning.until_clean("cf", few, max_rounds=1, escalate=False)
     assert not plain["clean"] and "escalated_from" not in plain and plain["poison_success"] > 0.5
-    _, m = inv.unlearn_until_clean("cf", few, max_rounds=1, escalate=True)
+    _, m = inv.unlearning.until_clean("cf", few, max_rounds=1, escalate=True)
     assert m["escalated_from"] == "cf" and m["before_escalation"]["clean"] is False
     assert m["per_round"][0]["n_removed"] > plain["total_removed"]  # with what CF's check flagged afresh
 
@@ -223,11 +224,11 @@ def test_sign_two_measures_a_cheap_method_against_retraining(demo):
     weights the recipe gives on a machine: 0.05 on one, 0.17 on another, against EU's 0.05)."""
     inv = demo.investigation
     flagged = demo.detect("delta_influence").flagged
-    untouched, _ = inv.recheck(demo.model, flagged, "cf")
+    untouched, _ = inv.unlearning.recheck(demo.model, flagged, "cf")
     assert untouched["trigger_rate"] > 0.9 > untouched["reference_rate"] + demo.config.trigger_margin
     assert not untouched["clean"]
-    model, _ = inv.unlearn("cf", flagged)
-    cf, _ = inv.recheck(model, flagged, "cf")
+    model, _ = inv.unlearning.unlearn("cf", flagged)
+    cf, _ = inv.unlearning.recheck(model, flagged, "cf")
     assert cf["reference_rate"] == untouched["reference_rate"]  # the same EU reference
     assert cf["trigger_rate"] < 0.5 * untouched["trigger_rate"]
 
@@ -239,10 +240,10 @@ def test_the_kin_of_a_removed_set_are_the_poisons_it_missed(demo):
     inv, poison = demo.investigation, demo.is_poison
     removed = np.zeros_like(poison)
     removed[np.random.default_rng(0).permutation(np.flatnonzero(poison))[:35]] = True
-    kin = inv.kin(removed)
+    kin = inv.unlearning.kin(removed)
     assert (kin & poison).sum() >= 12 and (kin & ~poison).sum() <= 2 and not (kin & removed).any()
-    model, _ = inv.unlearn("eu", removed)
-    verdict, nxt = inv.recheck(model, removed, "eu")
+    model, _ = inv.unlearning.unlearn("eu", removed)
+    verdict, nxt = inv.unlearning.recheck(model, removed, "eu")
     assert verdict["kin"] == kin.sum() and not verdict["clean"]  # (the test image still gets y)
     assert nxt[kin[~removed]].all()  # over the kept points: the kin are removed next
 
@@ -255,7 +256,7 @@ def test_until_clean_gives_back_the_clean_images_removed_with_the_poisons(demo):
     flagged = demo.detect("delta_influence").flagged.copy()
     clean_of_y = np.flatnonzero(~demo.is_poison & ~flagged & (inv.data.y_train.numpy() == y))
     flagged[clean_of_y[:30]] = True
-    _, r = inv.unlearn_until_clean("eu", flagged, max_rounds=2)
+    _, r = inv.unlearning.until_clean("eu", flagged, max_rounds=2)
     first, last = r["per_round"][0], r["per_round"][-1]
     assert r["clean"] and r["given_back"] >= 20 and last["given_back"] == r["given_back"]
     assert last["hits"] >= first["hits"] - 2 and last["n_removed"] == first["n_removed"] - r["given_back"]
