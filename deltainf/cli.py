@@ -143,10 +143,9 @@ def config_from_args(args, kind=None):
 
 def table(args) -> None:
     """Run the grid of ``python -m deltainf table``."""
+    from .attacks import ATTACKS
     from .evaluation.table import aggregate, markdown, run_cells, write
     from .progress import TqdmProgress
-
-    from .attacks import ATTACKS
 
     base = config_from_args(args)
     attacks = tuple(ATTACKS) if args.attacks == ("all",) else args.attacks

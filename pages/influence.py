@@ -8,7 +8,7 @@ from ui import prerequisites as pre
 from ui.figures import delta_view, detector_params, flagged_table, suggestion, thumbnail_strip
 from ui.live import choice, delta_live
 from ui.refined import REFINED, RULES, TUNED, refined_flags, refined_section
-from ui.review import confirmed, marks, review
+from ui.review import marks, with_mark, review
 from ui.state import runtime
 from ui.verdict import headline
 
@@ -115,7 +115,7 @@ def live() -> None:
 def _rule_chosen() -> None:
     """The Unlearn page's source follows the rule chosen here (unless images are confirmed: those come first)."""
     ss = st.session_state
-    if confirmed(instance, view.delta.shape[1]) is None:
+    if with_mark(instance, view.delta.shape[1]) is None:
         ss.unlearn_source = REFINED if ss.det_rule == "refined" else TUNED
 
 

@@ -15,11 +15,10 @@ from ui.downloads import case_report_html, weights_file
 from ui.figures import delta_view, detector_params
 from ui.jobs import UnlearnJob
 from ui.refined import CONFIRMED, REFINED, TUNED, refined_flags
-from ui.review import confirmed, marks
+from ui.review import marks, with_mark
 from ui.sidebar import stop
 from ui.state import runtime
 from ui.verdict import finished as finished_verdict, headline
-
 
 st.title("Unlearn")
 instance, exp = pre.require_trained()
@@ -32,8 +31,8 @@ headline(instance, exp)
 view = delta_view(instance, exp)
 tau, k = detector_params(view, exp)
 tuned = view.metrics(tau, k)
-marked = confirmed(instance, view.delta.shape[1])
-dismissed = confirmed(instance, view.delta.shape[1], "dismissed")  # never removed, whatever the source
+marked = with_mark(instance, view.delta.shape[1])
+dismissed = with_mark(instance, view.delta.shape[1], "dismissed")  # never removed, whatever the source
 case = exp.planted is None  # nobody planted an attack: no target, no poison success
 
 c1, c2 = st.columns(2)

@@ -1,8 +1,7 @@
 """The Influence page's second rule: Δ-Influence refined (``delta_refined``) at the session's τ and k — the images
 carrying the stamp the candidates share with the test image, or else the candidates a model trained without them
 labels otherwise — told step by step, with pictures of what it kept and gave back (and the stamp, outlined on the
-test image). The Unlearn page can
-take its flags (``refined_flags``)."""
+test image). The Unlearn page can take its flags (``refined_flags``)."""
 from __future__ import annotations
 
 import numpy as np

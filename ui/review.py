@@ -10,6 +10,7 @@ from deltainf.suspicion.likeness import likeness_split
 
 from .figures import training_thumb
 from .jobs import Instance
+from .refined import CONFIRMED
 
 SORTS = {"drops": "drop count", "mean": "mean Δ (lowest first)", "likeness": "likeness to the test image"}
 STATUSES = ("unmarked", "confirmed", "dismissed")
@@ -21,7 +22,7 @@ def marks(instance: Instance) -> dict[int, str]:
     return st.session_state.setdefault("marks", {}).setdefault(instance.content, {})
 
 
-def confirmed(instance: Instance, n: int, status: str = "confirmed") -> np.ndarray | None:
+def with_mark(instance: Instance, n: int, status: str = "confirmed") -> np.ndarray | None:
     """The images marked ``status`` (confirmed, or dismissed) as a mask over the ``n`` training points, or None while
     none is."""
     idx = [i for i, s in marks(instance).items() if s == status]
@@ -96,20 +97,15 @@ def review(instance: Instance, src, view, flagged: np.ndarray | None = None, by:
     if b.button("Confirm those like the test image", key="review_confirm_refined",
                 help="The flagged images ticked in the column above (the refined Δ-Influence's likeness split)."):
         state.update({int(i): "confirmed" for i in idx if like_it[i] and state.get(int(i)) != "dismissed"})
-        _unlearn_confirmed()
+        st.rerun()
     if c.button("Confirm all shown", key="review_confirm_all"):
         state.update({int(i): "confirmed" for i in idx if state.get(int(i)) != "dismissed"})
-        _unlearn_confirmed()
+        st.rerun()
     if d.button("Clear the marks", key="review_clear"):
         state.clear()
         ss.pop("unlearn_source", None)
         st.rerun()
-    if any(v == "confirmed" for v in state.values()) and ss.get("review_marked") != n_conf:
-        ss.review_marked = n_conf  # marks made in the table: the Unlearn page takes the confirmed ones
-        ss.unlearn_source = "confirmed"
-
-
-def _unlearn_confirmed() -> None:
-    st.session_state.unlearn_source = "confirmed"
-    st.rerun()
+    if n_conf and ss.get("review_marked") != n_conf:
+        ss.review_marked = n_conf  # new confirmations: the Unlearn page takes the confirmed images
+        ss.unlearn_source = CONFIRMED
 

@@ -85,17 +85,17 @@ def steps(params: dict, n_flagged: int, classes: list[str]) -> list[dict]:
         return classes[int(c)] if 0 <= int(c) < len(classes) else str(c)
 
     raised = params["candidate_tau"] != params["tau"]
-    steps = [{"step": "candidates", "count": params["n_candidates"],
+    told = [{"step": "candidates", "count": params["n_candidates"],
               "what": "training images whose influence collapses: the τ/k rule" + (" with τ raised to 0" if raised
                                                                                     else "") +
                       f" (τ {params['candidate_tau']:.3g}, k {params['k']})"}]
     if params.get("n_kin"):
-        steps.append({"step": "their look-alikes", "count": params["n_kin"],
+        told.append({"step": "their look-alikes", "count": params["n_kin"],
                       "what": "other images of the test image's label at least as like the test image as the "
                               "candidates are"})
     if "stamp_cut" in params or "texture_cut" in params:
         stamp = "stamp_cut" in params
-        steps.append({"step": "the shared stamp" if stamp else "the shared texture",
+        told.append({"step": "the shared stamp" if stamp else "the shared texture",
                       "count": params["stamp_pixels"] if stamp else None,
                       "what": (f"pixels the candidates share with the test image and almost no other image has; "
                                f"the images carrying them split from the rest at {params['stamp_separation']:.0%} of "
@@ -103,42 +103,42 @@ def steps(params: dict, n_flagged: int, classes: list[str]) -> list[dict]:
                                f"fine texture correlated with the test image's (≥ {params['texture_cut']:.2f}), "
                                f"split at {params['texture_separation']:.0%} of the variance") +
                               " — no model trained"})
-        steps.append({"step": "given back", "count": params["n_dropped_as_unstamped"],
+        told.append({"step": "given back", "count": params["n_dropped_as_unstamped"],
                       "what": "candidates that do not carry it"})
         if params.get("n_stamped_beyond_candidates"):
-            steps.append({"step": "found beyond the candidates", "count": params["n_stamped_beyond_candidates"],
+            told.append({"step": "found beyond the candidates", "count": params["n_stamped_beyond_candidates"],
                           "what": "images of the label that carry it but did not collapse"})
     elif "suspects_per_round" in params:
         rounds = " → ".join(str(n) for n in params["suspects_per_round"])
         sent = params.get("sent_to") or {}
         relabelled = sum(sent.values())
         where = ", ".join(f"{n} to {name(c)}" for c, n in sent.items())
-        steps.append({"step": "set aside, a model trained without them", "count": relabelled or None,
+        told.append({"step": "set aside, a model trained without them", "count": relabelled or None,
                       "what": (f"labels {relabelled} of them otherwise ({where}); still suspected per round: "
                                f"{rounds}" if relabelled else f"gives almost none another label; still suspected per "
                                                                f"round: {rounds}")})
         if "n_dropped_as_their_label" in params:
             first = " (the first round's group: the later rounds gave back poisons the test image needs)" \
                 if params.get("kept_round") == 1 else ""
-            steps.append({"step": "given back", "count": params["n_dropped_as_their_label"],
+            told.append({"step": "given back", "count": params["n_dropped_as_their_label"],
                           "what": f"keep their own label without the others: clean images of it{first}"})
         elif "likeness_cut" in params:
             why = (f"the relabelled ones go to scattered classes (the largest holds {params['agreement']:.0%})"
                    if "agreement" in params else "the relabelling is no evidence")
-            steps.append({"step": "the likeness split", "count": params["n_dropped_as_unlike_the_query"],
+            told.append({"step": "the likeness split", "count": params["n_dropped_as_unlike_the_query"],
                           "what": f"{why}: the images of the label least like the test image (likeness plus the "
                                   f"model's probability of it below {params['likeness_cut']:.2f}) are given back"})
         else:
-            steps.append({"step": "the τ/k rule stands", "count": None,
+            told.append({"step": "the τ/k rule stands", "count": None,
                           "what": "neither the relabelling nor the likeness tells the candidates apart"})
     if "query_without_kept" in params:
         outcome = (": it still has its label, so poisons are left — the τ/k rule's flags of that label are added"
                    if "widened_from" in params else ": the group held it up")
-        steps.append({"step": "the test image's check", "count": None,
+        told.append({"step": "the test image's check", "count": None,
                       "what": f"a model retrained without the {params.get('widened_from', n_flagged)} kept gives the "
                               f"test image {name(params['query_without_kept'])}{outcome}"})
-    steps.append({"step": "flagged", "count": n_flagged, "what": params.get("by", "")})
-    return steps
+    told.append({"step": "flagged", "count": n_flagged, "what": params.get("by", "")})
+    return told
 
 
 @register("delta_refined", label="Δ-Influence, refined", order=5, settings=RefinedSettings, modes=("full",),
