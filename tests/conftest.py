@@ -1,7 +1,8 @@
 """Shared fixtures: one built-in (digits) experiment computed once per test session.
 
-Markers: ``slow`` (trains a model: the built-in experiment or a CIFAR-10 subset) and ``browser`` (drives
-Chromium). ``pytest -m "not slow and not browser"`` runs the fast set alone.
+Markers: ``slow`` (trains a model: the built-in experiment, a CIFAR-10 subset, or inline — a test outside the slow
+set that trains fails, saying so) and ``browser`` (drives Chromium). ``pytest -m "not slow and not browser"`` runs
+the fast set alone.
 """
 from __future__ import annotations
 
@@ -26,6 +27,18 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if TRAINING_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _training_is_slow(request, monkeypatch):
+    """A test that trains a model is slow, whichever fixture or line trains it: outside the slow set, training
+    fails the test and says so (the fast set stays fast by what tests do, not by their fixtures' names)."""
+    if request.node.get_closest_marker("slow") is None:
+        import deltainf.models.training as training
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("this test trains a model: mark it slow (pytest.mark.slow) or use a training fixture")
+        monkeypatch.setattr(training, "train_model", refuse)
 
 
 @pytest.fixture(scope="session")

@@ -125,6 +125,7 @@ def test_cpu_thread_count_is_part_of_the_model_key(demo):
     assert Experiment(demo.config, store=demo.store).train_key == demo.train_key
 
 
+@pytest.mark.slow
 def test_a_model_at_chance_is_not_an_implanted_backdoor(cache_dir):
     """Ten training images: the model sends everything to the target, so "poison success" is 1 without a backdoor."""
     exp = Experiment(Config(n_train=10, cache_dir=str(cache_dir)), store=Store(cache_dir))

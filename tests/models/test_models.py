@@ -41,6 +41,7 @@ def test_recipe_key_names_everything_that_sets_the_weights():
         recipe(model="vgg").new_model()
 
 
+@pytest.mark.slow
 def test_training_is_seeded():
     x = (torch.rand(40, 3, 8, 8, generator=torch.Generator().manual_seed(0)) * 255).to(torch.uint8)
     y = torch.arange(40) % 10

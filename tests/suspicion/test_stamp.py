@@ -34,7 +34,7 @@ def digits():
 
 @pytest.mark.parametrize("attack,extra", [("badnet", {}), ("badnet", {"trigger_pattern": "random",
                                                                        "trigger_corner": "top-left"}),
-                                          ("frequency", {})])
+                                          pytest.param("frequency", {}, marks=pytest.mark.slow)])
 def test_the_stamp_on_the_digits_is_carried_by_the_poisons_alone(digits, attack, extra):
     p = plant(Config(attack=attack, victim=2, target=5, poison_count=40, seed=3, **extra), digits, CPU)
     labels, poisons = p.data.y_train.numpy(), p.is_poison
