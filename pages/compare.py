@@ -2,11 +2,14 @@
 import streamlit as st
 
 from deltainf.detectors import DETECTORS, needs
+from deltainf.evaluation.metrics import detection_metrics
 from deltainf.evaluation.report import case_rows, detector_rows, unlearning_grid
 from deltainf.figures import unlearning as figures
 from deltainf.unlearning import UNLEARNERS
 from ui import prerequisites as pre
-from ui.jobs import DetectorsJob, GridJob
+from ui.figures import delta_view
+from ui.jobs import DetectorsJob, GridJob, ScoresJob
+from ui.review import with_mark
 from ui.sidebar import stop
 from ui.state import config, experiment, runtime, use_mode
 
@@ -22,6 +25,30 @@ st.caption("Every registered detector on this " + ("investigation" if exp.plante
            "own defaults." + ("" if exp.planted is None else " The experiment planted the poisons, so TPR and "
                                                                "precision are exact."))
 names = list(DETECTORS)
+
+
+def current_row(src) -> tuple[dict, object] | None:
+    """The Influence page's suspect set — Δ refined's flags when chosen there, else the τ/k rule's at the session's
+    τ and k, less the images dismissed there — as a row beside the detectors, with its flags (None before Influence
+    was opened on this source)."""
+    ss = st.session_state
+    job = runtime().jobs.get(ScoresJob(instance, src.config.mode))
+    if job is None or not job.ok or ss.get("det_tau") is None or ss.get("det_for") != src.config:
+        return None
+    flags, by = ss.get("suspects", (None, None))
+    if flags is None:
+        flags, by = delta_view(instance, src).flags(ss.det_tau, ss.det_k), \
+            f"the τ/k rule at τ = {ss.det_tau:.4g}, k = {ss.det_k}"
+    dismissed = with_mark(instance, len(flags), "dismissed")
+    if dismissed is not None:
+        flags, by = flags & ~dismissed, f"{by}, less {int(dismissed.sum())} dismissed"
+    row = {"detector": "current suspect set", "flagged": int(flags.sum())}
+    if src.truth is not None:
+        m = detection_metrics(flags, src.truth)
+        row.update(TPR=float(m["tpr"]), precision=float(m["precision"]), F1=float(m["f1"]))
+    return {**row, "what it does": f"the Influence page's set: {by}"}, flags
+
+
 if exp.planted is None:  # an analyst's case: what each detector flags, and how much it agrees with Δ-Influence
     rows = pre.await_job(runtime().start(DetectorsJob(instance, tuple(names)), "Every detector", exp,
                                          lambda e: case_rows(e, names)),
@@ -29,6 +56,13 @@ if exp.planted is None:  # an analyst's case: what each detector flags, and how 
     st.caption("Your own data: nobody knows which images are poisons, so this page shows how many each detector "
                "flags and how many of those Δ-Influence flags too" + (" (and TPR/precision against the poisons you "
                                                                        "listed)." if exp.truth is not None else "."))
+    current = current_row(exp)
+    if current is not None:
+        row, flags = current
+        agree = int((flags & exp.detect("delta_influence").flagged).sum())
+        metrics = {"TPR": f"{row['TPR']:.3f}", "precision": f"{row['precision']:.3f}"} if "TPR" in row else {}
+        rows = [{"detector": row["detector"], "flagged": row["flagged"], "also flagged by Δ-Influence": agree,
+                 **metrics, "what it does": row["what it does"]}, *rows]
     with st.container(key="compare_table"):
         st.table(rows)
     stop()
@@ -51,6 +85,9 @@ if st.session_state.get("det_chosen") and tau is not None and k is not None and 
     by_name = {r["detector"]: r for r in again}
     rows = [by_name.get(r["detector"], r) for r in rows]
 rows = [{**r, "what it does": DETECTORS[r["detector"]].help} for r in rows]
+current = current_row(exp)
+if current is not None:  # the suspect set of the Influence page, as it stands
+    rows = [{**current[0], "parameters": ""}, *rows]
 
 # Several known poisoned test points (paper Tables 4–5): Δ-Influence and boosted EK-FAC, flags intersected.
 available = len(exp.poisoned_test_candidates)

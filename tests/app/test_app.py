@@ -481,6 +481,23 @@ def delta_flags_count(pipe) -> int:
     return int(delta_flags(pipe.investigation.delta(), tau, k).sum())
 
 
+def test_compare_shows_the_influence_pages_suspect_set_first(pipe):
+    """After the Influence page, Compare's first row is the suspect set as it stands there (the τ/k rule at the
+    session's τ and k), beside every detector."""
+    from deltainf.detectors import DETECTORS
+
+    at = trained(open_app())
+    check(at.switch_page(PAGES["influence"]).run())
+    at = settle(at, lambda a: flagged_line(a) != "")
+    shown = n_flagged(at)
+    check(at.switch_page(PAGES["compare"]).run())
+    at = settle(at, lambda a: len(a.table) > 0)
+    table = at.table[0].value
+    assert list(table["detector"]) == ["current suspect set", *DETECTORS]
+    first = table.iloc[0]
+    assert int(first["flagged"]) == shown and "the τ/k rule at τ =" in first["what it does"]
+
+
 def test_compare_page_lists_every_detector(pipe):
     from deltainf.detectors import DETECTORS
 

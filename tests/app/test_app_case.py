@@ -104,7 +104,9 @@ def test_investigate_a_model_through_every_page(user_case):
     assert any("Report" in x for x in labels) and any("safetensors" in x for x in labels)
     check(at.switch_page("pages/compare.py").run())
     at = settle(at, lambda a: len(a.table) > 0)
-    assert "also flagged by Δ-Influence" in at.table[0].value.columns
+    table = at.table[0].value
+    assert "also flagged by Δ-Influence" in table.columns
+    assert table["detector"].iloc[0] == "current suspect set" and int(table["flagged"].iloc[0]) == flagged
 
 
 def test_the_analysts_model_is_kept_for_a_new_question(user_case):
