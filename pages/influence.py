@@ -109,6 +109,8 @@ def live() -> None:
             suspects = refined_flags(instance, tau, k)
             by = f"Δ refined at τ = {tau:.4g}, k = {k}" if suspects is not None else None
     ss.suspects = (suspects, by)
+    ss.suspects_said = f"{int((flagged if suspects is None else suspects).sum())} — " + (
+        by or f"the τ/k rule at τ = {tau:.4g}, k = {k}")  # for the sidebar
     flagged_table(exp, view, tau, k, counts, suspects, by, marks(instance))
 
 

@@ -343,6 +343,8 @@ def walkthrough(pg):
     no_exception(pg)
     for name in ("delta_influence", "ekfac"):  # one row per registered detector
         pg.wait_for_selector(f".st-key-compare_table td >> text={name}")
+    pg.wait_for_selector(".st-key-compare_table td >> text=current suspect set")  # the Influence page's set first
+    assert "suspect set:" in sidebar(pg) and "the τ/k rule at τ =" in sidebar(pg)  # and in the sidebar
     shot(pg, "6-compare")
 
     # --- τ and k: the live area recomputes in the browser; the server hears of it once the user settles
