@@ -8,10 +8,10 @@ confidence; and on 2026-12-07 with the verdict, the stamp's texture, the first r
 random streams, on this machine (``python tests/test_golden.py --record``).
 
 Bit-exact figures hold only for the same numerics (torch version, the CPU's vector instructions, the thread
-count, and a probe: a few training steps of the built-in CNN, hashed), so the comparison is skipped, saying
-why, on other machines (a tolerance would not carry them over: with one thread instead of two the frequency
-experiment picks another triggered test image and the ablations' counts move by half).
-``benchmarks/equivalence.py`` compares two checkouts on held-out configurations.
+count, and a probe: a few training steps of the built-in CNN, hashed). Elsewhere the same runs are compared within
+``TOLERANCE``: the figures that held between one and two threads on the recording machine (another thread count
+trains another model: the frequency experiment then picks another triggered test image, and the ablations' counts
+move by half, so those are not compared). ``benchmarks/equivalence.py`` compares two checkouts exactly.
 """
 from __future__ import annotations
 
@@ -74,14 +74,44 @@ def extra_cache(tmp_path_factory):
     return path
 
 
+#: Other numerics: (what, the most it may move). Measured between one and two threads on the recording machine:
+#: clean accuracy 0.003, poison success 0.027, Δ refined's TPR 0.02 and precision 0, FreqDef's flags Jaccard 1.0,
+#: SpecSig's 0.82–0.84, Δ-Influence's 0.83 on the same test image (0.44 on another).
+TOLERANCE = {"clean_acc": 0.01, "poison_success": 0.05, "refined": 0.1, "freqdef": 0.9, "specsig": 0.75,
+             "delta_influence": 0.75}
+
+
+def jaccard(a, b) -> float:
+    a, b = set(a), set(b)
+    return len(a & b) / max(1, len(a | b))
+
+
+def tolerant_differences(golden: dict, report: dict, flagged: dict) -> list[str]:
+    """What moved past ``TOLERANCE`` from a golden run recorded with other numerics."""
+    g, t = golden["report"], TOLERANCE
+    out = [f"model/{k}: {g['model'][k]:.3f} → {report['model'][k]:.3f}" for k in ("clean_acc", "poison_success")
+           if abs(g["model"][k] - report["model"][k]) > t[k]]
+    if g["verdict"]["poisoned"] != report["verdict"]["poisoned"]:
+        out.append(f"verdict: {g['verdict']['poisoned']} → {report['verdict']['poisoned']}")
+    was, now = g["detectors"]["delta_refined"], report["detectors"]["delta_refined"]
+    out += [f"delta_refined/{k}: {was[k]:.2f} → {now[k]:.2f}" for k in ("tpr", "precision")
+            if abs(was[k] - now[k]) > t["refined"]]
+    compared = ["freqdef", "specsig"] + (["delta_influence"] if g["data"]["test_index"] == report["data"]["test_index"]
+                                         else [])
+    out += [f"{d}: flagged sets' Jaccard {jaccard(golden['flagged'][d], flagged[d]):.2f}" for d in compared
+            if jaccard(golden["flagged"][d], flagged[d]) < t[d]]
+    return out
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("name", CASES)
 def test_same_figures_and_flagged_sets_as_recorded(name, cache_dir, extra_cache, tmp_path, capsys):
     golden = json.loads((GOLDEN / f"{name}.json").read_text())
-    if golden["numerics"] != numerics():
-        pytest.skip(f"recorded with {golden['numerics']}; this machine has {numerics()}")
     cache = cache_dir if name.startswith("badnet") else extra_cache  # the built-in demo's cache, or the shared one
     report, flagged = run(golden, cache, tmp_path)
+    if golden["numerics"] != numerics():  # another machine or thread count: within the stated tolerance
+        assert tolerant_differences(golden, report, flagged) == []
+        return
     assert differences(golden["report"], report) == []
     for detector, indices in golden["flagged"].items():
         assert flagged[detector] == indices, detector
