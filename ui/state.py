@@ -4,6 +4,7 @@ an investigation of the user's own folder and model (a CaseConfig and its upload
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import streamlit as st
 
@@ -15,8 +16,6 @@ from .jobs import Instance, Runtime, TrainJob
 from .uploads import Upload
 
 #: Config fields that do not change the trained model (so changing them never asks to train again).
-QUERY_FIELDS = ("test_index", "transforms", "mode", "transform_seed", "tau", "k", "damping", "ekfac_threshold",
-                "detectors", "unlearn")
 
 
 def init_state() -> None:
@@ -94,11 +93,24 @@ def use_experiment() -> None:
     st.session_state.kind = "experiment"
 
 
-def train_fields(cfg: Config) -> dict:
-    d = dataclasses.asdict(cfg)
-    for name in QUERY_FIELDS:
-        d.pop(name, None)
-    return d
+def train_fields(cfg: Config | CaseConfig) -> dict:
+    """The options that determine the trained model and what is read of it (:func:`training_options`); a change of
+    any other (the query, Δ, the verdict, detection, unlearning) keeps the model and the uploads."""
+    names = training_options(type(cfg))
+    return {k: v for k, v in dataclasses.asdict(cfg).items() if k in names}
+
+
+@functools.cache
+def training_options(kind: type) -> frozenset[str]:
+    """The fields of ``kind`` (Config or CaseConfig) read by training: data, the attack and its settings, the model,
+    the recipe and where it runs (a case: its folder, model, weights and test image, but not its known poisons)."""
+    from deltainf.config import (AttackOptions, CaseOptions, DataOptions, ModelOptions, RecipeOptions, RunOptions,
+                                 entry_sections)
+
+    sections = [CaseOptions] if kind is CaseConfig else [DataOptions, AttackOptions, ModelOptions,
+                                                         *(s for _, s in entry_sections(("attack",)))]
+    names = {f.name for s in [*sections, RecipeOptions, RunOptions] for f in dataclasses.fields(s)}
+    return frozenset(names - {"known_poisons"})
 
 
 def uploads(cfg=None) -> tuple[Upload | None, Upload | None]:
