@@ -1,5 +1,5 @@
-"""Unlearning methods, one file each, registered in :data:`UNLEARNERS`, and the re-check loop
-(``recheck.py``).
+"""Unlearning methods, one file each, registered in :data:`UNLEARNERS`; the re-check and the until-clean loop
+(``recheck.py``), and the stage that runs them for an investigation (``stage.py``).
 
 A method is ``fn(inputs: UnlearnInput, settings) -> nn.Module``: it removes the flagged training points
 from the trained (poisoned) model. Its ``version`` (default 1) is part of its results' cache keys: bump it
