@@ -7,8 +7,7 @@ from deltainf.evaluation.report import case_rows, detector_rows, unlearning_grid
 from deltainf.figures import unlearning as figures
 from deltainf.unlearning import UNLEARNERS
 from ui import prerequisites as pre
-from ui.figures import delta_view
-from ui.jobs import DetectorsJob, GridJob, ScoresJob
+from ui.jobs import DetectorsJob, GridJob
 from ui.review import with_mark
 from ui.sidebar import stop
 from ui.state import config, experiment, runtime, use_mode
@@ -32,13 +31,9 @@ def current_row(src) -> tuple[dict, object] | None:
     τ and k, less the images dismissed there — as a row beside the detectors, with its flags (None before Influence
     was opened on this source)."""
     ss = st.session_state
-    job = runtime().jobs.get(ScoresJob(instance, src.config.mode))
-    if job is None or not job.ok or ss.get("det_tau") is None or ss.get("det_for") != src.config:
+    if ss.get("det_for") != src.config or "suspects" not in ss:
         return None
-    flags, by = ss.get("suspects", (None, None))
-    if flags is None:
-        flags, by = delta_view(instance, src).flags(ss.det_tau, ss.det_k), \
-            f"the τ/k rule at τ = {ss.det_tau:.4g}, k = {ss.det_k}"
+    flags, by = ss.suspects
     dismissed = with_mark(instance, len(flags), "dismissed")
     if dismissed is not None:
         flags, by = flags & ~dismissed, f"{by}, less {int(dismissed.sum())} dismissed"

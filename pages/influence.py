@@ -94,7 +94,7 @@ def live() -> None:
         thumbnail_strip(exp, view, clean[:16], counts,
                         f"Clean points flagged (false positives): {len(clean)}" + (" — the 16 with most drops"
                                                                                     if len(clean) > 16 else ""))
-    suspects, by = None, None  # the τ/k rule's flags, unless Δ refined is chosen and done
+    refined = None  # Δ refined's flags, once chosen here and done
     if exp.config.mode == "full":  # the refined rule reads the full copies' Δ
         rule = st.segmented_control(
             "Flag by", list(RULES), format_func=RULES.get, default="tau_k", key="det_rule", selection_mode="single",
@@ -106,12 +106,10 @@ def live() -> None:
                  "added. The table, its CSV, the review below and the Unlearn page then follow its flags.")
         if rule == "refined":
             refined_section(instance, exp, view, tau, k, flagged, counts)
-            suspects = refined_flags(instance, tau, k)
-            by = f"Δ refined at τ = {tau:.4g}, k = {k}" if suspects is not None else None
-    ss.suspects = (suspects, by)
-    ss.suspects_said = f"{int((flagged if suspects is None else suspects).sum())} — " + (
-        by or f"the τ/k rule at τ = {tau:.4g}, k = {k}")  # for the sidebar
-    flagged_table(exp, view, tau, k, counts, suspects, by, marks(instance))
+            refined = refined_flags(instance, tau, k)
+    by = f"Δ refined at τ = {tau:.4g}, k = {k}" if refined is not None else None
+    ss.suspects = (flagged if refined is None else refined, by or f"the τ/k rule at τ = {tau:.4g}, k = {k}")
+    flagged_table(exp, view, tau, k, counts, refined, by, marks(instance))  # (τ/k: the table's own words)
 
 
 def _rule_chosen() -> None:

@@ -34,8 +34,8 @@ def with_mark(instance: Instance, n: int, status: str = "confirmed") -> np.ndarr
 
 
 def review(instance: Instance, src, view, flagged: np.ndarray | None = None, by: str | None = None) -> None:
-    """The review table of the suspect set: ``flagged`` by ``by`` (Δ refined), else the τ/k rule's flags at the
-    session's τ and k. Marks are kept per image, whatever the rule or τ/k."""
+    """The review table of the suspect set: ``flagged`` by ``by`` (as the Influence page left it), else the τ/k
+    rule's flags at the session's τ and k. Marks are kept per image, whatever the rule or τ/k."""
     ss = st.session_state
     if not st.toggle("Review the flagged images: sort them, confirm or dismiss each", key="review_open",
                      value=src.planted is None):
@@ -63,12 +63,12 @@ def review(instance: Instance, src, view, flagged: np.ndarray | None = None, by:
             "status": [state.get(int(i), STATUSES[0]) for i in idx]}
     import pandas as pd
 
-    st.caption(f"{int(suspects.sum())} flagged " + (by or f"at τ = {tau:.4g}, k = {k}")
+    st.caption(f"{int(suspects.sum())} flagged by " + (by or f"the τ/k rule at τ = {tau:.4g}, k = {k}")
                + (f" (the first {MAX_ROWS} shown)" if len(idx) == MAX_ROWS else "") + ". Mark each image as confirmed "
                "(a suspect you will remove) or dismissed; Unlearn then uses the confirmed ones.")
     with st.container(key="review_table"):
         edited = st.data_editor(
-            pd.DataFrame(rows), key=f"review_table_{tau}_{k}_{sort}_{flagged is None}", hide_index=True,
+            pd.DataFrame(rows), key=f"review_table_{tau}_{k}_{sort}_{by}", hide_index=True,
             width="stretch",
             disabled=[c for c in rows if c != "status"],
             column_config={"image": st.column_config.ImageColumn("image", width="small"),

@@ -88,8 +88,9 @@ def _experiment(page_title: str) -> None:
         if tau is not None and k is not None and not st.session_state.get("det_chosen"):
             tk += " (suggested)"
     lines.append(f"T = {cfg.transforms} ({cfg.mode}) · {tk}")
-    if page_title != "Influence" and st.session_state.get("det_for") == cfg and st.session_state.get("suspects_said"):
-        lines.append(f"suspect set: {st.session_state.suspects_said}")
+    if page_title != "Influence" and st.session_state.get("det_for") == cfg and "suspects" in st.session_state:
+        flags, by = st.session_state.suspects  # as the Influence page left it
+        lines.append(f"suspect set: {int(flags.sum())} — {by}")
     if tjob is not None and tjob.ok and (said := _verdict(experiment()[0])):
         lines.insert(1, said)
     st.markdown("  \n".join(lines))
