@@ -99,7 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     g = investigate.add_argument_group("output")
     g.add_argument("--json", metavar="OUT.json", help="write every figure as JSON")
     g.add_argument("--flagged-out", metavar="OUT.csv",
-                   help="write the first detector's flagged files as CSV (path, label, drop_count, T, mean_delta)")
+                   help="write the suspect set (the flags unlearned: the refined Δ-Influence's when it runs first, else "
+                        "Δ-Influence's, else the first detector's) as CSV (path, label, drop_count, T, mean_delta)")
     g.add_argument("--report", metavar="OUT.html", help="write one self-contained HTML report (opens offline)")
     g.add_argument("--explain", action="store_true", help=EXPLAIN)
     g.add_argument("--weights-out", metavar="DIR", help="write each unlearning method's weights as DIR/<method>"
@@ -226,7 +227,7 @@ def investigate(args) -> dict:
     for path, option in ((args.json, "--json"), (args.flagged_out, "--flagged-out"), (args.report, "--report")):
         _check_output(path, option)
     if args.flagged_out and not config.detectors:
-        raise ConfigError("--flagged-out writes the first detector's flags, but --detectors is none")
+        raise ConfigError("--flagged-out writes the suspect set, but --detectors is none")
     weights_out = Path(args.weights_out).expanduser() if args.weights_out else None
     if weights_out is not None:
         try:
@@ -239,7 +240,7 @@ def investigate(args) -> dict:
     if args.json:
         Path(args.json).expanduser().write_text(json.dumps(report, indent=2))
     if args.flagged_out:
-        Path(args.flagged_out).expanduser().write_text(case_report.case_flagged_csv(case, config.detectors[0]))
+        Path(args.flagged_out).expanduser().write_text(case_report.case_flagged_csv(case))
         _note_unaccused(report, args.flagged_out)
     if args.report:
         from .evaluation.html_report import render

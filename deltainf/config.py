@@ -130,7 +130,9 @@ class CaseDetectOptions(DetectOptions):
     """An analyst's default: the refined Δ-Influence first (its flags are the ones written and unlearned)."""
 
     detectors: tuple[str, ...] = option(("delta_refined", "delta_influence", "ekfac"), "detectors, comma-separated, "
-                                        "or none (--flagged-out writes the first)", choices=DETECTORS)
+                                        "or none (the flags written and unlearned: the refined Δ-Influence's when it "
+                                        "comes first, else Δ-Influence's, else the first's)",
+                                        choices=DETECTORS)
 
 
 @dataclass(frozen=True)

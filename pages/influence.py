@@ -14,6 +14,7 @@ from ui.verdict import headline
 
 st.title("Influence")
 instance, exp = pre.require_trained()
+st.session_state.page_run = st.session_state.get("page_run", 0) + 1  # a run of the whole page, not its fragment
 pre.await_job(pre.scores_job(instance, exp), what="Computing influence in the background…")
 verdict_slot = st.container()  # filled last: the verdict's models train only once the live area is drawn
 view = delta_view(instance, exp)
@@ -110,6 +111,12 @@ def live() -> None:
     by = f"Δ refined at τ = {tau:.4g}, k = {k}" if refined is not None else None
     ss.suspects = (flagged if refined is None else refined, by or f"the τ/k rule at τ = {tau:.4g}, k = {k}")
     flagged_table(exp, view, tau, k, counts, refined, by, marks(instance))  # (τ/k: the table's own words)
+    # A settle of τ/k reruns this fragment only (the review has its Refresh button); a new rule — Δ refined done,
+    # or the τ/k rule again — reruns the page, so that the review below follows the suspect set at once.
+    rule, fragment_only = refined is not None, ss.get("live_run") == ss.page_run
+    ss.live_run, before, ss.suspects_rule = ss.page_run, ss.get("suspects_rule"), rule
+    if fragment_only and before is not None and before != rule:
+        st.rerun(scope="app")
 
 
 def _rule_chosen() -> None:

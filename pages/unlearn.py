@@ -201,18 +201,25 @@ if loops:
                   for m, rounds in loops.items() for x in rounds])
 
 data = exp.train_set
-suspects = SuspectSet(res["flagged"], described(last.source.split(":")[0], {"tau": last.tau, "k": last.k}), last.tau,
-                      marks(instance))
+origin = last.source.split(":")[0]
+by = {TUNED: described(f"τ/k rule, {exp.config.mode} copies, seed {exp.config.seed}", {"tau": last.tau, "k": last.k}),
+      REFINED: f"Δ refined at τ = {last.tau:.4g}, k = {last.k}",
+      CONFIRMED: "the images confirmed in the review"}.get(origin, f"detector {origin} (its defaults)")
+suspects = SuspectSet(res["flagged"], by, last.tau, marks(instance))
 csv_text = suspects.csv(view.delta, view.scale, view.labels, data.classes, data.train_paths, view.is_poison)
 cols = st.columns(1 + len(done) + case)
 cols[0].download_button("Flagged set (CSV)", csv_text, file_name="flagged.csv", mime="text/csv", key="download_flagged",
-                        icon=":material/download:", help="the first round's flags")
+                        on_click="ignore", icon=":material/download:", help="the first round's flags")
 for col, (m, r) in zip(cols[1:], done.items()):
     col.download_button(f"{m.upper()} weights (safetensors)", r["weights"], file_name=f"unlearned-{m}.safetensors",
-                        mime="application/octet-stream", key=f"download_weights_{m}", icon=":material/download:",
+                        mime="application/octet-stream", key=f"download_weights_{m}", on_click="ignore",
+                        icon=":material/download:",
                         help="Loads into the same model: " + ("pass it as the weights of your model." if case else
                              "on the Experiment page (Weights file) to continue from the unlearned model."))
 if case:
-    cols[-1].download_button("Report (HTML)", case_report_html(exp, last.tau, last.k, last.methods, last.until_clean),
+    at = (last.tau, last.k) if last.source.split(":")[0] in (TUNED, CONFIRMED, REFINED) \
+        else (exp.config.tau, exp.config.k)  # a registry detector's run re-checked at the engine's τ/k
+    cols[-1].download_button("Report (HTML)", case_report_html(exp, *at, last.methods, last.until_clean,
+                                                               last.escalate, suspects),
                              file_name="deltainf-report.html", mime="text/html", key="download_report",
-                             icon=":material/download:", help="One self-contained file: opens offline.")
+                             on_click="ignore", icon=":material/download:", help="One self-contained file: opens offline.")

@@ -14,11 +14,13 @@ def weights_file(source, module) -> bytes:
     return save(source.export_weights(module))
 
 
-def case_report_html(case, tau: float, k: int, methods: tuple[str, ...],
-                     until_clean: bool) -> Callable[[], str]:
-    """A callable making the HTML report at the page's τ/k with the unlearning methods run there (all cached).
-    It runs in a thread of its own when the button is pressed, so it takes the session's uploads now."""
-    cfg = case.config.replace(tau=tau, k=k, unlearn=methods, until_clean=until_clean)
+def case_report_html(case, tau: float | None, k: int | None, methods: tuple[str, ...], until_clean: bool, escalate: bool,
+                     suspects) -> Callable[[], str]:
+    """A callable making the HTML report at the page's τ/k of the ``suspects`` unlearned there (a
+    :class:`~deltainf.suspicion.suspects.SuspectSet` with the analyst's marks) by its methods (all cached). It runs
+    in a thread of its own when the button is pressed, so it takes the session's uploads now."""
+    cfg = case.config.replace(tau=tau, k=k, unlearn=methods, until_clean=until_clean, escalate=escalate,
+                              despite_verdict=True)  # the report follows what the analyst unlearned
     weights, query = uploads(cfg)
     rt = runtime()
 
@@ -28,6 +30,6 @@ def case_report_html(case, tau: float, k: int, methods: tuple[str, ...],
 
         with rt.compute:  # the engine seeds torch's generator: never beside a running job
             _, at_tk = rt.experiment(cfg, weights, query)
-            return render(at_tk, case_report.investigate(at_tk))
+            return render(at_tk, case_report.investigate(at_tk, suspects=suspects), suspects)
 
     return make

@@ -137,6 +137,6 @@ def flagged_table(exp, view: DeltaView, tau: float, k: int, counts: np.ndarray, 
                      column_config={"mean Δ / scale": st.column_config.NumberColumn(format="%.3g")})
         suspects = SuspectSet(flagged, by, tau, dict(marks or {}))
         csv = suspects.csv(view.delta, view.scale, view.labels, data.classes, data.train_paths, view.is_poison)
-        st.download_button("Download the flagged set (CSV)", csv, key="flagged_csv",
+        st.download_button("Download the flagged set (CSV)", csv, key="flagged_csv", on_click="ignore",
                            file_name=f"flagged_tau{tau:.4g}_k{k}_T{view.T}_{cfg.mode}_seed{cfg.seed}.csv",
                            mime="text/csv")

@@ -11,9 +11,21 @@ from ..unlearning import from_scratch
 from .report import _clean, loop_verdict, unlearn_detector, verdict_lines
 
 
-def investigate(case, weights_out: Path | None = None) -> dict:
+def suspect_set(case) -> SuspectSet | None:
+    """The investigation's suspect set: the flags of the detector whose flags are unlearned
+    (:func:`~deltainf.evaluation.report.unlearn_detector`), empty when the verdict finds no evidence of poisoning
+    (unless ``despite_verdict``); None when no detector is configured."""
+    if not case.config.detectors:
+        return None
+    inv, name = case.investigation, unlearn_detector(case.config)
+    det = inv.detect(name)
+    return SuspectSet(inv.accused(det.flagged), described(name, det.params), det.params.get("tau", 0.0))
+
+
+def investigate(case, weights_out: Path | None = None, suspects: SuspectSet | None = None) -> dict:
     """Run every configured stage of ``case`` and collect the figures (schema in README); with ``weights_out``
-    each unlearning method's weights are written there as ``<method>.safetensors``."""
+    each unlearning method's weights are written there as ``<method>.safetensors``. Unlearning removes
+    ``suspects`` (default :func:`suspect_set`) but the images the analyst dismissed."""
     c, inv, data = case.config, case.investigation, case.data
     probs = case.probabilities()
     y = case.query.label
@@ -25,9 +37,9 @@ def investigate(case, weights_out: Path | None = None) -> dict:
     t = case.timings.seconds
     detect_s = time.perf_counter() - start - t.get("scores_s", 0.0) - t.get("factors_s", 0.0)
     unlearn = {}
-    if c.unlearn and c.detectors:
-        det = unlearn_detector(c)
-        flagged = inv.accused(inv.detect(det).flagged)
+    det, suspects = (unlearn_detector(c), suspect_set(case)) if suspects is None else (suspects.flagged_by, suspects)
+    if c.unlearn and suspects is not None:
+        flagged = suspects.removed
         for method in c.unlearn if flagged.any() else ():
             stage = inv.unlearning
             module, m = stage.until_clean(method, flagged) if c.until_clean else stage.unlearn(method, flagged)
@@ -46,6 +58,7 @@ def investigate(case, weights_out: Path | None = None) -> dict:
                   "probability": float(probs.max()), "label": y, "label_name": data.classes[y],
                   "label_probability": float(probs[y])},
         "detectors": detectors,
+        "suspects": None if suspects is None else suspects.summary(),
         "unlearn": unlearn,
         "timings": {"train_s": t.get("train_s", 0.0), "factors_s": t.get("factors_s", 0.0),
                     "scores_s": t.get("scores_s", 0.0), "detect_s": max(detect_s, 0.0),
@@ -79,12 +92,11 @@ def save_weights(case, module, path: Path) -> Path:
     return path
 
 
-def case_flagged_csv(case, detector: str) -> str:
-    """``detector``'s flagged files as the suspect set's CSV (known_poison when ``--known-poisons`` gives them); none
+def case_flagged_csv(case) -> str:
+    """The suspect set (:func:`suspect_set`) as its CSV (known_poison when ``--known-poisons`` gives them); no row
     when the verdict finds no evidence of poisoning (unless ``despite_verdict``)."""
-    inv, det = case.investigation, case.investigation.detect(detector)
-    mode = det.params.get("mode", case.config.mode)
-    suspects = SuspectSet(inv.accused(det.flagged), described(detector, det.params), det.params.get("tau", 0.0))
+    inv, suspects = case.investigation, suspect_set(case)
+    mode = inv.detect(unlearn_detector(case.config)).params.get("mode", case.config.mode)
     return suspects.csv(inv.delta(mode), score_scale(inv.scores(mode)), case.data.y_train.numpy(), case.data.classes,
                         case.data.train_paths, known=case.known_poisons)
 

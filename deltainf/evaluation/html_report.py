@@ -11,6 +11,8 @@ from ..figures.experiment import probability_figure, query_captions
 from ..figures.images import png_data_uri, thumb_scale, upscale
 from ..figures.influence import DeltaView, count_histogram, delta_histogram, flagged_order
 from ..figures.verdict import verdict_figure
+from ..suspicion.suspects import SuspectSet
+from .case_report import suspect_set
 
 STYLE = """body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;color:#222}
 h1{font-size:1.6rem}h2{font-size:1.25rem;margin-top:2rem;border-bottom:1px solid #ddd}
@@ -23,9 +25,13 @@ table{border-collapse:collapse;font-size:14px}td,th{border:1px solid #ddd;paddin
 MAX_SHOWN = 200
 
 
-def render(case, report: dict) -> str:
-    """The report as HTML text (``report`` is :func:`~deltainf.evaluation.case_report.investigate`'s)."""
+def render(case, report: dict, suspects: SuspectSet | None = None) -> str:
+    """The report as HTML text (``report`` is :func:`~deltainf.evaluation.case_report.investigate`'s): its
+    ``suspects`` (default :func:`~deltainf.evaluation.case_report.suspect_set`, what the CLI writes and unlearns)
+    with the analyst's marks."""
     inv, data, q = case.investigation, case.data, report["query"]
+    if suspects is None:
+        suspects = suspect_set(case)
     parts = [f"<h1>Δ-Influence investigation of {_e(report['data']['root'])}</h1>",
              f"<p class=note>{report['data']['n_train']} training images in {len(data.classes)} classes; model "
              f"{_e(report['model']['spec'])} ({_e(report['model']['weights'])})"
@@ -38,7 +44,9 @@ def render(case, report: dict) -> str:
                  f"{'Poisoned' if v['poisoned'] else 'No evidence of poisoning'}</b> — evidence {v['score']:.1f} "
                  f"(threshold {v['threshold']:g}): {_e(v['reason'])}.</p><div>{{fig0}}</div>"
                  + ("" if accused else "<p class=note>Nothing is accused or unlearned: the flags below are an "
-                                       "exploration of influence collapse, not a suspect set.</p>"))
+                                       "exploration of influence collapse, not a suspect set.</p>")
+                 + ("<p class=note>Unlearned all the same, at the analyst's choice: an exploration, not an "
+                    "accusation the evidence supports.</p>" if accused and not v["poisoned"] else ""))
     image = case.query.image
     probs = case.probabilities()
     figures = [verdict_figure(v, data.classes[q["label"]]),
@@ -60,22 +68,37 @@ def render(case, report: dict) -> str:
         tau, k = det["tau"], det["k"]
         figures += [delta_histogram(view, 0, tau, k), count_histogram(view, tau, k)]
         n_rule = int(view.flags(tau, k).sum())
-        rule_note = "" if n_rule == det["n_flagged"] else (
-            f" The histograms show the τ/k rule, which flags {n_rule}; {_e(name)} flags {det['n_flagged']} "
+        members = suspects.members if accused and suspects is not None else inv.detect(name).flagged
+        by = suspects.flagged_by if accused and suspects is not None else name
+        rule_note = "" if n_rule == int(members.sum()) else (
+            f" The histograms show the τ/k rule, which flags {n_rule}; {_e(by)} flags {int(members.sum())} "
             f"(below{', step by step' if det.get('steps') else ''}).")
         parts.append(f"<h2>Influence collapse: τ = {tau:.4g} ({tau / view.scale:+.2f} × scale), k = {k}"
                      f"{' (suggested from Δ)' if det.get('suggested') else ''}</h2>"
                      "<p class=note>Δ[t, i] = score(copy t, i) − score(test image, i). A training image is flagged when "
                      f"at least T − k = {view.T - k} of its {view.T} Δ fall below τ.{rule_note}</p>"
                      "<div>{fig2}</div><div>{fig3}</div>")
-        order = flagged_order(view, inv.detect(name).flagged, tau)
+        marks = suspects.marks if suspects is not None else {}
         counts, mean = view.counts(tau), view.mean_rel
-        captions = [f"{data.train_paths[i]} · {data.classes[int(data.y_train[i])]} · {counts[i]} drops · mean Δ "
-                    f"{mean[i]:+.3g}×scale" for i in order[:MAX_SHOWN]]
+
+        def captions(order):
+            return [f"{data.train_paths[i]} · {data.classes[int(data.y_train[i])]} · {counts[i]} drops · mean Δ "
+                    f"{mean[i]:+.3g}×scale" + (f" · {marks[int(i)]}" if int(i) in marks else "")
+                    for i in order[:MAX_SHOWN]]
+
+        order = flagged_order(view, members, tau)
         more = f" (the {MAX_SHOWN} most collapsed shown)" if len(order) > MAX_SHOWN else ""
-        what = "Flagged by" if accused else "Explored (not accused):"
-        parts.append(f"<h2>{what} {name}: {len(order)} training images{more}</h2>"
-                     + _grid(data.x_train[order[:MAX_SHOWN]], captions))
+        what = "The suspect set: flagged by" if accused else "Explored (not accused):"
+        review = suspects.summary() if suspects is not None else {}
+        said = ", ".join(f"{review[m]} {m}" for m in ("confirmed", "dismissed", "added") if review.get(m))
+        parts.append(f"<h2>{what} {_e(by)}: {len(order)} training images{more}</h2>"
+                     + (f"<p class=note>The analyst's review: {said}. Unlearning removes the set but the dismissed "
+                        f"images ({review['n_removed']} removed).</p>" if said and accused else "")
+                     + _grid(data.x_train[order[:MAX_SHOWN]], captions(order)))
+        kept = np.array([i for i, m in marks.items() if m == "dismissed"], int)
+        if accused and len(kept):
+            parts.append("<h3>Dismissed by the analyst: kept in the training set</h3>"
+                         + _grid(data.x_train[kept[:MAX_SHOWN]], captions(kept)))
         if det.get("steps"):
             parts.append(f"<h3>{_e(name)}, step by step</h3><table><tr><th>step</th><th>images</th><th>what</th></tr>"
                          + "".join(f"<tr><td>{_e(s['step'])}</td><td>{'' if s['count'] is None else s['count']}"

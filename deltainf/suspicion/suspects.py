@@ -36,6 +36,21 @@ class SuspectSet:
         out[[i for i, m in self.marks.items() if m == "added"]] = True
         return out
 
+    @property
+    def removed(self) -> np.ndarray:
+        """What unlearning removes: the members but those the analyst dismissed (bool, N)."""
+        out = self.members
+        out[[i for i, m in self.marks.items() if m == "dismissed"]] = False
+        return out
+
+    def summary(self) -> dict:
+        """How the set was flagged and how many images each mark holds (the JSON report's ``suspects``)."""
+        members = self.members
+        count = {m: sum(v == m and (m == "dismissed" or members[i]) for i, v in self.marks.items())
+                 for m in ("confirmed", "dismissed", "added")}
+        return {"flagged_by": self.flagged_by, "n_flagged": int(np.sum(self.flagged)),
+                "n_removed": int(self.removed.sum()), **count}
+
     def csv(self, delta: np.ndarray, scale: float, labels: np.ndarray, classes: list[str] | None = None,
             paths: list[str] | None = None, known: np.ndarray | None = None) -> str:
         """One row per member, most collapsed first (drop count #{t : Δ < τ} down, then mean Δ up): ``COLUMNS`` —

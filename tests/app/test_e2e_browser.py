@@ -15,6 +15,7 @@ since a shared CI machine's load is not the app's doing. Skips when Chromium or 
 """
 from __future__ import annotations
 
+import csv
 import os
 import socket
 import statistics
@@ -26,6 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -570,6 +572,51 @@ def test_investigate_a_model_in_the_browser(server, browser, user_case, tmp_path
     pg.close()
 
 
+def review_file(pg, row: int) -> str:
+    """The file of the review table's row ``row`` (the grid's accessible copy of its cells; the file is column 1)."""
+    return pg.locator(f".st-key-review_table #glide-cell-1-{row}").inner_text().strip()
+
+
+def set_review_status(pg, row: int, status: str) -> None:
+    """Mark row ``row`` of the review table: open its status cell (the last column; rows of 35 px under a 35-px
+    header) and choose ``status``."""
+    grid = pg.locator(".st-key-review_table [data-testid='stDataFrame']")
+    grid.scroll_into_view_if_needed()
+    box = grid.bounding_box()
+    x, y = box["x"] + box["width"] - 30, box["y"] + 35 + 35 * row + 17
+    pg.mouse.dblclick(x, y)
+    pg.wait_for_timeout(300)
+    if not pg.get_by_role("option", name=status).count():  # the editor opened closed
+        pg.mouse.click(x, y)
+    pg.get_by_role("option", name=status).click()
+    pg.wait_for_function(f"() => (document.querySelector('.st-key-review_table #glide-cell-7-{row}') || {{}})"
+                         f".innerText === '{status}'", timeout=30_000)
+
+
+def click_until(pg, button: str, shown: str, tries: int = 3) -> None:
+    """Click ``button`` once the app is idle until ``shown`` appears: a click that lands while the grid's last edit
+    is still rerunning the page can be lost (the grid and the button both trigger a rerun)."""
+    for attempt in range(tries):
+        pg.wait_for_selector("[data-testid='stStatusWidget']", state="detached", timeout=SLOW)
+        pg.click(button)
+        try:
+            pg.wait_for_selector(shown, timeout=20_000)
+            return
+        except sync_api.TimeoutError:
+            if attempt == tries - 1:
+                raise
+
+
+def download_rows(pg, path: Path, button: str = ".st-key-flagged_csv button", expander: str | None = None) -> list:
+    """The rows of a CSV the page hands out (``expander``: the title of the expander to open first)."""
+    if expander:
+        pg.locator("[data-testid='stExpander'] summary", has_text=expander).first.click()
+    with pg.expect_download(timeout=SLOW) as download:
+        pg.click(button)
+    download.value.save_as(path)
+    return list(csv.DictReader(path.open()))
+
+
 def investigate(pg, user_case, tmp_path):
     pg.locator(".st-key-start button", has_text="Investigate a model").click()
     pg.wait_for_selector(".st-key-investigate button")
@@ -583,6 +630,19 @@ def investigate(pg, user_case, tmp_path):
     for key, file in (("case_weights_upload", "weights"), ("case_query_upload", "query")):  # a submit during an
         pg.wait_for_selector(f".st-key-{key} >> text={Path(user_case[file]).name}")     # upload is lost
     pg.wait_for_selector(".st-key-investigate button:not([disabled])")
+    # A refusal at a projector's 1280×720 (model code that is not there): in view, wherever the button sat.
+    pg.set_viewport_size({"width": 1280, "height": 720})
+    pg.locator(".st-key-case_code input").fill(str(ROOT / "tests" / "case" / "no_such_model.py") + ":build")
+    pg.locator(".st-key-case_code input").press("Tab")
+    pg.click(".st-key-investigate button")
+    toast = pg.locator("[data-testid='stToast']").first
+    toast.wait_for(timeout=SLOW)
+    box = toast.bounding_box()
+    assert "no_such_model" in toast.inner_text() and box["y"] >= 0 and box["y"] + box["height"] <= 720, box
+    pg.set_viewport_size({"width": 1400, "height": 900})
+    pg.locator(".st-key-case_code input").fill(str(ROOT / "tests" / "case" / "user_model.py") + ":build")
+    pg.locator(".st-key-case_code input").press("Tab")
+    pg.wait_for_selector(".st-key-investigate button:not([disabled])")
     pg.click(".st-key-investigate button")
     pg.wait_for_selector(".st-key-case_prediction .main-svg", timeout=SLOW)
     no_exception(pg)
@@ -593,17 +653,57 @@ def investigate(pg, user_case, tmp_path):
     pg.wait_for_selector(".st-key-review_table [data-testid='stDataFrame']")  # the review table of the flagged files
     pg.wait_for_selector(".st-key-verdict >> text=Verdict: POISONED", timeout=SLOW)
     shot(pg, "10-investigate-influence")
+    # Δ refined, then the review: the two images with most drops dismissed, the others confirmed.
+    pg.locator(".st-key-det_rule button", has_text="Δ refined").click()
+    pg.wait_for_selector(".st-key-refined_steps", timeout=SLOW)
+    caption = pg.locator("text=/\\d+ flagged by Δ refined at τ/").first
+    caption.wait_for(timeout=SLOW)
+    n = int(caption.inner_text().split()[0])
+    dismissed = {review_file(pg, row) for row in (0, 1)}
+    for row in (0, 1):
+        set_review_status(pg, row, "dismissed")
+    pg.wait_for_selector("text=0 confirmed · 2 dismissed")  # the marks reached the server
+    click_until(pg, ".st-key-review_confirm_all button", f"text={n - 2} confirmed · 2 dismissed")
+    flagged_csv = download_rows(pg, tmp_path / "influence.csv", expander="The flagged set")
+    assert len(flagged_csv) == n and {r["path"] for r in flagged_csv if r["review"] == "dismissed"} == dismissed
+    assert sum(r["review"] == "confirmed" for r in flagged_csv) == n - 2
+    # Another test image, then this one again: the analyst's model and weights stay; the marks come back.
+    other = tmp_path / "other.png"
+    Image.fromarray(user_case["triggered"][1].transpose(1, 2, 0)).save(other)
+    for query in (other, user_case["query"]):
+        pg.locator("[data-testid='stSidebarNav'] a", has_text="Experiment").first.click()
+        pg.wait_for_selector(".st-key-case_query_upload")
+        pg.locator(".st-key-case_query_upload input[type=file]").set_input_files(str(query))
+        pg.wait_for_selector(f".st-key-case_query_upload >> text={Path(query).name}")
+        pg.wait_for_selector(".st-key-investigate button:not([disabled])")
+        pg.click(".st-key-investigate button")
+        pg.wait_for_selector(f"[data-testid='stSidebarUserContent'] >> text=test image: uploaded {Path(query).name}",
+                             timeout=SLOW)
+        pg.wait_for_selector(".st-key-case_prediction .main-svg", timeout=SLOW)
+        assert f"weights: uploaded {Path(user_case['weights']).name}" in sidebar(pg)  # never "trained here"
+    goto(pg, "Influence", SLOW)
+    pg.wait_for_selector(f"text={n - 2} confirmed · 2 dismissed", timeout=SLOW)
     pg.locator("[data-testid='stSidebarNav'] a", has_text="Unlearn").first.click()
     pg.wait_for_selector(".st-key-run_unlearn button")
+    chosen = pg.locator(".st-key-unlearn_source").evaluate(
+        "e => e.innerText + ' ' + [...e.querySelectorAll('input')].map(i => i.value).join(' ')")
+    assert f"the {n - 2} images confirmed" in chosen, chosen  # the Unlearn page's default
     pg.click(".st-key-run_unlearn button")
     pg.wait_for_selector(READY["Unlearn"], timeout=SLOW)
     no_exception(pg)
     result = text(pg, ".st-key-unlearn_result")
     assert "Test image" in result and "Poison success" not in result  # no ground truth here
+    assert "Removed" in result and str(n - 2) in result
+    unlearned = download_rows(pg, tmp_path / "unlearn.csv", button=".st-key-download_flagged button")
+    assert {r["path"] for r in unlearned} == {r["path"] for r in flagged_csv if r["review"] == "confirmed"}
     with pg.expect_download(timeout=SLOW) as download:
         pg.click(".st-key-download_report button")
     report = tmp_path / "report.html"
     download.value.save_as(report)
+    page = report.read_text()
+    kept = page.split("Dismissed by the analyst")[1]
+    assert f"{n - 2} confirmed, 2 dismissed" in page and all(f in kept for f in dismissed)
+    assert f"<td>EU</td><td>{n - 2}</td>" in page
     shot(pg, "11-investigate-unlearn")
     # The report opens offline: every request leaving the file is refused, and its charts still draw.
     context = pg.context.browser.new_context()

@@ -165,3 +165,33 @@ def test_torchvision_spec_builds_with_the_data_classes_and_reads_weights():
     load_weights_into(arch.weights_part(arch.build(3, torch.zeros(3), torch.ones(3), "imagenet"), "imagenet"),
                       weights_to_bytes(part))
     assert np.isfinite(model(torch.rand(1, 3, 32, 32)).detach().numpy()).all()
+
+
+@pytest.mark.slow
+def test_the_report_and_unlearning_follow_the_analysts_reviewed_set(case):
+    """The app hands its suspect set (with the review's marks) to the report: unlearning removes it but the dismissed
+    images, which the report shows apart as kept; the CSV carries each mark."""
+    from deltainf.case import Case
+    from deltainf.config import CaseConfig
+    from deltainf.evaluation.case_report import investigate, suspect_set
+    from deltainf.evaluation.html_report import render
+
+    cfg = CaseConfig(data_root=str(case["root"]), model=MODEL, weights=str(case["weights"]), query=str(case["query"]),
+                     image_size=16, cache_dir=str(case["base"] / "cache"), unlearn=("eu",))
+    c = Case(cfg)
+    suspects = suspect_set(c)
+    members = np.flatnonzero(suspects.members)
+    assert len(members) > 5 and suspects.flagged_by.startswith("delta_refined")  # the verdict: poisoned
+    paths = c.data.train_paths
+    suspects.marks = {int(members[0]): "confirmed", int(members[1]): "dismissed", int(members[2]): "dismissed"}
+    r = investigate(c, suspects=suspects)
+    assert r["suspects"] == {"flagged_by": suspects.flagged_by, "n_flagged": len(members),
+                             "n_removed": len(members) - 2, "confirmed": 1, "dismissed": 2, "added": 0}
+    assert r["unlearn"]["eu"]["removed"] == len(members) - 2
+    page = render(c, r, suspects)
+    kept = page.split("Dismissed by the analyst")[1]
+    assert "1 confirmed, 2 dismissed" in page and paths[members[1]] in kept and paths[members[2]] in kept
+    assert paths[members[3]] not in kept and f"{paths[members[0]]} · " in page
+    rows = {row["path"]: row["review"] for row in csv.DictReader(io.StringIO(
+        suspects.csv(c.investigation.delta("full"), 1.0, c.data.y_train.numpy(), c.data.classes, paths)))}
+    assert rows[paths[members[0]]] == "confirmed" and rows[paths[members[1]]] == "dismissed"
