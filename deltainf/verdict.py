@@ -13,9 +13,11 @@ evidence:
   model gives the control images another label (a dirty-label poison is an image of another class).
 
 The evidence is ``flip / flip_unit + relabelling / relabel_unit``; the verdict is *poisoned* when the test image
-leaves y once the suspects are gone and the evidence reaches ``verdict_threshold`` — or, when nothing but their
-likeness to the test image set the suspects apart (no stamp, texture or relabelling a trigger leaves: a split always
-finds two groups, and behind an honest mistake a cluster of look-alikes holds the test image up as well),
+leaves y once the suspects are gone and the evidence reaches ``verdict_threshold`` — ``verdict_threshold_perturbed``
+when they carry a perturbation the test image does not (clean-label poisons are images of y: no model relabels
+them, and the flip alone speaks) — or, when nothing but their
+likeness to the test image set the suspects apart (no stamp, texture, perturbation or relabelling a trigger leaves: a
+split always finds two groups, and behind an honest mistake a cluster of look-alikes holds the test image up as well),
 ``verdict_threshold_untraced``. No ground truth is read.
 """
 from __future__ import annotations
@@ -40,6 +42,10 @@ FLIP_UNIT, RELABEL_UNIT = 8.0, 0.25
 #: The most of a label's images the suspects may hold: removing more removes the label itself, and the test image
 #: then leaves it whatever held it up; and the control is drawn from the rest.
 MAX_SHARE = 1 / 2
+#: A relabelling is a trigger's trace when the model without the suspects sends at least this share of them to one
+#: class (dirty-label poisons of one victim class go back together); ambiguous images of y drawn to one look-alike
+#: class go there less coherently, and an honest mistake can have a group of them.
+COHERENT = 0.9
 
 
 @dataclass(frozen=True)
@@ -48,12 +54,19 @@ class VerdictOptions:
                                            "relabelling in units of a quarter of the suspects, each beyond a random "
                                            "control of the same size) at which the verdict says poisoned when the "
                                            "suspects carry a trace of a trigger (a stamp or texture shared with the "
-                                           "test image, a label a model without them does not learn)",
+                                           "test image, a perturbation it does not carry, a label a model without "
+                                           "them does not learn)",
                                       kind="positive")
     verdict_threshold_untraced: float = option(4.0, "the evidence of poisoning at which the verdict says poisoned when "
                                                     "nothing but their likeness to the test image set the suspects "
-                                                    "apart (no stamp, texture or relabelling a trigger leaves)",
+                                                    "apart (no stamp, texture, perturbation or relabelling a "
+                                                    "trigger leaves)",
                                                kind="positive")
+    verdict_threshold_perturbed: float = option(0.5, "the evidence of poisoning at which the verdict says poisoned "
+                                                     "when the suspects carry a perturbation the test image does not "
+                                                     "(clean-label poisons keep their labels, so the flip speaks alone: "
+                                                     "0.5 is 4 logits of margin beyond the random control)",
+                                                kind="positive")
     despite_verdict: bool = option(False, "flag and unlearn even when the verdict finds no evidence of poisoning "
                                           "(otherwise the suspect set is then empty and nothing is unlearned)")
 
@@ -163,13 +176,27 @@ def verdict_of(inv) -> Verdict:
     with t.timed("verdict_s"), inv.reporter.within("verdict"):
         refined = inv.detect("delta_refined")
         suspected = at_most_share(refined.flagged, delta_matrix(inv.scores("full")), labels, y)
-        trace = refined.params.get("trace")
+        trace = trace_of(refined.params)
         verdict = judge(suspected, labels, y, c.seed, query_margin(inv, inv.model.module),
-                        _without(inv.unlearning, np.zeros_like(suspected)),
-                        c.verdict_threshold if trace else c.verdict_threshold_untraced)
+                        _without(inv.unlearning, np.zeros_like(suspected)), threshold_for(trace, c))
     t.seconds["unlearn_s"] = unlearning  # the models it retrained are the verdict's time, not unlearning's
     verdict.parts.update(suspects_by=refined.params.get("by", ""), trace=trace or "")
     return verdict
+
+
+def trace_of(params: dict) -> str | None:
+    """The trace of a trigger the refined rule's group carries (its ``params``): stamp, texture, perturbed or
+    relabelled — the last only when the relabelling is coherent (:data:`COHERENT`); None for none."""
+    trace = params.get("trace") or None
+    return None if trace == "relabelled" and params.get("agreement", 1.0) < COHERENT else trace
+
+
+def threshold_for(trace: str | None, config) -> float:
+    """The evidence the verdict asks of suspects set apart by ``trace`` (the refined rule's: stamp, texture, perturbed,
+    relabelled; none for the likeness split)."""
+    if trace == "perturbed":
+        return config.verdict_threshold_perturbed
+    return config.verdict_threshold if trace else config.verdict_threshold_untraced
 
 
 def judge_fresh_round(stage, module, removed: np.ndarray, scores: np.ndarray, tau: float, k: int) -> Verdict:

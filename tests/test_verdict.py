@@ -11,7 +11,7 @@ import torch
 
 from deltainf.cli import main
 from deltainf.suspicion.suspects import COLUMNS
-from deltainf.verdict import at_most_share, control, judge
+from deltainf.verdict import at_most_share, control, judge, threshold_for, trace_of
 
 
 def test_judge_weighs_the_suspects_against_a_control_of_the_same_size():
@@ -37,6 +37,21 @@ def test_judge_weighs_the_suspects_against_a_control_of_the_same_size():
     assert not v.poisoned and v.score == 0.0 and "no more than" in v.reason
     empty = judge(np.zeros(60, bool), labels, 1, 0, 4.0, without, 2.5)
     assert not empty.poisoned and empty.parts["n_suspects"] == 0
+
+
+def test_the_bar_follows_the_trace_the_suspects_carry():
+    """A stamp, a texture or a coherent relabelling: the traced bar; a perturbation the test image lacks (clean-label
+    poisons keep their labels): the flip alone; a relabelling that scatters (ambiguous images of y drawn to a
+    look-alike class) or a likeness split: the untraced bar."""
+    from deltainf.config import Config
+
+    c = Config()
+    bars = {name: threshold_for(trace_of(params), c) for name, params in {
+        "stamp": {"trace": "stamp"}, "texture": {"trace": "texture"}, "perturbed": {"trace": "perturbed"},
+        "coherent": {"trace": "relabelled", "agreement": 0.97}, "scattered": {"trace": "relabelled", "agreement": 0.82},
+        "likeness split": {"by": "likeness split"}}.items()}
+    assert bars == {"stamp": 2.5, "texture": 2.5, "perturbed": 0.5, "coherent": 2.5, "scattered": 4.0,
+                    "likeness split": 4.0}
 
 
 def test_the_suspects_are_images_of_the_label_at_most_half_of_them_the_most_collapsed_first():

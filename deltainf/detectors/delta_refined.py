@@ -7,8 +7,10 @@ are flat. When the images of y fall into two well-separated groups by the share 
 (``stamp_separation``), the upper group is kept: a trigger is carried whole or not at all, where the likeness of
 natural images is a matter of degree. A pattern mixed into the whole image (a blended trigger) leaves no pixel alike
 on natural images, but its fine texture: the images of y whose texture correlates with the test image's
-(:func:`~deltainf.suspicion.stamp.shared_texture`) are kept on the same condition. Otherwise (a smooth trigger,
-clean-label poisons) models trained without the candidates decide.
+(:func:`~deltainf.suspicion.stamp.shared_texture`) are kept on the same condition. Clean-label poisons carry no
+trigger of the test image's, but an ε-bounded perturbation raises their fine-texture energy far above a typical
+image's and the (clean) test image's: that group of candidates is kept too (:func:`~deltainf.suspicion.stamp.perturbed`).
+Otherwise (a smooth trigger, poisons without a perturbation) models trained without the candidates decide.
 
 Influence collapse also catches clean training images of the test image's label y: they supported y, and a copy
 with a random label no longer needs them. The two differ in what a model trained WITHOUT them makes of them: a
@@ -37,7 +39,7 @@ Whichever test decided, its group is put to the test image itself: a model retra
 must no longer give the test image y. When it still does, poisons are left among the other candidates (a smooth
 trigger the relabelling model learns back, likeness spread over both groups): the τ/k rule's flags of y are added
 to the group, since unlearning only the group would leave the backdoor. A group set apart by a trace a trigger
-leaves (the stamp, the texture, the relabelling) that passes carries it in ``params["trace"]``; the likeness split
+leaves (the stamp, the texture, the perturbation, the relabelling) that passes carries it in ``params["trace"]``; the likeness split
 leaves none (it always finds two groups), and the verdict asks more of what it keeps.
 
 The candidates are the τ/k rule's flags with τ raised to 0 when it is lower (the refinement removes the clean
@@ -57,7 +59,7 @@ from ..options import option
 from ..suspicion import SuspicionOptions
 from ..suspicion.likeness import kin, likeness, likeness_split
 from ..suspicion.relabel import agreement, dirty_label, relabelling_rounds
-from ..suspicion.stamp import shared_stamp, shared_texture
+from ..suspicion.stamp import perturbed, shared_stamp, shared_texture
 from . import Detection, DetectorInput, delta_rule, register
 
 
@@ -75,6 +77,10 @@ class RefinedSettings(SuspicionOptions):
                                           "pixels the candidates carry (their texture's correlation with the test "
                                           "image's) splits into two groups this far apart (between-group share of the "
                                           "variance; 1: carried whole or not at all)", kind="probability")
+    perturbation_z: float = option(1.5, "Δ refined: the candidates whose fine-texture energy splits above the rest "
+                                        "are a perturbed group (clean-label poisons) when their least energy lies "
+                                        "this many robust standard deviations above the training set's median (and "
+                                        "their mean is 1.3 times the test image's)", kind="positive")
 
 
 def steps(params: dict, n_flagged: int, classes: list[str]) -> list[dict]:
@@ -93,15 +99,20 @@ def steps(params: dict, n_flagged: int, classes: list[str]) -> list[dict]:
         told.append({"step": "their look-alikes", "count": params["n_kin"],
                       "what": "other images of the test image's label at least as like the test image as the "
                               "candidates are"})
-    if "stamp_cut" in params or "texture_cut" in params:
+    if "stamp_cut" in params or "texture_cut" in params or "perturbation_cut" in params:
         stamp = "stamp_cut" in params
-        told.append({"step": "the shared stamp" if stamp else "the shared texture",
+        told.append({"step": "the shared stamp" if stamp else "the shared texture" if "texture_cut" in params
+                     else "the perturbation",
                       "count": params["stamp_pixels"] if stamp else None,
                       "what": (f"pixels the candidates share with the test image and almost no other image has; "
                                f"the images carrying them split from the rest at {params['stamp_separation']:.0%} of "
                                f"the variance" if stamp else
                                f"fine texture correlated with the test image's (≥ {params['texture_cut']:.2f}), "
-                               f"split at {params['texture_separation']:.0%} of the variance") +
+                               f"split at {params['texture_separation']:.0%} of the variance"
+                               if "texture_cut" in params else
+                               f"fine-texture energy of at least {params['perturbation_cut']:.1f} grey levels, far "
+                               f"above a typical training image's and the test image's: ε-bounded perturbations "
+                               f"(clean-label poisons)") +
                               " — no model trained"})
         told.append({"step": "given back", "count": params["n_dropped_as_unstamped"],
                       "what": "candidates that do not carry it"})
@@ -144,8 +155,8 @@ def steps(params: dict, n_flagged: int, classes: list[str]) -> list[dict]:
 @register("delta_refined", label="Δ-Influence, refined", order=5, settings=RefinedSettings, modes=("full",),
           features=True, images=True, retrains=True, explain=steps,
           help="Δ-Influence refined: the images of the test image's label that carry the pixels it shares with the "
-               "collapsed points and no other image has (a stamped trigger), or its fine texture (a blended one); "
-               "without either, the collapsed "
+               "collapsed points and no other image has (a stamped trigger), or its fine texture (a blended one), "
+               "or a perturbation it does not carry (clean-label poisons); without any, the collapsed "
                "points a model trained without them labels otherwise, or when that check cannot decide, the ones most "
                "like the test image (likeness split); with the τ/k rule's flags of the test image's label when a "
                "model retrained without that group still misclassifies it")
@@ -202,6 +213,15 @@ def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
                 "texture_cut": round(texture.cut, 4),
                 "n_dropped_as_unstamped": int((pool & ~carriers).sum()),
                 "n_stamped_beyond_candidates": int((carriers & ~pool).sum())}))
+    noisy = None if inputs.images is None or inputs.query_image is None else perturbed(
+        inputs.images, inputs.query_image, pool & (labels == y), inputs.seed, s.perturbation_z)
+    if noisy is not None:
+        carriers = noisy.carriers(labels, y)
+        return confirmed(Detection("delta_refined", carriers, np.where(labels == y, noisy.carried, -1.0), {
+            **params, "by": "a perturbation the test image does not carry", "trace": "perturbed",
+            "perturbation_cut": round(noisy.cut, 3), "perturbation_separation": round(noisy.separation, 3),
+            "n_dropped_as_unstamped": int((pool & ~carriers).sum()),
+            "n_stamped_beyond_candidates": int((carriers & ~pool).sum())}))
     history = relabelling_rounds(pool, labels, inputs.predict_without, s.refined_rounds, kin_of)
     suspects, predicted = history[-1]
     params["suspects_per_round"] = [int(still.sum()) for still, _ in history]

@@ -1,4 +1,5 @@
-"""A stamped trigger: pixels the suspected images share with the test image and almost no other training image has.
+"""A stamped trigger: pixels the suspected images share with the test image and almost no other training image has;
+and the traces of triggers that leave no such pixel — a pattern's fine texture, an ε-bounded perturbation.
 
 A patch trigger is stamped verbatim on every poison and on the test image; an additive one leaves the same values
 where the images themselves are flat (a digit's black background). Where the candidates of the test image's label
@@ -25,6 +26,12 @@ OF_STRONGEST = 0.5
 #: A stamp has at least this many pixels: one pixel is carried whole or not at all whatever it is, so a split on it
 #: proves nothing (a value many images share by chance, a clipped perturbation).
 MIN_PIXELS = 2
+#: A perturbed group holds at least this many candidates: a few warped or noisy images of the label (an attack's
+#: regularisation samples, a scan's artefacts) do not make one …
+MIN_PERTURBED = 10
+#: … and carries at least this many times the test image's fine-texture energy (a clean-label attack's test image is
+#: itself unperturbed; a trigger the test image carries is the stamp's or the texture's to find).
+OVER_QUERY = 1.3
 
 
 @dataclass
@@ -96,3 +103,35 @@ def shared_texture(images, query: torch.Tensor, candidates: np.ndarray, seed: in
     carried = np.concatenate([(fine_texture(block) @ q).numpy() for block in chunks(images)]).astype(np.float64)
     split = two_means(carried[candidates], seed)
     return None if split is None else Stamp(np.ones(tuple(query.shape[-2:]), dtype=bool), carried, *split)
+
+
+def texture_energy(images) -> np.ndarray:
+    """Each image's fine-texture energy (N,): the mean |image − its 3×3 local mean| over pixels and channels, in grey
+    levels — what an ε-bounded perturbation adds everywhere, where a natural image has it at its edges."""
+    out = []
+    for block in chunks(images):
+        x = block.float()
+        smooth = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, 1)
+        out.append((x - smooth).abs().flatten(1).mean(1).numpy())
+    return np.concatenate(out).astype(np.float64)
+
+
+def perturbed(images, query: torch.Tensor, candidates: np.ndarray, seed: int, z: float) -> Stamp | None:
+    """The ``candidates`` that carry a perturbation the test image ``query`` does not (clean-label poisons): their
+    :func:`texture_energy` split by 2-means; the upper group stands when it holds at least :data:`MIN_PERTURBED`
+    images, its least energy lies ``z`` robust standard deviations (1.4826 × the median absolute deviation) above the
+    training set's median, and its mean is :data:`OVER_QUERY` times the test image's. A stamp over the whole image
+    (``carried``: each image's energy); None otherwise."""
+    if candidates.sum() < MIN_PERTURBED:
+        return None
+    energy = texture_energy(images)
+    split = two_means(energy[candidates], seed)
+    if split is None:
+        return None
+    upper = candidates & (energy >= split[0])
+    median = np.median(energy)
+    spread = 1.4826 * np.median(np.abs(energy - median))
+    own = texture_energy(torch.as_tensor(query)[None])[0]
+    if upper.sum() < MIN_PERTURBED or split[0] < median + z * spread or energy[upper].mean() < OVER_QUERY * own:
+        return None
+    return Stamp(np.ones(tuple(query.shape[-2:]), dtype=bool), energy, *split)

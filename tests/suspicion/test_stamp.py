@@ -1,7 +1,8 @@
 """The stamp the candidates share with the test image: found where a trigger is stamped on real images (the paper's
 BadNet patch on digits and on CIFAR-10, the frequency trigger on the digits' black background), its carriers exactly
 the poisons; not found among natural look-alikes of the test image that carry no trigger. The shared fine texture
-likewise: a blended trigger on CIFAR-10 (no pixel alike), none among natural look-alikes."""
+likewise: a blended trigger on CIFAR-10 (no pixel alike), none among natural look-alikes. And a perturbation the
+test image does not carry (clean-label poisons): found on the digits, not among natural look-alikes."""
 from __future__ import annotations
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 from cifar_folder import NPZ, cifar_images
 from deltainf import Config
 from deltainf.data import load_dataset
-from deltainf.suspicion.stamp import shared_stamp, shared_texture
+from deltainf.suspicion.stamp import perturbed, shared_stamp, shared_texture
 from deltainf.experiment import plant
 
 CPU = torch.device("cpu")
@@ -122,3 +123,44 @@ def test_a_blended_trigger_on_cifar_leaves_no_stamp_but_its_texture(cifar):
         near = _candidates(x, labels, x[members[0]], np.zeros(len(labels), bool), c, 80)
         near[members[0]] = False
         assert shared_texture(x, x[members[0]], near, seed=0).separation < 0.9, c
+
+
+def _perturb(x: torch.Tensor, eps: int, seed: int) -> torch.Tensor:
+    """``x`` (uint8) with an ε-bounded perturbation (uniform in ±``eps`` grey levels, as a brewed one is bounded)."""
+    g = torch.Generator().manual_seed(seed)
+    noise = torch.randint(-eps, eps + 1, x.shape, generator=g)
+    return (x.to(torch.int16) + noise).clamp(0, 255).to(torch.uint8)
+
+
+def test_a_perturbation_the_test_image_lacks_marks_clean_label_poisons(digits):
+    """30 images of y perturbed within ±24 grey levels (Witches' Brew on the digits: ±40) among 40 clean look-alikes
+    of a clean test image: the perturbed group is found and its carriers hold every poison; not with the perturbation
+    gone, nor with a handful of perturbed images, nor when the test image carries the same perturbation (then it is
+    no clean-label attack)."""
+    x, labels = digits.x_train.clone(), digits.y_train.numpy()
+    query = digits.x_test[int(np.flatnonzero(digits.y_test.numpy() == 3)[0])]  # a clean image of another class
+    poisons = np.zeros(len(labels), bool)
+    poisons[np.flatnonzero(labels == 5)[:30]] = True
+    xp = x.clone()
+    xp[torch.from_numpy(poisons)] = _perturb(x[torch.from_numpy(poisons)], 24, seed=0)
+    cand = _candidates(xp, labels, query, poisons, 5, 40)
+    found = perturbed(xp, query, cand, seed=0, z=1.5)
+    carriers = found.carriers(labels, 5)  # every image of y above the cut: the poisons, and few clean ones
+    assert found is not None and (carriers >= poisons).all() and poisons.sum() >= 0.8 * carriers.sum(), carriers.sum()
+    assert perturbed(x, query, cand, seed=0, z=1.5) is None           # the same images, unperturbed
+    few = np.zeros(len(labels), bool)
+    few[np.flatnonzero(poisons)[:5]] = True
+    xf = x.clone()
+    xf[torch.from_numpy(few)] = xp[torch.from_numpy(few)]
+    assert perturbed(xf, query, _candidates(xf, labels, query, few, 5, 40), seed=0, z=1.5) is None
+    assert perturbed(xp, _perturb(query, 24, seed=1), cand, seed=0, z=1.5) is None
+
+
+def test_natural_look_alikes_are_no_perturbed_group(cifar):
+    x, labels = cifar
+    for c in range(10):  # the images of a class nearest one of its images: textured or smooth, by degrees
+        members = np.flatnonzero(labels == c)
+        for m in members[:3]:
+            near = _candidates(x, labels, x[m], np.zeros(len(labels), bool), c, 80)
+            near[m] = False
+            assert perturbed(x, x[m], near, seed=0, z=1.5) is None, (c, m)
