@@ -9,8 +9,9 @@ natural images is a matter of degree. A pattern mixed into the whole image (a bl
 on natural images, but its fine texture: the images of y whose texture correlates with the test image's
 (:func:`~deltainf.suspicion.stamp.shared_texture`) are kept on the same condition. Clean-label poisons carry no
 trigger of the test image's, but an ε-bounded perturbation raises their fine-texture energy far above a typical
-image's and the (clean) test image's: that group of candidates is kept too (:func:`~deltainf.suspicion.stamp.perturbed`).
-Otherwise (a smooth trigger, poisons without a perturbation) models trained without the candidates decide.
+image's and the (clean) test image's: that group of candidates is kept too
+(:func:`~deltainf.suspicion.stamp.perturbed`). Otherwise (a smooth trigger, poisons without a perturbation) models
+trained without the candidates decide.
 
 Influence collapse also catches clean training images of the test image's label y: they supported y, and a copy
 with a random label no longer needs them. The two differ in what a model trained WITHOUT them makes of them: a
@@ -39,8 +40,8 @@ Whichever test decided, its group is put to the test image itself: a model retra
 must no longer give the test image y. When it still does, poisons are left among the other candidates (a smooth
 trigger the relabelling model learns back, likeness spread over both groups): the τ/k rule's flags of y are added
 to the group, since unlearning only the group would leave the backdoor. A group set apart by a trace a trigger
-leaves (the stamp, the texture, the perturbation, the relabelling) that passes carries it in ``params["trace"]``; the likeness split
-leaves none (it always finds two groups), and the verdict asks more of what it keeps.
+leaves (the stamp, the texture, the perturbation, the relabelling) that passes carries it in ``params["trace"]``;
+the likeness split leaves none (it always finds two groups), and the verdict asks more of what it keeps.
 
 The candidates are the τ/k rule's flags with τ raised to 0 when it is lower (the refinement removes the clean
 points itself, so it starts from every point whose influence falls on T − k copies at all), and their kin
