@@ -15,9 +15,9 @@ evidence:
 The evidence is ``flip / flip_unit + relabelling / relabel_unit``; the verdict is *poisoned* when the test image
 leaves y once the suspects are gone and the evidence reaches ``verdict_threshold`` — ``verdict_threshold_perturbed``
 when they carry a perturbation the test image does not (clean-label poisons are images of y: no model relabels
-them, and the flip alone speaks) — or, when nothing but their
-likeness to the test image set the suspects apart (no stamp, texture, perturbation or relabelling a trigger leaves: a
-split always finds two groups, and behind an honest mistake a cluster of look-alikes holds the test image up as well),
+them, and the flip alone speaks) — or, when nothing but their likeness to the test image set the suspects apart (no
+stamp, texture, perturbation or coherent relabelling a trigger leaves: a split always finds two groups, and behind an
+honest mistake a cluster of look-alikes holds the test image up as well),
 ``verdict_threshold_untraced``. No ground truth is read.
 """
 from __future__ import annotations

@@ -217,7 +217,7 @@ for col, (m, r) in zip(cols[1:], done.items()):
                         help="Loads into the same model: " + ("pass it as the weights of your model." if case else
                              "on the Experiment page (Weights file) to continue from the unlearned model."))
 if case:
-    at = (last.tau, last.k) if last.source.split(":")[0] in (TUNED, CONFIRMED, REFINED) \
+    at = (last.tau, last.k) if origin in (TUNED, CONFIRMED, REFINED) \
         else (exp.config.tau, exp.config.k)  # a registry detector's run re-checked at the engine's τ/k
     cols[-1].download_button("Report (HTML)", case_report_html(exp, *at, last.methods, last.until_clean,
                                                                last.escalate, suspects),

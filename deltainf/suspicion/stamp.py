@@ -82,13 +82,16 @@ def shared_stamp(images, query: torch.Tensor, candidates: np.ndarray, rest: np.n
     return None if split is None else Stamp(pixels, carried, *split)
 
 
-def fine_texture(x: torch.Tensor) -> torch.Tensor:
-    """Each image's fine texture: uint8 (N, C, H, W) minus its 3×3 local mean, flattened, centred and scaled to unit
-    length (N, C·H·W) — what a pattern mixed into the whole image (a blended trigger) adds, and what two different
-    natural images hardly share."""
+def residual(x: torch.Tensor) -> torch.Tensor:
+    """uint8 images (N, C, H, W) minus their 3×3 local mean (edges replicated), flattened (N, C·H·W), in grey levels."""
     x = x.float()
-    smooth = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, 1)
-    r = (x - smooth).flatten(1)
+    return (x - F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, 1)).flatten(1)
+
+
+def fine_texture(x: torch.Tensor) -> torch.Tensor:
+    """Each image's fine texture: its :func:`residual`, centred and scaled to unit length (N, C·H·W) — what a pattern
+    mixed into the whole image (a blended trigger) adds, and what two different natural images hardly share."""
+    r = residual(x)
     r = r - r.mean(1, keepdim=True)
     return r / r.norm(dim=1, keepdim=True).clamp_min(1e-8)
 
@@ -108,12 +111,7 @@ def shared_texture(images, query: torch.Tensor, candidates: np.ndarray, seed: in
 def texture_energy(images) -> np.ndarray:
     """Each image's fine-texture energy (N,): the mean |image − its 3×3 local mean| over pixels and channels, in grey
     levels — what an ε-bounded perturbation adds everywhere, where a natural image has it at its edges."""
-    out = []
-    for block in chunks(images):
-        x = block.float()
-        smooth = F.avg_pool2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), 3, 1)
-        out.append((x - smooth).abs().flatten(1).mean(1).numpy())
-    return np.concatenate(out).astype(np.float64)
+    return np.concatenate([residual(block).abs().mean(1).numpy() for block in chunks(images)]).astype(np.float64)
 
 
 def perturbed(images, query: torch.Tensor, candidates: np.ndarray, seed: int, z: float) -> Stamp | None:
