@@ -14,7 +14,7 @@ error) and one with a blended trigger planted by this script (150 dirty-label po
 With ``--cifar-subset``, the same experiments on a CIFAR-10 subset read through imagefolder (200 images a class, the
 built-in recipe; an attack that does not implant still gives its two honest mistakes).
 
-Prints one row per query (verdict, evidence, its parts, seconds; on poisoned ones the refined rule's and Δ-Influence's
+Prints one row per query (verdict, evidence, its parts — flip, relabelling, transfer — the trace, seconds; on poisoned ones the refined rule's and Δ-Influence's
 TPR / precision and exact unlearning of what is accused) and the false-accusation and miss rates. A triggered test
 image that a model retrained without the poisons still gives the target (the trigger alone fools it: the 16×16
 digits' frequency trigger can) has no poisoning behind it to find; it is marked and counted apart from the misses.
@@ -72,13 +72,15 @@ def row(name: str, poisoned: bool, inv, start: float, truth: np.ndarray | None =
                       + (f", poison success {after['poison_success']:.2f}" if "poison_success" in after else ""))
     print(f"{name:<34} {'poisoned' if poisoned else 'honest':>8} {'POISONED' if v.poisoned else 'no evidence':>11} "
           f"{v.score:>6.2f} {p.get('n_suspects', 0):>5} {p.get('flip', 0):>6.1f} {p.get('relabelling', 0):>6.2f} "
-          f"{time.perf_counter() - start:>6.0f}{found}", flush=True)
+          f"{p.get('transfer', 0):>6.2f} {p.get('trace') or '-':>9} {time.perf_counter() - start:>6.0f}{found}",
+          flush=True)
     return {"poisoned": poisoned, "said": v.poisoned, "caused": caused}
 
 
-def experiment_rows(seeds, attacks, cache: str, data: dict | None = None, name: str = "digits") -> list[dict]:
-    """Each attack's triggered test image and two honest mistakes of its model, on the built-in digits or on the data
-    source ``data`` (Config fields)."""
+def experiment_rows(seeds, attacks, cache: str, data: dict | None = None, name: str = "digits",
+                    honest: bool = True) -> list[dict]:
+    """Each attack's triggered test image and (``honest``) two honest mistakes of its model, on the built-in digits
+    or on the data source ``data`` (Config fields)."""
     out = []
     for attack in attacks:
         for seed in seeds:
@@ -91,7 +93,7 @@ def experiment_rows(seeds, attacks, cache: str, data: dict | None = None, name: 
                 out.append(row(f"{name} {attack} s{seed} triggered", True, exp.investigation, start,
                                exp.poisoned.is_poison))
             d = exp.poisoned.data
-            for kind, i in honest_errors(exp.model, d.x_test, d.y_test.numpy(), exp.device, seed, exp.poisoned.target):
+            for kind, i in [] if not honest else honest_errors(exp.model, d.x_test, d.y_test.numpy(), exp.device, seed, exp.poisoned.target):
                 start = time.perf_counter()
                 honest = Experiment(cfg, store=exp.store, query_image=d.x_test[i])
                 out.append(row(f"{name} {attack} s{seed} {kind}", False, honest.investigation, start))
@@ -175,16 +177,19 @@ def main() -> None:
                     help="also the CIFAR-10 user-style folders, or those named: clean, blended (slow: minutes each)")
     ap.add_argument("--cifar-subset", nargs="?", const="badnet,frequency,blended", default="",
                     help="also these attacks on a CIFAR-10 subset through imagefolder (the built-in recipe; slow)")
+    ap.add_argument("--triggered-only", action="store_true",
+                    help="only the experiments' triggered test images (no honest mistakes; the refined rule's figures)")
     ap.add_argument("--cache-dir", default=None)
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="deltainf-verdict-"))
     cache = a.cache_dir or str(work / "cache")
-    print(f"{'query':<34} {'truth':>8} {'verdict':>11} {'score':>6} {'susp':>5} {'flip':>6} {'relab':>6} {'secs':>6}"
-          "  TPR/precision")
+    print(f"{'query':<34} {'truth':>8} {'verdict':>11} {'score':>6} {'susp':>5} {'flip':>6} {'relab':>6} "
+          f"{'transf':>6} {'trace':>9} {'secs':>6}  TPR/precision")
     attacks = [x for x in a.attacks.split(",") if x]
-    rows = experiment_rows(a.seeds, attacks, cache)
+    rows = experiment_rows(a.seeds, attacks, cache, honest=not a.triggered_only)
     if a.cifar_subset and (subset := cifar_subset(work)):
-        rows += experiment_rows(a.seeds, [x for x in a.cifar_subset.split(",") if x], cache, subset, "cifar subset")
+        rows += experiment_rows(a.seeds, [x for x in a.cifar_subset.split(",") if x], cache, subset, "cifar subset",
+                                not a.triggered_only)
     if a.cifar:
         rows += cifar_rows(a.seeds, cache, work, a.cifar.split(","))
     honest = [r for r in rows if not r["poisoned"]]

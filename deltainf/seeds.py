@@ -29,6 +29,7 @@ STREAMS: dict[str, int | None] = {
     "blended pattern": 73,
     "wanet field": 79,
     "lambda sample": 83,
+    "signal transfer": 89,
     "verdict control": 0x7665,
 }
 

@@ -10,15 +10,19 @@ evidence:
 * **the flip**: a model retrained without the suspects (exact unlearning, the investigation's recipe) moves the
   test image away from y — by how many logits of margin more than a model retrained without the control;
 * **the relabelling**: that model gives the suspects a label other than y — how much more often than the control's
-  model gives the control images another label (a dirty-label poison is an image of another class).
+  model gives the control images another label (a dirty-label poison is an image of another class);
+* **the transfer**: the suspects' shared signal (their mean image minus the training set's) added to images of other
+  labels sends them to y under the model investigated — how much more often than the control's
+  (:mod:`~deltainf.suspicion.transfer`: a trigger acts on any image; no model is retrained). A weak model relabels
+  unseen images of y nearly as often as poisons, so there the relabelling says little and the transfer speaks.
 
-The evidence is ``flip / flip_unit + relabelling / relabel_unit``; the verdict is *poisoned* when the test image
-leaves y once the suspects are gone and the evidence reaches ``verdict_threshold`` — ``verdict_threshold_perturbed``
-when they carry a perturbation the test image does not (clean-label poisons are images of y: no model relabels
-them, and the flip alone speaks) — or, when nothing but their likeness to the test image set the suspects apart (no
-stamp, texture, perturbation or coherent relabelling a trigger leaves: a split always finds two groups, and behind an
-honest mistake a cluster of look-alikes holds the test image up as well),
-``verdict_threshold_untraced``. No ground truth is read.
+The evidence is ``flip / flip_unit + relabelling / relabel_unit + transfer / transfer_unit`` (a transfer below the
+control's counts 0); the verdict is *poisoned* when the test image leaves y once the suspects are gone and the
+evidence reaches ``verdict_threshold`` — ``verdict_threshold_perturbed`` when they carry a perturbation the test
+image does not (clean-label poisons are images of y: no model relabels them, and the flip alone speaks) — or, when
+nothing but their likeness to the test image set the suspects apart (no stamp, texture, perturbation, coherent
+relabelling or transfer a trigger leaves: a split always finds two groups, and behind an honest mistake a cluster of
+look-alikes holds the test image up as well), ``verdict_threshold_untraced``. No ground truth is read.
 """
 from __future__ import annotations
 
@@ -36,6 +40,7 @@ from .models.training import predict_logits
 from .options import option
 from .seeds import seeded
 from .suspicion.likeness import kin
+from .suspicion.transfer import sent_to
 
 #: Logits of margin (the flip) and a share of images (the relabelling) worth one unit of evidence each.
 FLIP_UNIT, RELABEL_UNIT = 8.0, 0.25
@@ -46,26 +51,32 @@ MAX_SHARE = 1 / 2
 #: class (dirty-label poisons of one victim class go back together); ambiguous images of y drawn to one look-alike
 #: class go there less coherently, and an honest mistake can have a group of them.
 COHERENT = 0.9
+#: A share of the images of other labels sent to y (beyond the control's signal) worth one unit of evidence; and the
+#: transfer that is a trigger's trace (the class look of a group of y's images sends at most 0.18 more, measured on
+#: honest mistakes: docs/decisions/0001-verdict.md).
+TRANSFER_UNIT, TRANSFERS = 0.2, 0.4
 
 
 @dataclass(frozen=True)
 class VerdictOptions:
-    verdict_threshold: float = option(2.5, "the evidence of poisoning (flip in units of 8 logits of margin plus "
-                                           "relabelling in units of a quarter of the suspects, each beyond a random "
-                                           "control of the same size) at which the verdict says poisoned when the "
-                                           "suspects carry a trace of a trigger (a stamp or texture shared with the "
-                                           "test image, a perturbation it does not carry, a label a model without "
-                                           "them does not learn)",
+    verdict_threshold: float = option(2.5, "the evidence of poisoning (flip in units of 8 logits of margin, plus "
+                                           "relabelling in units of a quarter of the suspects, plus transfer in units "
+                                           "of a fifth of the images of other labels sent to the test image's label, "
+                                           "each beyond a random control of the same size) at which the verdict says "
+                                           "poisoned when the suspects carry a trace of a trigger (a stamp or texture "
+                                           "shared with the test image, a perturbation it does not carry, a label a "
+                                           "model without them does not learn, a shared signal that sends other "
+                                           "images to that label)",
                                       kind="positive")
     verdict_threshold_untraced: float = option(4.0, "the evidence of poisoning at which the verdict says poisoned when "
                                                     "nothing but their likeness to the test image set the suspects "
-                                                    "apart (no stamp, texture, perturbation or relabelling a "
-                                                    "trigger leaves)",
+                                                    "apart (no stamp, texture, perturbation, relabelling or transfer "
+                                                    "a trigger leaves)",
                                                kind="positive")
     verdict_threshold_perturbed: float = option(0.5, "the evidence of poisoning at which the verdict says poisoned "
                                                      "when the suspects carry a perturbation the test image does not "
-                                                     "(clean-label poisons keep their labels, so the flip speaks alone: "
-                                                     "0.5 is 4 logits of margin beyond the random control)",
+                                                     "(clean-label poisons keep their labels, so the flip speaks "
+                                                     "alone: 0.5 is 4 logits of margin beyond the random control)",
                                                 kind="positive")
     despite_verdict: bool = option(False, "flag and unlearn even when the verdict finds no evidence of poisoning "
                                           "(otherwise the suspect set is then empty and nothing is unlearned)")
@@ -119,15 +130,18 @@ def control(suspected: np.ndarray, labels: np.ndarray, y: int, seed: int,
 
 
 def judge(suspected: np.ndarray, labels: np.ndarray, y: int, seed: int, margin_before: float,
-          without: Callable[[np.ndarray], tuple[float, np.ndarray]], threshold: float,
-          among: np.ndarray | None = None) -> Verdict:
+          without: Callable[[np.ndarray], tuple[float, np.ndarray]], threshold: float | Callable[[float], float],
+          among: np.ndarray | None = None, sends: Callable[[np.ndarray], float] | None = None) -> Verdict:
     """The verdict on the ``suspected`` images of y. ``without(removed) -> (the test image's margin of y, the labels
     of the ``removed`` images)`` under a model retrained without ``removed``; ``margin_before``: the test image's
     margin of y under the model investigated (logit of y minus the log-sum-exp of the others); ``among``: the
-    images the control may be drawn from (default: every image of y)."""
+    images the control may be drawn from (default: every image of y); ``sends(group) -> share``: the share of images
+    of other labels sent to y with the group's shared signal added (:func:`~deltainf.suspicion.transfer.sent_to`;
+    None: no transfer part); ``threshold``: the bar, or a function of the transfer giving it."""
     n, n_y = int(suspected.sum()), int((labels == y).sum())
     if n == 0:
-        return Verdict(False, 0.0, threshold, "no training image of its label collapses: nothing holds it up",
+        return Verdict(False, 0.0, threshold(0.0) if callable(threshold) else threshold,
+                       "no training image of its label collapses: nothing holds it up",
                        {"n_suspects": 0, "n_label": n_y})
     ctrl = control(suspected, labels, y, seed, among)
     m_s, lab_s = without(suspected)
@@ -136,7 +150,6 @@ def judge(suspected: np.ndarray, labels: np.ndarray, y: int, seed: int, margin_b
     flip, relabel = m_c - m_s, relabel_s - relabel_c
     score = flip / FLIP_UNIT + relabel / RELABEL_UNIT
     leaves = m_s < 0
-    poisoned = bool(score >= threshold and leaves)
     parts = {"n_suspects": n, "n_control": int(ctrl.sum()), "n_label": n_y, "margin_before": round(margin_before, 3),
              "margin_without_suspects": round(m_s, 3), "margin_without_control": round(m_c, 3),
              "flip": round(flip, 3), "relabelled_suspects": round(relabel_s, 3),
@@ -144,6 +157,16 @@ def judge(suspected: np.ndarray, labels: np.ndarray, y: int, seed: int, margin_b
     said = (f"without its {n} suspects the test image {'leaves' if leaves else 'keeps'} its label (margin "
             f"{margin_before:+.1f} → {m_s:+.1f}; {m_c:+.1f} without {int(ctrl.sum())} other images of it at random), "
             f"and that model labels {relabel_s:.0%} of them otherwise ({relabel_c:.0%} of the random ones)")
+    transfer = 0.0
+    if sends is not None:
+        sent_s, sent_c = sends(suspected), sends(ctrl)
+        transfer = sent_s - sent_c
+        score += max(transfer, 0.0) / TRANSFER_UNIT
+        parts.update(sent_by_suspects=round(sent_s, 3), sent_by_control=round(sent_c, 3), transfer=round(transfer, 3))
+        said += (f"; their shared signal added to images of other labels sends {sent_s:.0%} of them to it "
+                 f"({sent_c:.0%} with the random ones')")
+    threshold = threshold(transfer) if callable(threshold) else threshold
+    poisoned = bool(score >= threshold and leaves)
     if poisoned:
         return Verdict(True, round(score, 3), threshold, f"a group of its label's images holds it up: {said}", parts)
     why = ("its label's images hold it up no more than any as many of them do" if leaves
@@ -176,24 +199,32 @@ def verdict_of(inv) -> Verdict:
     with t.timed("verdict_s"), inv.reporter.within("verdict"):
         refined = inv.detect("delta_refined")
         suspected = at_most_share(refined.flagged, delta_matrix(inv.scores("full")), labels, y)
-        trace = trace_of(refined.params)
-        verdict = judge(suspected, labels, y, c.seed, query_margin(inv, inv.model.module),
-                        _without(inv.unlearning, np.zeros_like(suspected)), threshold_for(trace, c))
+        module = inv.model.module
+        sends = sent_to(inv.data.x_train, labels, y,
+                        lambda x: predict_logits(module, x, inv.device).argmax(1).numpy(), c.seed)
+        verdict = judge(suspected, labels, y, c.seed, query_margin(inv, module),
+                        _without(inv.unlearning, np.zeros_like(suspected)),
+                        lambda transfer: threshold_for(trace_of(refined.params, transfer), c), sends=sends)
     t.seconds["unlearn_s"] = unlearning  # the models it retrained are the verdict's time, not unlearning's
+    trace = trace_of(refined.params, verdict.parts.get("transfer", 0.0))
     verdict.parts.update(suspects_by=refined.params.get("by", ""), trace=trace or "")
     return verdict
 
 
-def trace_of(params: dict) -> str | None:
+def trace_of(params: dict, transfer: float = 0.0) -> str | None:
     """The trace of a trigger the refined rule's group carries (its ``params``): stamp, texture, perturbed or
-    relabelled — the last only when the relabelling is coherent (:data:`COHERENT`); None for none."""
+    relabelled — the last only when the relabelling is coherent (:data:`COHERENT`); else "transfer" when the group's
+    shared signal sends images of other labels to y (``transfer`` beyond the control's, :data:`TRANSFERS`); None for
+    none."""
     trace = params.get("trace") or None
-    return None if trace == "relabelled" and params.get("agreement", 1.0) < COHERENT else trace
+    if trace == "relabelled" and params.get("agreement", 1.0) < COHERENT:
+        trace = None
+    return trace or ("transfer" if transfer >= TRANSFERS else None)
 
 
 def threshold_for(trace: str | None, config) -> float:
-    """The evidence the verdict asks of suspects set apart by ``trace`` (the refined rule's: stamp, texture, perturbed,
-    relabelled; none for the likeness split)."""
+    """The evidence the verdict asks of suspects set apart by ``trace`` (:func:`trace_of`: stamp, texture, perturbed,
+    relabelled, transfer; none for the likeness split alone)."""
     if trace == "perturbed":
         return config.verdict_threshold_perturbed
     return config.verdict_threshold if trace else config.verdict_threshold_untraced

@@ -39,6 +39,31 @@ def test_judge_weighs_the_suspects_against_a_control_of_the_same_size():
     assert not empty.poisoned and empty.parts["n_suspects"] == 0
 
 
+def test_a_signal_the_suspects_share_that_sends_other_images_to_the_label_is_evidence():
+    """The transfer: the share of images of other labels the suspects' shared signal sends to y, beyond the random
+    control's, adds to the evidence (a transfer below the control's adds nothing); a large one is a trigger's trace."""
+    labels = np.repeat(np.arange(3), 20)
+    suspected = np.zeros(60, bool)
+    suspected[20:26] = True
+    seen = []
+
+    def without(removed):  # the flip alone is weak: a weak model, as on natural images
+        return (-1.0, np.full(removed.sum(), 2)) if removed[20:26].all() else (1.0, np.full(removed.sum(), 2))
+
+    def sends(group):
+        seen.append(group.copy())
+        return 0.9 if group[20:26].all() else 0.1
+
+    v = judge(suspected, labels, 1, 0, 4.0, without, lambda transfer: 2.5 if transfer >= 0.4 else 4.0, sends=sends)
+    assert v.poisoned and v.threshold == 2.5
+    assert v.score == pytest.approx(2 / 8 + 0.8 / 0.2)
+    assert v.parts["sent_by_suspects"] == 0.9 and v.parts["sent_by_control"] == 0.1 and v.parts["transfer"] == 0.8
+    assert np.array_equal(seen[1], control(suspected, labels, 1, 0))  # the same control as the retrained models'
+    assert "sends 90%" in v.reason
+    weaker = judge(suspected, labels, 1, 0, 4.0, without, 2.5, sends=lambda group: 0.1 if group[20:26].all() else 0.3)
+    assert weaker.score == pytest.approx(2 / 8) and weaker.parts["transfer"] == -0.2
+
+
 def test_the_bar_follows_the_trace_the_suspects_carry():
     """A stamp, a texture or a coherent relabelling: the traced bar; a perturbation the test image lacks (clean-label
     poisons keep their labels): the flip alone; a relabelling that scatters (ambiguous images of y drawn to a
@@ -52,6 +77,11 @@ def test_the_bar_follows_the_trace_the_suspects_carry():
         "likeness split": {"by": "likeness split"}}.items()}
     assert bars == {"stamp": 2.5, "texture": 2.5, "perturbed": 0.5, "coherent": 2.5, "scattered": 4.0,
                     "likeness split": 4.0}
+    # A group whose shared signal sends images of other labels to y carries a trigger whatever split found it.
+    assert trace_of({"by": "likeness split"}, transfer=0.6) == "transfer"
+    assert trace_of({"trace": "relabelled", "agreement": 0.82}, transfer=0.6) == "transfer"
+    assert trace_of({"by": "likeness split"}, transfer=0.2) is None
+    assert trace_of({"trace": "perturbed"}, transfer=0.6) == "perturbed"
 
 
 def test_the_suspects_are_images_of_the_label_at_most_half_of_them_the_most_collapsed_first():
@@ -143,3 +173,21 @@ def test_a_fresh_round_finds_evidence_only_while_poisons_remain(demo):
         said[name] = judge_fresh_round(inv.unlearning, module, removed, scores, 0.0, 2)
     assert said["poisons left"].poisoned, said["poisons left"]
     assert not said["poisons gone"].poisoned and said["poisons gone"].parts["n_suspects"] > 0, said["poisons gone"]
+
+
+def test_the_verdict_picture_shows_each_part_it_was_given():
+    from deltainf.figures.verdict import verdict_figure
+
+    parts = {"n_suspects": 70, "margin_before": 4.4, "margin_without_suspects": -3.4, "margin_without_control": 4.8,
+             "relabelled_suspects": 0.96, "relabelled_control": 0.87}
+    two = verdict_figure({"poisoned": False, "score": 1.4, "threshold": 2.5, "parts": parts}, "horse")
+    three = verdict_figure({"poisoned": True, "score": 4.7, "threshold": 2.5,
+                            "parts": {**parts, "sent_by_suspects": 0.93, "sent_by_control": 0.1}}, "horse")
+    assert len(two.data) == 2 and len(three.data) == 3
+    assert list(three.data[2].y) == [0.93, 0.1] and three.data[2].text == ("93%", "10%")
+    headings = [a.text for a in three.layout.annotations]
+    assert headings == ["the test image's margin of horse", "the removed ones labelled otherwise",
+                        "other images sent to horse"]
+    domains = [three.layout[f"xaxis{s}"].domain for s in ("", "2", "3")]
+    assert all(a[1] < b[0] for a, b in zip(domains, domains[1:]))  # panels side by side, apart
+    assert "Poisoned: evidence 4.7" in three.layout.title.text

@@ -60,3 +60,25 @@ def test_table_runs_badnet_and_frequency_on_cifar(cifar_exp, tmp_path, capsys):
         assert max(f1, key=f1.get) == "delta_influence", (attack, f1)
     assert "**" in out  # the best F1 of each attack is marked
     assert (tmp_path / "grid.md").exists() and (tmp_path / "grid.csv").exists()
+
+
+def test_the_poisons_shared_signal_sends_images_of_other_labels_to_the_target(cifar_exp):
+    """The verdict's transfer on real images: BadNet's poisons' mean image (minus the training set's) added to images
+    of other labels sends most of them to the target under the poisoned model; as many random clean images of the
+    target class do not; and the verdict on the triggered image counts it."""
+    from deltainf.models.training import predict_logits
+    from deltainf.suspicion.transfer import sent_to
+    from deltainf.verdict import control
+
+    d, y = cifar_exp.poisoned.data, cifar_exp.poisoned.target
+    labels, poisons = d.y_train.numpy(), cifar_exp.poisoned.is_poison
+    def predict(x):
+        return predict_logits(cifar_exp.model, x, cifar_exp.device).argmax(1).numpy()
+
+    sends = sent_to(d.x_train, labels, y, predict, seed=0)
+    clean = control(poisons, labels, y, 0, among=~poisons)
+    assert sends(poisons) >= 0.5 > 0.3 >= sends(clean)
+    assert sends(poisons) == sends(poisons)  # the same images every time (seeded)
+    v = cifar_exp.investigation.verdict()
+    assert v.poisoned and v.parts["transfer"] >= 0.4, v.as_dict()
+
