@@ -52,8 +52,8 @@ MAX_SHARE = 1 / 2
 #: class go there less coherently, and an honest mistake can have a group of them.
 COHERENT = 0.9
 #: A share of the images of other labels sent to y (beyond the control's signal) worth one unit of evidence; and the
-#: transfer that is a trigger's trace (the class look of a group of y's images sends at most 0.18 more, measured on
-#: honest mistakes: docs/decisions/0001-verdict.md).
+#: transfer that is a trigger's trace (an honest mistake's suspects send at most about 0.3 more than the control:
+#: docs/decisions/0001-verdict.md).
 TRANSFER_UNIT, TRANSFERS = 0.2, 0.4
 
 

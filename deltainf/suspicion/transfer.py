@@ -31,17 +31,19 @@ def mean_image(images, members: np.ndarray) -> torch.Tensor:
     return total / count
 
 
-def sent_to(images, labels: np.ndarray, y: int, predict: Callable[[torch.Tensor], torch.Tensor],
+def sent_to(images, labels: np.ndarray, y: int, predict: Callable[[torch.Tensor], np.ndarray],
             seed: int) -> Callable[[np.ndarray], float]:
     """``sends(group) -> share``: the share of up to :data:`IMAGES` training images of other labels than ``y`` (a
     seeded draw, the same for every group) that ``predict`` (uint8 images → predicted labels) gives ``y`` once the
-    ``group``'s shared signal (its mean image minus the training set's) is added to them."""
+    ``group``'s shared signal (its mean image minus the training set's; none for an empty group) is added to them."""
     others = np.flatnonzero(labels != y)
+    if not len(others):
+        return lambda group: 0.0
     drawn = np.sort(seeded(seed, "signal transfer").choice(others, min(IMAGES, len(others)), replace=False))
     everyone = mean_image(images, np.ones(len(labels), bool))
 
     def sends(group: np.ndarray) -> float:
-        signal = mean_image(images, group) - everyone
+        signal = mean_image(images, group) - everyone if np.any(group) else 0.0
         hits = 0
         for block in chunks(take(images, drawn)):
             carried = (block.double() + signal).clamp(0, 255).round().to(torch.uint8)
