@@ -14,8 +14,9 @@ error) and one with a blended trigger planted by this script (150 dirty-label po
 With ``--cifar-subset``, the same experiments on a CIFAR-10 subset read through imagefolder (200 images a class, the
 built-in recipe; an attack that does not implant still gives its two honest mistakes).
 
-Prints one row per query (verdict, evidence, its parts — flip, relabelling, transfer — the trace, seconds; on poisoned ones the refined rule's and Δ-Influence's
-TPR / precision and exact unlearning of what is accused) and the false-accusation and miss rates. A triggered test
+Prints one row per query (verdict, evidence, its parts — flip, relabelling, transfer — the trace, seconds; on
+poisoned ones the refined rule's and Δ-Influence's TPR / precision and exact unlearning of what is accused) and the
+false-accusation and miss rates. A triggered test
 image that a model retrained without the poisons still gives the target (the trigger alone fools it: the 16×16
 digits' frequency trigger can) has no poisoning behind it to find; it is marked and counted apart from the misses.
 """
@@ -78,9 +79,9 @@ def row(name: str, poisoned: bool, inv, start: float, truth: np.ndarray | None =
 
 
 def experiment_rows(seeds, attacks, cache: str, data: dict | None = None, name: str = "digits",
-                    honest: bool = True) -> list[dict]:
-    """Each attack's triggered test image and (``honest``) two honest mistakes of its model, on the built-in digits
-    or on the data source ``data`` (Config fields)."""
+                    with_honest: bool = True) -> list[dict]:
+    """Each attack's triggered test image and (``with_honest``) two honest mistakes of its model, on the built-in
+    digits or on the data source ``data`` (Config fields)."""
     out = []
     for attack in attacks:
         for seed in seeds:
@@ -92,8 +93,10 @@ def experiment_rows(seeds, attacks, cache: str, data: dict | None = None, name: 
             else:
                 out.append(row(f"{name} {attack} s{seed} triggered", True, exp.investigation, start,
                                exp.poisoned.is_poison))
+            if not with_honest:
+                continue
             d = exp.poisoned.data
-            for kind, i in [] if not honest else honest_errors(exp.model, d.x_test, d.y_test.numpy(), exp.device, seed, exp.poisoned.target):
+            for kind, i in honest_errors(exp.model, d.x_test, d.y_test.numpy(), exp.device, seed, exp.poisoned.target):
                 start = time.perf_counter()
                 honest = Experiment(cfg, store=exp.store, query_image=d.x_test[i])
                 out.append(row(f"{name} {attack} s{seed} {kind}", False, honest.investigation, start))
@@ -186,7 +189,7 @@ def main() -> None:
     print(f"{'query':<34} {'truth':>8} {'verdict':>11} {'score':>6} {'susp':>5} {'flip':>6} {'relab':>6} "
           f"{'transf':>6} {'trace':>9} {'secs':>6}  TPR/precision")
     attacks = [x for x in a.attacks.split(",") if x]
-    rows = experiment_rows(a.seeds, attacks, cache, honest=not a.triggered_only)
+    rows = experiment_rows(a.seeds, attacks, cache, with_honest=not a.triggered_only)
     if a.cifar_subset and (subset := cifar_subset(work)):
         rows += experiment_rows(a.seeds, [x for x in a.cifar_subset.split(",") if x], cache, subset, "cifar subset",
                                 not a.triggered_only)
