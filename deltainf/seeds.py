@@ -30,6 +30,7 @@ STREAMS: dict[str, int | None] = {
     "wanet field": 79,
     "lambda sample": 83,
     "signal transfer": 89,
+    "look folds": 97,
     "verdict control": 0x7665,
 }
 

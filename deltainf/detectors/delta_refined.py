@@ -36,10 +36,19 @@ split by 2-means, and the upper group is kept (:func:`likeness_split`) — the p
 image, and so its difference; and the trigger makes the model as sure of them as of the test image, where a weak
 model is unsure of many clean images of y (a model sure of every image of y shifts them all alike).
 
+The likeness split's upper group is a first guess, sharpened by the coarse look (:mod:`deltainf.suspicion.look`):
+a discriminant of the images' colours and layout at a few cells per channel, fitted between that group and the
+images of y outside the candidates, scores every candidate (each by a fit made without it), and 2-means keeps the
+upper group, twice, when that split is clean (``look_separation``). Poisons are images of another class, and a smooth
+trigger sits in the lowest frequencies: both mark the coarse look, where the look-alikes of the test image the
+likeness split also keeps have y's, and split from them less cleanly.
+
 Whichever test decided, its group is put to the test image itself: a model retrained without it (exact unlearning)
-must no longer give the test image y. When it still does, poisons are left among the other candidates (a smooth
-trigger the relabelling model learns back, likeness spread over both groups): the τ/k rule's flags of y are added
-to the group, since unlearning only the group would leave the backdoor. A group set apart by a trace a trigger
+must no longer give the test image y. A stamp or texture whose carriers fail it is not the trigger (pixels a few
+clean images happen to share with the test image), and the next test decides. When the last test's group fails it,
+poisons are left among the other candidates (a smooth trigger the relabelling model learns back, likeness spread over
+both groups): the τ/k rule's flags of y are added to the group, since unlearning only the group would leave the
+backdoor. A group set apart by a trace a trigger
 leaves (the stamp, the texture, the perturbation, the relabelling) that passes carries it in ``params["trace"]``;
 the likeness split leaves none (it always finds two groups), and the verdict asks more of what it keeps.
 
@@ -59,6 +68,7 @@ from ..influence.delta import delta_flags, delta_matrix
 from ..options import option
 from ..suspicion import SuspicionOptions
 from ..suspicion.likeness import kin, likeness, likeness_split
+from ..suspicion.look import look_split
 from ..suspicion.relabel import agreement, dirty_label, relabelling_rounds
 from ..suspicion.stamp import perturbed, shared_stamp, shared_texture
 from . import Detection, DetectorInput, delta_rule, register
@@ -78,6 +88,10 @@ class RefinedSettings(SuspicionOptions):
                                           "pixels the candidates carry (their texture's correlation with the test "
                                           "image's) splits into two groups this far apart (between-group share of the "
                                           "variance; 1: carried whole or not at all)", kind="probability")
+    look_separation: float = option(0.8, "Δ refined: the coarse look sharpens the likeness split's group when its "
+                                         "discriminant splits the candidates this far apart (between-group share of "
+                                         "the variance); behind an honest mistake it splits them less cleanly",
+                                    kind="probability")
     perturbation_z: float = option(1.5, "Δ refined: the candidates whose fine-texture energy splits above the rest "
                                         "are a perturbed group (clean-label poisons) when their least energy lies "
                                         "this many robust standard deviations above the training set's median (and "
@@ -100,6 +114,10 @@ def steps(params: dict, n_flagged: int, classes: list[str]) -> list[dict]:
         told.append({"step": "their look-alikes", "count": params["n_kin"],
                       "what": "other images of the test image's label at least as like the test image as the "
                               "candidates are"})
+    for what, n in (params.get("not_the_trigger") or {}).items():
+        told.append({"step": f"not the trigger: the shared {what}", "count": n,
+                     "what": "images of the label that carry it; a model retrained without them still gives the "
+                             "test image its label, so the next test decides"})
     if "stamp_cut" in params or "texture_cut" in params or "perturbation_cut" in params:
         stamp = "stamp_cut" in params
         told.append({"step": "the shared stamp" if stamp else "the shared texture" if "texture_cut" in params
@@ -137,15 +155,29 @@ def steps(params: dict, n_flagged: int, classes: list[str]) -> list[dict]:
         elif "likeness_cut" in params:
             why = (f"the relabelled ones go to scattered classes (the largest holds {params['agreement']:.0%})"
                    if "agreement" in params else "the relabelling is no evidence")
-            told.append({"step": "the likeness split", "count": params["n_dropped_as_unlike_the_query"],
+            look = "look_cut" in params
+            told.append({"step": "the likeness split", "count": None if look
+                         else params["n_dropped_as_unlike_the_query"],
                           "what": f"{why}: the images of the label least like the test image (likeness plus the "
-                                  f"model's probability of it below {params['likeness_cut']:.2f}) are given back"})
+                                  f"model's probability of it below {params['likeness_cut']:.2f}) are "
+                                  + ("set apart from the " + str(params["n_liked"]) + " most like it" if look
+                                     else "given back")})
+            if look:
+                told.append({"step": "the coarse look", "count": params["n_dropped_as_unlike_the_query"],
+                              "what": "a discriminant of the images' colours and layout at 3 × 3 cells, fitted "
+                                      "between the most alike and the images of the label outside the candidates, "
+                                      "scores every candidate; those below the split "
+                                      f"({params['look_cut']:.2f}) are given back"})
         else:
             told.append({"step": "the τ/k rule stands", "count": None,
                           "what": "neither the relabelling nor the likeness tells the candidates apart"})
     if "query_without_kept" in params:
-        outcome = (": it still has its label, so poisons are left — the τ/k rule's flags of that label are added"
-                   if "widened_from" in params else ": the group held it up")
+        outcome = (": it still has its label, so poisons are left — the τ/k rule's flags of that label are added "
+                   "(a model without those too frees it)" if "widened_from" in params else
+                   ": it still has its label, and keeps it without the τ/k rule's flags of that label too — the group "
+                   "stands, though nothing found here holds the test image up alone"
+                   if "query_without_widened" in params
+                   else ": the group held it up")
         told.append({"step": "the test image's check", "count": None,
                       "what": f"a model retrained without the {params.get('widened_from', n_flagged)} kept gives the "
                               f"test image {name(params['query_without_kept'])}{outcome}"})
@@ -159,8 +191,9 @@ def steps(params: dict, n_flagged: int, classes: list[str]) -> list[dict]:
                "collapsed points and no other image has (a stamped trigger), or its fine texture (a blended one), "
                "or a perturbation it does not carry (clean-label poisons); without any, the collapsed "
                "points a model trained without them labels otherwise, or when that check cannot decide, the ones most "
-               "like the test image (likeness split); with the τ/k rule's flags of the test image's label when a "
-               "model retrained without that group still misclassifies it")
+               "like the test image (likeness split), sharpened by their coarse look; with the τ/k rule's flags of "
+               "the test image's label when a model retrained without that group still misclassifies it and one "
+               "without those too does not")
 def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
     """Δ-Influence refined: of the collapsed points (τ no lower than 0) and the images of y, those carrying the stamp
     they share with the test image; without one, those a model trained without the suspects gives another label than
@@ -184,10 +217,13 @@ def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
         found.params["query_without_kept"] = inputs.query_without(found.flagged)
         if found.params["query_without_kept"] != y:
             return found
-        return Detection("delta_refined", found.flagged | (rule.flagged & (labels == y)), found.score, {
-            **{k: v for k, v in found.params.items() if k != "trace"},
-            "by": f"with the τ/k rule's flags of y ({found.params['by']} left the test image y)",
-            "widened_from": int(found.flagged.sum())})
+        untraced = {k: v for k, v in found.params.items() if k != "trace"}
+        widened = found.flagged | (rule.flagged & (labels == y))
+        if not (widened & ~found.flagged).any() or (freed := inputs.query_without(widened)) == y:
+            return Detection("delta_refined", found.flagged, found.score, {**untraced, "query_without_widened": y})
+        return Detection("delta_refined", widened, found.score, {
+            **untraced, "by": f"with the τ/k rule's flags of y ({found.params['by']} left the test image y)",
+            "widened_from": int(found.flagged.sum()), "query_without_widened": freed})
 
     params = {**rule.params, "candidate_tau": candidate_tau, "n_candidates": int(candidates.sum()),
               "n_kin": int((pool & ~candidates).sum())}
@@ -198,22 +234,28 @@ def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
         params.update(stamp_pixels=int(stamp.pixels.sum()), stamp_separation=round(stamp.separation, 3))
         if stamp.separation >= s.stamp_separation:
             carriers = stamp.carriers(labels, y)
-            return confirmed(Detection("delta_refined", carriers, np.where(labels == y, stamp.carried, -1.0), {
+            found = confirmed(Detection("delta_refined", carriers, np.where(labels == y, stamp.carried, -1.0), {
                 **params, "by": "the stamp shared with the test image", "trace": "stamp",
                 "stamp_cut": round(stamp.cut, 4),
                 "stamp_at": np.argwhere(stamp.pixels).tolist(), "n_dropped_as_unstamped": int((pool & ~carriers).sum()),
                 "n_stamped_beyond_candidates": int((carriers & ~pool).sum())}))
+            if found.params.get("query_without_kept") != y:
+                return found
+            params["not_the_trigger"] = {"stamp": int(carriers.sum())}
     texture = None if inputs.images is None or inputs.query_image is None else shared_texture(
         inputs.images, inputs.query_image, pool & (labels == y), inputs.seed)
     if texture is not None:
         params["texture_separation"] = round(texture.separation, 3)
         if texture.separation >= s.stamp_separation:
             carriers = texture.carriers(labels, y)
-            return confirmed(Detection("delta_refined", carriers, np.where(labels == y, texture.carried, -1.0), {
+            found = confirmed(Detection("delta_refined", carriers, np.where(labels == y, texture.carried, -1.0), {
                 **params, "by": "the texture shared with the test image", "trace": "texture",
                 "texture_cut": round(texture.cut, 4),
                 "n_dropped_as_unstamped": int((pool & ~carriers).sum()),
                 "n_stamped_beyond_candidates": int((carriers & ~pool).sum())}))
+            if found.params.get("query_without_kept") != y:
+                return found
+            params["not_the_trigger"] = {**params.get("not_the_trigger", {}), "texture": int(carriers.sum())}
     noisy = None if inputs.images is None or inputs.query_image is None else perturbed(
         inputs.images, inputs.query_image, pool & (labels == y), inputs.seed, s.perturbation_z)
     if noisy is not None:
@@ -237,7 +279,7 @@ def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
         if share >= s.refined_min_agreement:
             found = confirmed(relabelled_group(suspects, "relabelled without them"))
             first, first_predicted = history[0]
-            if ("widened_from" in found.params and not np.array_equal(first, suspects)
+            if (found.params.get("query_without_kept") == y and not np.array_equal(first, suspects)
                     and dirty_label(first, pool, s.refined_min_share)):
                 sent, share = agreement(first, first_predicted)
                 if share >= s.refined_min_agreement and (freed := inputs.query_without(first)) != y:
@@ -252,6 +294,15 @@ def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
     if not kept.any():  # no two groups to tell apart: the τ/k rule's flags stand
         return Detection("delta_refined", rule.flagged, rule.score, {**params, "by": f"the τ/k rule ({why}, and "
                                                                                    f"their likeness does not split)"})
+    params.update(likeness_cut=round(cut, 4), n_liked=int(kept.sum()))
+    look = None if inputs.images is None else look_split(inputs.images, kept, pool & (labels == y),
+                                                         (labels == y) & ~pool, inputs.seed)
+    sharpened = look is not None and look[2] >= s.look_separation
+    if look is not None:
+        params["look_separation"] = round(look[2], 3)
+    if sharpened:
+        kept = look[0]
+        params["look_cut"] = round(look[1], 3)
+    by = "likeness split, sharpened by the coarse look" if sharpened else "likeness split"
     return confirmed(Detection("delta_refined", kept, np.where(pool, like, -1.0), {
-        **params, "by": f"likeness split ({why})", "likeness_cut": round(cut, 4),
-        "n_dropped_as_unlike_the_query": int((pool & ~kept).sum())}))
+        **params, "by": f"{by} ({why})", "n_dropped_as_unlike_the_query": int((pool & ~kept).sum())}))

@@ -1,6 +1,7 @@
 """Evidence against training images, shared by the detectors, the verdict and the re-check: likeness to the test
-image (:mod:`.likeness`, :mod:`.activations`), a stamp or texture shared with it (:mod:`.stamp`), what a group
-shares carried over to other images (:mod:`.transfer`), and the relabelling by a model trained without the suspects
+image (:mod:`.likeness`, :mod:`.activations`), a stamp or texture shared with it (:mod:`.stamp`), the coarse
+look a group shares and other images of its label lack (:mod:`.look`), what a group shares carried over to other
+images (:mod:`.transfer`), and the relabelling by a model trained without the suspects
 (:mod:`.relabel`). Nothing here reads ground truth or imports a detector; :class:`SuspicionOptions` are the
 settings its users share."""
 from __future__ import annotations
