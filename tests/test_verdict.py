@@ -175,6 +175,32 @@ def test_a_fresh_round_finds_evidence_only_while_poisons_remain(demo):
     assert not said["poisons gone"].poisoned and said["poisons gone"].parts["n_suspects"] > 0, said["poisons gone"]
 
 
+@pytest.mark.slow
+def test_a_test_image_still_pulled_a_little_is_clean_when_the_fresh_round_finds_no_evidence(demo):
+    """The re-check: with every poison removed (ground truth chooses the set here, and nothing else) but the test
+    image's probability of its label still above --clean-below (set as strict as it goes), the fresh round's verdict
+    decides — it finds no evidence, so the model is clean; with a few clean images removed instead the test image
+    keeps its label and no verdict is asked."""
+    from dataclasses import replace
+
+    from deltainf.unlearning.recheck import recheck
+
+    stage = demo.investigation.unlearning
+    few = np.zeros_like(demo.is_poison)
+    few[np.flatnonzero(~demo.is_poison)[:20]] = True
+    saved, said = stage.config, {}
+    try:
+        stage.config = replace(saved, clean_below=1e-30)
+        for name, removed in (("poisons gone", demo.is_poison), ("poisons left", few)):
+            module, _ = stage.unlearn("eu", removed)
+            said[name], _ = recheck(stage, module, removed, "eu", 0.0, 2)
+    finally:
+        stage.config = saved
+    gone, left = said["poisons gone"], said["poisons left"]
+    assert gone["query_target_prob"] > 1e-30 and gone["fresh_verdict"]["poisoned"] is False and gone["clean"], gone
+    assert not left["clean"] and "fresh_verdict" not in left, left
+
+
 def test_the_verdict_picture_shows_each_part_it_was_given():
     from deltainf.figures.verdict import verdict_figure
 

@@ -211,11 +211,13 @@ def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
 
     pool = candidates | kin_of(candidates)
 
+    def checked(found: Detection) -> Detection:  # the test image's label under a model retrained without the group
+        if inputs.query_without is not None:
+            found.params["query_without_kept"] = inputs.query_without(found.flagged)
+        return found
+
     def confirmed(found: Detection) -> Detection:  # removing the kept group must fix the test image
-        if inputs.query_without is None:
-            return found
-        found.params["query_without_kept"] = inputs.query_without(found.flagged)
-        if found.params["query_without_kept"] != y:
+        if checked(found).params.get("query_without_kept", -1) != y:
             return found
         untraced = {k: v for k, v in found.params.items() if k != "trace"}
         widened = found.flagged | (rule.flagged & (labels == y))
@@ -234,7 +236,7 @@ def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
         params.update(stamp_pixels=int(stamp.pixels.sum()), stamp_separation=round(stamp.separation, 3))
         if stamp.separation >= s.stamp_separation:
             carriers = stamp.carriers(labels, y)
-            found = confirmed(Detection("delta_refined", carriers, np.where(labels == y, stamp.carried, -1.0), {
+            found = checked(Detection("delta_refined", carriers, np.where(labels == y, stamp.carried, -1.0), {
                 **params, "by": "the stamp shared with the test image", "trace": "stamp",
                 "stamp_cut": round(stamp.cut, 4),
                 "stamp_at": np.argwhere(stamp.pixels).tolist(), "n_dropped_as_unstamped": int((pool & ~carriers).sum()),
@@ -248,7 +250,7 @@ def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
         params["texture_separation"] = round(texture.separation, 3)
         if texture.separation >= s.stamp_separation:
             carriers = texture.carriers(labels, y)
-            found = confirmed(Detection("delta_refined", carriers, np.where(labels == y, texture.carried, -1.0), {
+            found = checked(Detection("delta_refined", carriers, np.where(labels == y, texture.carried, -1.0), {
                 **params, "by": "the texture shared with the test image", "trace": "texture",
                 "texture_cut": round(texture.cut, 4),
                 "n_dropped_as_unstamped": int((pool & ~carriers).sum()),

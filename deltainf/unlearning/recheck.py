@@ -69,7 +69,9 @@ def recheck(stage, module: nn.Module, removed: np.ndarray, method: str, tau: flo
     :class:`~deltainf.unlearning.stage.Unlearning`, unlearned by ``method`` without ``removed``), judged without
     ground truth. Three signs must agree:
 
-    * the test image no longer gets its label y: predicted otherwise, P(y) ≤ ``clean_below``;
+    * the test image no longer gets its label y: predicted otherwise, P(y) ≤ ``clean_below`` — or, above it, the
+      verdict on the fresh round (below) finds no evidence of poisoning: a trigger alone can pull an image a little
+      towards y under a model without any poison (a universal pattern, a weak model);
     * for a method that starts from the trained weights (all but EU), the removed images that look like it
       (labelled y, more like it than a typical image of y; of the ``first`` round's removed set) go to y at
       most ``trigger_margin`` more often than under EU: such a method can leave the backdoor alive with no
@@ -103,8 +105,9 @@ def recheck(stage, module: nn.Module, removed: np.ndarray, method: str, tau: flo
     fresh_like = int((fresh & counted).sum())
     signs = {"query_target_prob": p, "trigger_rate": rate, "reference_rate": reference,
              "n_lookalikes": n_lookalikes, "fresh_flags": int(fresh.sum()), "fresh_lookalikes": fresh_like}
-    clean = query_is_clean(predicted, p, y, c.clean_below) and (rate is None or rate <= reference + c.trigger_margin)
-    if clean and fresh_like > max(c.max_fresh, c.max_fresh_share * n_lookalikes):
+    freed = predicted != y and (rate is None or rate <= reference + c.trigger_margin)
+    clean = freed and query_is_clean(predicted, p, y, c.clean_below)
+    if freed and (not clean or fresh_like > max(c.max_fresh, c.max_fresh_share * n_lookalikes)):
         fresh_verdict = judge_fresh_round(stage, module, removed, scores, tau, k)
         signs["fresh_verdict"] = fresh_verdict.as_dict()
         clean = not fresh_verdict.poisoned

@@ -31,8 +31,9 @@ class RecheckOptions:
                                       "again and remove more")
     max_rounds: int = option(3, "most detect → unlearn rounds with --until-clean", low=1)
     clean_below: float = option(0.1, "with --until-clean: the test image is clean once it is not predicted as the "
-                                      "target AND the target's probability on it is at most this (1 = the "
-                                      "prediction alone)", kind="probability")
+                                      "target AND the target's probability on it is at most this, or, above it, "
+                                      "the verdict on a fresh Δ-Influence round finds no evidence of poisoning "
+                                      "(1 = the prediction alone)", kind="probability")
     escalate: bool = option(False, "with --until-clean: when the check still finds the backdoor after the last "
                                    "round of a cheap method, unlearn exactly (EU) what it removed, and go on")
     max_fresh: int = option(2, "with --until-clean: clean also needs a fresh Δ-Influence round on the new model to "
