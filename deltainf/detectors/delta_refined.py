@@ -279,16 +279,16 @@ def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
         sent, share = agreement(suspects, predicted)
         params.update(sent_to=sent, agreement=round(share, 3))
         if share >= s.refined_min_agreement:
-            found = confirmed(relabelled_group(suspects, "relabelled without them"))
+            last = checked(relabelled_group(suspects, "relabelled without them"))
             first, first_predicted = history[0]
-            if (found.params.get("query_without_kept") == y and not np.array_equal(first, suspects)
+            if (last.params.get("query_without_kept") == y and not np.array_equal(first, suspects)
                     and dirty_label(first, pool, s.refined_min_share)):
                 sent, share = agreement(first, first_predicted)
                 if share >= s.refined_min_agreement and (freed := inputs.query_without(first)) != y:
                     params.update(sent_to=sent, agreement=round(share, 3), query_without_kept=freed, kept_round=1)
                     return relabelled_group(first, "relabelled without them (the first round's: the later rounds "
                                                    "gave back poisons the test image needs)")
-            return found
+            return confirmed(last)  # its own check is cached: only a widening trains another model
         why = "the relabelled ones are sent to scattered classes"
     else:
         why = "the candidates keep their labels without them"
