@@ -57,9 +57,9 @@ def row(name: str, poisoned: bool, inv, start: float, truth: np.ndarray | None =
     found, caused = "", poisoned
     if truth is not None:
         # Ground truth, evaluation only: does a model retrained without the poisons still give the test image its
-        # label? Then the trigger alone fools it, and no poisoning is behind this image to find.
-        caused = inv.unlearning.query_without(truth) != inv.query.label
-        found += "" if caused else "  (a model without the poisons gives it the same label: not their doing)"
+        # label (P ≥ ½, as the verdict asks)? Then the trigger alone fools it, and no poisoning is behind it to find.
+        caused = inv.unlearning.query_without(truth) < 0.5
+        found += "" if caused else "  (a model without the poisons still gives it its label at P ≥ ½: not their doing)"
         for name_, det in (("refined", "delta_refined"), ("Δ", "delta_influence")):
             flagged = inv.detect(det).flagged
             hits = int((flagged & truth).sum())

@@ -16,8 +16,9 @@ evidence:
   (:mod:`~deltainf.suspicion.transfer`: a trigger acts on any image; no model is retrained). A weak model relabels
   unseen images of y nearly as often as poisons, so there the relabelling says little and the transfer speaks.
 
-The evidence is ``flip / flip_unit + relabelling / relabel_unit + transfer / transfer_unit`` (a transfer below the
-control's counts 0); the verdict is *poisoned* when the test image leaves y once the suspects are gone and the
+The evidence is ``flip / flip_unit + relabelling / relabel_unit + transfer / transfer_unit`` (a relabelling or a
+transfer below the control's counts 0: a model that learnt a trigger without its poisons keeps them at y, and a weak
+model relabels unseen images of y at random); the verdict is *poisoned* when the test image leaves y once the suspects are gone and the
 evidence reaches ``verdict_threshold`` — ``verdict_threshold_perturbed`` when they carry a perturbation the test
 image does not (clean-label poisons are images of y: no model relabels them, and the flip alone speaks) — or, when
 nothing but their likeness to the test image set the suspects apart (no stamp, texture, perturbation, coherent
@@ -55,6 +56,9 @@ COHERENT = 0.9
 #: transfer that is a trigger's trace (an honest mistake's suspects send at most about 0.3 more than the control:
 #: docs/decisions/0001-verdict.md).
 TRANSFER_UNIT, TRANSFERS = 0.2, 0.4
+#: A model holds the test image up when it gives it its label y at least this probability (a margin of y ≥ 0); a weak
+#: model can keep y on top below it, the rest spread over the other classes.
+HOLDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -68,7 +72,7 @@ class VerdictOptions:
                                            "model without them does not learn, a shared signal that sends other "
                                            "images to that label)",
                                       kind="positive")
-    verdict_threshold_untraced: float = option(4.0, "the evidence of poisoning at which the verdict says poisoned when "
+    verdict_threshold_untraced: float = option(5.0, "the evidence of poisoning at which the verdict says poisoned when "
                                                     "nothing but their likeness to the test image set the suspects "
                                                     "apart (no stamp, texture, perturbation, relabelling or transfer "
                                                     "a trigger leaves)",
@@ -148,7 +152,7 @@ def judge(suspected: np.ndarray, labels: np.ndarray, y: int, seed: int, margin_b
     m_c, lab_c = without(ctrl)
     relabel_s, relabel_c = float(np.mean(lab_s != y)), float(np.mean(lab_c != y))
     flip, relabel = m_c - m_s, relabel_s - relabel_c
-    score = flip / FLIP_UNIT + relabel / RELABEL_UNIT
+    score = flip / FLIP_UNIT + max(relabel, 0.0) / RELABEL_UNIT
     leaves = m_s < 0
     parts = {"n_suspects": n, "n_control": int(ctrl.sum()), "n_label": n_y, "margin_before": round(margin_before, 3),
              "margin_without_suspects": round(m_s, 3), "margin_without_control": round(m_c, 3),

@@ -35,6 +35,12 @@ def test_judge_weighs_the_suspects_against_a_control_of_the_same_size():
 
     v = judge(suspected, labels, 1, seed=0, margin_before=4.0, without=anyone, threshold=2.5)
     assert not v.poisoned and v.score == 0.0 and "no more than" in v.reason
+
+    def trigger_learnt(removed):  # a model that learnt the trigger without its poisons keeps them at y; not the others
+        return (-9.0, np.full(removed.sum(), 1)) if removed[20:26].all() else (3.0, np.full(removed.sum(), 2))
+
+    v = judge(suspected, labels, 1, seed=0, margin_before=4.0, without=trigger_learnt, threshold=2.5)
+    assert v.parts["relabelling"] == -1.0 and v.score == pytest.approx(12 / 8)  # counts 0, not −4 units
     empty = judge(np.zeros(60, bool), labels, 1, 0, 4.0, without, 2.5)
     assert not empty.poisoned and empty.parts["n_suspects"] == 0
 
@@ -75,8 +81,8 @@ def test_the_bar_follows_the_trace_the_suspects_carry():
         "stamp": {"trace": "stamp"}, "texture": {"trace": "texture"}, "perturbed": {"trace": "perturbed"},
         "coherent": {"trace": "relabelled", "agreement": 0.97}, "scattered": {"trace": "relabelled", "agreement": 0.82},
         "likeness split": {"by": "likeness split"}}.items()}
-    assert bars == {"stamp": 2.5, "texture": 2.5, "perturbed": 0.5, "coherent": 2.5, "scattered": 4.0,
-                    "likeness split": 4.0}
+    assert bars == {"stamp": 2.5, "texture": 2.5, "perturbed": 0.5, "coherent": 2.5, "scattered": 5.0,
+                    "likeness split": 5.0}
     # A group whose shared signal sends images of other labels to y carries a trigger whatever split found it.
     assert trace_of({"by": "likeness split"}, transfer=0.6) == "transfer"
     assert trace_of({"trace": "relabelled", "agreement": 0.82}, transfer=0.6) == "transfer"
@@ -144,7 +150,7 @@ def test_an_honest_mistake_finds_no_evidence_and_accuses_no_one(honest_case, cap
     captured = capsys.readouterr()
     r = json.loads((base / "r.json").read_text())
     assert not r["verdict"]["poisoned"], r["verdict"]
-    assert r["verdict"]["parts"]["trace"] == "" and r["verdict"]["threshold"] == 4.0  # a likeness split found them
+    assert r["verdict"]["parts"]["trace"] == "" and r["verdict"]["threshold"] == 5.0  # a likeness split found them
     assert captured.out.splitlines()[3].startswith("verdict no evidence of poisoning")
     assert "exploration" in captured.out and "lists no file" in captured.err
     assert r["detectors"]["delta_refined"]["n_flagged"] > 0  # the τ/k rule still finds "suspects" to explore

@@ -59,9 +59,9 @@ class DetectorInput:
     #: ``predict_without(removed)``: the labels a model trained without the ``removed`` points (bool (N,); the
     #: investigation's recipe, classes rebalanced) predicts for every training point. With ``retrains``.
     predict_without: Callable[[np.ndarray], np.ndarray] | None = None
-    #: ``query_without(removed)``: the label a model retrained without the ``removed`` points (exact unlearning: the
-    #: recipe on the rest, not rebalanced) gives the test image. With ``retrains``.
-    query_without: Callable[[np.ndarray], int] | None = None
+    #: ``query_without(removed)``: the probability a model retrained without the ``removed`` points (exact unlearning:
+    #: the recipe on the rest, not rebalanced) gives the test image its label y. With ``retrains``.
+    query_without: Callable[[np.ndarray], float] | None = None
 
 
 def needs(name: str) -> dict:

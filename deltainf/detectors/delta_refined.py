@@ -44,7 +44,7 @@ trigger sits in the lowest frequencies: both mark the coarse look, where the loo
 likeness split also keeps have y's, and split from them less cleanly.
 
 Whichever test decided, its group is put to the test image itself: a model retrained without it (exact unlearning)
-must no longer give the test image y. A stamp or texture whose carriers fail it is not the trigger (pixels a few
+must give the test image y less than half the probability (:data:`HOLDS`). A stamp or texture whose carriers fail it is not the trigger (pixels a few
 clean images happen to share with the test image), and the next test decides. When the last test's group fails it,
 poisons are left among the other candidates (a smooth trigger the relabelling model learns back, likeness spread over
 both groups): the τ/k rule's flags of y are added to the group, since unlearning only the group would leave the
@@ -71,6 +71,7 @@ from ..suspicion.likeness import kin, likeness, likeness_split
 from ..suspicion.look import look_split
 from ..suspicion.relabel import agreement, dirty_label, relabelling_rounds
 from ..suspicion.stamp import perturbed, shared_stamp, shared_texture
+from ..verdict import HOLDS
 from . import Detection, DetectorInput, delta_rule, register
 
 
@@ -171,16 +172,16 @@ def steps(params: dict, n_flagged: int, classes: list[str]) -> list[dict]:
         else:
             told.append({"step": "the τ/k rule stands", "count": None,
                           "what": "neither the relabelling nor the likeness tells the candidates apart"})
-    if "query_without_kept" in params:
-        outcome = (": it still has its label, so poisons are left — the τ/k rule's flags of that label are added "
-                   "(a model without those too frees it)" if "widened_from" in params else
-                   ": it still has its label, and keeps it without the τ/k rule's flags of that label too — the group "
-                   "stands, though nothing found here holds the test image up alone"
-                   if "query_without_widened" in params
-                   else ": the group held it up")
+    if "p_without_kept" in params:
+        outcome = (": it still holds it up, so poisons are left — the τ/k rule's flags of that label are added "
+                   f"(a model without those too gives it {params['p_without_widened']:.2f})" if "widened_from" in params
+                   else ": it still holds it up, and does without the τ/k rule's flags of that label too "
+                        f"({params['p_without_widened']:.2f}) — the group stands, though nothing found here holds the "
+                        "test image up alone" if "p_without_widened" in params
+                   else ": under ½, the group held it up")
         told.append({"step": "the test image's check", "count": None,
                       "what": f"a model retrained without the {params.get('widened_from', n_flagged)} kept gives the "
-                              f"test image {name(params['query_without_kept'])}{outcome}"})
+                              f"test image its label at P = {params['p_without_kept']:.2f}{outcome}"})
     told.append({"step": "flagged", "count": n_flagged, "what": params.get("by", "")})
     return told
 
@@ -211,21 +212,25 @@ def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
 
     pool = candidates | kin_of(candidates)
 
-    def checked(found: Detection) -> Detection:  # the test image's label under a model retrained without the group
+    def holds(found: Detection) -> bool:  # a model retrained without the group still gives the test image y (P ≥ ½)
+        return found.params.get("p_without_kept", 0.0) >= HOLDS
+
+    def checked(found: Detection) -> Detection:  # P(y) of the test image under a model retrained without the group
         if inputs.query_without is not None:
-            found.params["query_without_kept"] = inputs.query_without(found.flagged)
+            found.params["p_without_kept"] = round(inputs.query_without(found.flagged), 4)
         return found
 
     def confirmed(found: Detection) -> Detection:  # removing the kept group must fix the test image
-        if checked(found).params.get("query_without_kept", -1) != y:
+        if not holds(checked(found)):
             return found
         untraced = {k: v for k, v in found.params.items() if k != "trace"}
         widened = found.flagged | (rule.flagged & (labels == y))
-        if not (widened & ~found.flagged).any() or (freed := inputs.query_without(widened)) == y:
-            return Detection("delta_refined", found.flagged, found.score, {**untraced, "query_without_widened": y})
+        p = inputs.query_without(widened) if (widened & ~found.flagged).any() else found.params["p_without_kept"]
+        if p >= HOLDS:
+            return Detection("delta_refined", found.flagged, found.score, {**untraced, "p_without_widened": round(p, 4)})
         return Detection("delta_refined", widened, found.score, {
             **untraced, "by": f"with the τ/k rule's flags of y ({found.params['by']} left the test image y)",
-            "widened_from": int(found.flagged.sum()), "query_without_widened": freed})
+            "widened_from": int(found.flagged.sum()), "p_without_widened": round(p, 4)})
 
     params = {**rule.params, "candidate_tau": candidate_tau, "n_candidates": int(candidates.sum()),
               "n_kin": int((pool & ~candidates).sum())}
@@ -241,7 +246,7 @@ def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
                 "stamp_cut": round(stamp.cut, 4),
                 "stamp_at": np.argwhere(stamp.pixels).tolist(), "n_dropped_as_unstamped": int((pool & ~carriers).sum()),
                 "n_stamped_beyond_candidates": int((carriers & ~pool).sum())}))
-            if found.params.get("query_without_kept") != y:
+            if not holds(found):
                 return found
             params["not_the_trigger"] = {"stamp": int(carriers.sum())}
     texture = None if inputs.images is None or inputs.query_image is None else shared_texture(
@@ -255,7 +260,7 @@ def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
                 "texture_cut": round(texture.cut, 4),
                 "n_dropped_as_unstamped": int((pool & ~carriers).sum()),
                 "n_stamped_beyond_candidates": int((carriers & ~pool).sum())}))
-            if found.params.get("query_without_kept") != y:
+            if not holds(found):
                 return found
             params["not_the_trigger"] = {**params.get("not_the_trigger", {}), "texture": int(carriers.sum())}
     noisy = None if inputs.images is None or inputs.query_image is None else perturbed(
@@ -281,11 +286,11 @@ def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
         if share >= s.refined_min_agreement:
             last = checked(relabelled_group(suspects, "relabelled without them"))
             first, first_predicted = history[0]
-            if (last.params.get("query_without_kept") == y and not np.array_equal(first, suspects)
+            if (holds(last) and not np.array_equal(first, suspects)
                     and dirty_label(first, pool, s.refined_min_share)):
                 sent, share = agreement(first, first_predicted)
-                if share >= s.refined_min_agreement and (freed := inputs.query_without(first)) != y:
-                    params.update(sent_to=sent, agreement=round(share, 3), query_without_kept=freed, kept_round=1)
+                if share >= s.refined_min_agreement and (p := inputs.query_without(first)) < HOLDS:
+                    params.update(sent_to=sent, agreement=round(share, 3), p_without_kept=round(p, 4), kept_round=1)
                     return relabelled_group(first, "relabelled without them (the first round's: the later rounds "
                                                    "gave back poisons the test image needs)")
             return confirmed(last)  # its own check is cached: only a widening trains another model

@@ -17,7 +17,7 @@ from torch import nn
 from ..influence.delta import delta_flags, delta_matrix
 from ..suspicion.likeness import lookalikes
 from ..models.training import predict_logits
-from ..verdict import judge_fresh_round
+from ..verdict import HOLDS, judge_fresh_round
 from . import exact_method, from_scratch
 
 
@@ -69,9 +69,10 @@ def recheck(stage, module: nn.Module, removed: np.ndarray, method: str, tau: flo
     :class:`~deltainf.unlearning.stage.Unlearning`, unlearned by ``method`` without ``removed``), judged without
     ground truth. Three signs must agree:
 
-    * the test image no longer gets its label y: predicted otherwise, P(y) ≤ ``clean_below`` — or, above it, the
-      verdict on the fresh round (below) finds no evidence of poisoning: a trigger alone can pull an image a little
-      towards y under a model without any poison (a universal pattern, a weak model);
+    * the test image no longer gets its label y: P(y) under ½ (:data:`~deltainf.verdict.HOLDS`), and predicted
+      otherwise at most ``clean_below`` — or else the verdict on the fresh round (below) finds no evidence of
+      poisoning: a trigger alone can pull an image a little towards y under a model without any poison (a universal
+      pattern, a weak model), and keep y on top of a weak model's scattered guesses;
     * for a method that starts from the trained weights (all but EU), the removed images that look like it
       (labelled y, more like it than a typical image of y; of the ``first`` round's removed set) go to y at
       most ``trigger_margin`` more often than under EU: such a method can leave the backdoor alive with no
@@ -105,7 +106,7 @@ def recheck(stage, module: nn.Module, removed: np.ndarray, method: str, tau: flo
     fresh_like = int((fresh & counted).sum())
     signs = {"query_target_prob": p, "trigger_rate": rate, "reference_rate": reference,
              "n_lookalikes": n_lookalikes, "fresh_flags": int(fresh.sum()), "fresh_lookalikes": fresh_like}
-    freed = predicted != y and (rate is None or rate <= reference + c.trigger_margin)
+    freed = p < HOLDS and (rate is None or rate <= reference + c.trigger_margin)
     clean = freed and query_is_clean(predicted, p, y, c.clean_below)
     if freed and (not clean or fresh_like > max(c.max_fresh, c.max_fresh_share * n_lookalikes)):
         fresh_verdict = judge_fresh_round(stage, module, removed, scores, tau, k)

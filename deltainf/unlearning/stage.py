@@ -88,9 +88,10 @@ class Unlearning:
         key = content_key("predict-without", self.model.key, recipe.key(), array_fingerprint(np.flatnonzero(removed)))
         return self.store.get_or_make(key, make)[0].arrays["predicted"]
 
-    def query_without(self, removed: np.ndarray) -> int:
-        """The label a model retrained without the ``removed`` points gives the test image (exact unlearning)."""
-        return self.unlearn(exact_method(), removed)[1]["query_pred"]
+    def query_without(self, removed: np.ndarray) -> float:
+        """The probability a model retrained without the ``removed`` points (exact unlearning) gives the test image its
+        label y."""
+        return self.query_target_prob(self.retrained_without(removed))
 
     def retrained_without(self, removed: np.ndarray) -> nn.Module:
         """A model retrained by the recipe without the ``removed`` points (exact unlearning; cached)."""
