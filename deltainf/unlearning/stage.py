@@ -190,16 +190,21 @@ class Unlearning:
         still learns (:func:`~deltainf.suspicion.relabel.relabelled` — clean images removed with the poisons),
         unlearn only the rest, and keep that model when it passes the check too. A dirty-label poison is seldom
         given back (a model trained without it labels it otherwise; one of 50 in a test) and the check judges the
-        model without the rest; when no removed point is relabelled so (clean-label poisons), nothing is given."""
+        model without the rest; when no removed point is relabelled so (clean-label poisons), nothing is given.
+        Clean images given back leave the test image where the clean round left it: when they raise its P(y) above
+        both that round's and ``clean_below``, they hold it up (poisons a model that learnt the trigger without them
+        keeps at y), and the give-back is refused."""
         labels = self.data.y_train.numpy()
         with self.reporter.within("giving back"):
             suspects, _, _ = relabelled(removed, labels, self.predict_without, self.config.refined_rounds, self.kin)
             if not dirty_label(suspects, removed, self.config.refined_min_share) or np.array_equal(suspects, removed):
                 return model, m
             back, key, after = self._unlearn_keyed(method, suspects)
-            verdict, _ = judge(back, key, suspects, cleared=removed & ~suspects)
+            pulled = self.query_target_prob(back) > max(self.config.clean_below, m["per_round"][-1]["query_target_prob"])
+            verdict = {"clean": False} if pulled else judge(back, key, suspects, cleared=removed & ~suspects)[0]
         if not verdict["clean"]:
-            return model, {**m, "give_back_refused": int((removed & ~suspects).sum())}
+            return model, {**m, "give_back_refused": int((removed & ~suspects).sum()),
+                           **({"give_back_pulls_it": True} if pulled else {})}
         last = {"round": m["rounds"] + 1, "n_removed": int(suspects.sum()),
                 **{k: after[k] for k in ("clean_acc", "poison_success", "query_pred") if k in after},
                 **verdict, **(observe(suspects) if observe else {}), "given_back": int((removed & ~suspects).sum())}

@@ -261,3 +261,17 @@ def test_until_clean_gives_back_the_clean_images_removed_with_the_poisons(demo):
     assert r["clean"] and r["given_back"] >= 20 and last["given_back"] == r["given_back"]
     assert last["hits"] >= first["hits"] - 2 and last["n_removed"] == first["n_removed"] - r["given_back"]
     assert r["total_removed"] == last["n_removed"] and r["poison_success"] <= 0.1
+
+
+def test_a_give_back_that_pulls_the_test_image_back_is_refused(demo, monkeypatch):
+    """On a weak model a learnt trigger keeps its poisons at y, so the relabelling check gives poisons back with the
+    clean images: a give-back whose model raises the test image's P(y) above both the clean round's and
+    ``clean_below`` is refused, and the clean round's model stands (here the give-back model is made to pull)."""
+    inv, y = demo.investigation, demo.query_label
+    flagged = demo.detect("delta_influence").flagged.copy()
+    clean_of_y = np.flatnonzero(~demo.is_poison & ~flagged & (inv.data.y_train.numpy() == y))
+    flagged[clean_of_y[:30]] = True
+    monkeypatch.setattr(type(inv.unlearning), "query_target_prob", lambda self, module: 0.6)
+    _, r = inv.unlearning.until_clean("eu", flagged, max_rounds=2)
+    assert r["clean"] and r["give_back_pulls_it"] and r["give_back_refused"] >= 20 and "given_back" not in r
+    assert r["total_removed"] == r["per_round"][-1]["n_removed"] and r["poison_success"] <= 0.1
