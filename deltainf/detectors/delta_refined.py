@@ -89,7 +89,7 @@ class RefinedSettings(SuspicionOptions):
                                           "pixels the candidates carry (their texture's correlation with the test "
                                           "image's) splits into two groups this far apart (between-group share of the "
                                           "variance; 1: carried whole or not at all)", kind="probability")
-    look_separation: float = option(0.8, "Δ refined: the coarse look sharpens the likeness split's group when its "
+    look_separation: float = option(0.75, "Δ refined: the coarse look sharpens the likeness split's group when its "
                                          "discriminant splits the candidates this far apart (between-group share of "
                                          "the variance); behind an honest mistake it splits them less cleanly",
                                     kind="probability")
