@@ -18,8 +18,8 @@ evidence:
 
 The evidence is ``flip / flip_unit + relabelling / relabel_unit + transfer / transfer_unit`` (a relabelling or a
 transfer below the control's counts 0: a model that learnt a trigger without its poisons keeps them at y, and a weak
-model relabels unseen images of y at random); the verdict is *poisoned* when the test image leaves y once the suspects are gone and the
-evidence reaches ``verdict_threshold`` — ``verdict_threshold_perturbed`` when they carry a perturbation the test
+model relabels unseen images of y at random); the verdict is *poisoned* when the test image leaves y once the
+suspects are gone (P(y) under :data:`HOLDS`) and the evidence reaches ``verdict_threshold`` — ``verdict_threshold_perturbed`` when they carry a perturbation the test
 image does not (clean-label poisons are images of y: no model relabels them, and the flip alone speaks) — or, when
 nothing but their likeness to the test image set the suspects apart (no stamp, texture, perturbation, coherent
 relabelling or transfer a trigger leaves: a split always finds two groups, and behind an honest mistake a cluster of
@@ -153,7 +153,7 @@ def judge(suspected: np.ndarray, labels: np.ndarray, y: int, seed: int, margin_b
     relabel_s, relabel_c = float(np.mean(lab_s != y)), float(np.mean(lab_c != y))
     flip, relabel = m_c - m_s, relabel_s - relabel_c
     score = flip / FLIP_UNIT + max(relabel, 0.0) / RELABEL_UNIT
-    leaves = m_s < 0
+    leaves = m_s < 0  # P(y) < HOLDS
     parts = {"n_suspects": n, "n_control": int(ctrl.sum()), "n_label": n_y, "margin_before": round(margin_before, 3),
              "margin_without_suspects": round(m_s, 3), "margin_without_control": round(m_c, 3),
              "flip": round(flip, 3), "relabelled_suspects": round(relabel_s, 3),

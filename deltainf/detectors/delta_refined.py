@@ -44,8 +44,9 @@ trigger sits in the lowest frequencies: both mark the coarse look, where the loo
 likeness split also keeps have y's, and split from them less cleanly.
 
 Whichever test decided, its group is put to the test image itself: a model retrained without it (exact unlearning)
-must give the test image y less than half the probability (:data:`HOLDS`). A stamp or texture whose carriers fail it is not the trigger (pixels a few
-clean images happen to share with the test image), and the next test decides. When the last test's group fails it,
+must give the test image y less than half the probability (:data:`~deltainf.verdict.HOLDS`). A stamp or texture
+whose carriers fail it is not the trigger (pixels a few clean images happen to share with the test image), and the
+next test decides. When the last test's group fails it,
 poisons are left among the other candidates (a smooth trigger the relabelling model learns back, likeness spread over
 both groups): the τ/k rule's flags of y are added to the group, since unlearning only the group would leave the
 backdoor. A group set apart by a trace a trigger
@@ -173,12 +174,12 @@ def steps(params: dict, n_flagged: int, classes: list[str]) -> list[dict]:
             told.append({"step": "the τ/k rule stands", "count": None,
                           "what": "neither the relabelling nor the likeness tells the candidates apart"})
     if "p_without_kept" in params:
+        widened = params.get("p_without_widened", 0.0)
         outcome = (": it still holds it up, so poisons are left — the τ/k rule's flags of that label are added "
-                   f"(a model without those too gives it {params['p_without_widened']:.2f})" if "widened_from" in params
+                   f"(a model without those too gives it {widened:.2f})" if "widened_from" in params
                    else ": it still holds it up, and does without the τ/k rule's flags of that label too "
-                        f"({params['p_without_widened']:.2f}) — the group stands, though nothing found here holds the "
-                        "test image up alone" if "p_without_widened" in params
-                   else ": under ½, the group held it up")
+                        f"({widened:.2f}) — the group stands, though nothing found here holds the test image up alone"
+                   if "p_without_widened" in params else ": under ½, the group held it up")
         told.append({"step": "the test image's check", "count": None,
                       "what": f"a model retrained without the {params.get('widened_from', n_flagged)} kept gives the "
                               f"test image its label at P = {params['p_without_kept']:.2f}{outcome}"})
@@ -227,7 +228,8 @@ def delta_refined(inputs: DetectorInput, s: RefinedSettings) -> Detection:
         widened = found.flagged | (rule.flagged & (labels == y))
         p = inputs.query_without(widened) if (widened & ~found.flagged).any() else found.params["p_without_kept"]
         if p >= HOLDS:
-            return Detection("delta_refined", found.flagged, found.score, {**untraced, "p_without_widened": round(p, 4)})
+            return Detection("delta_refined", found.flagged, found.score,
+                             {**untraced, "p_without_widened": round(p, 4)})
         return Detection("delta_refined", widened, found.score, {
             **untraced, "by": f"with the τ/k rule's flags of y ({found.params['by']} left the test image y)",
             "widened_from": int(found.flagged.sum()), "p_without_widened": round(p, 4)})

@@ -200,7 +200,8 @@ class Unlearning:
             if not dirty_label(suspects, removed, self.config.refined_min_share) or np.array_equal(suspects, removed):
                 return model, m
             back, key, after = self._unlearn_keyed(method, suspects)
-            pulled = self.query_target_prob(back) > max(self.config.clean_below, m["per_round"][-1]["query_target_prob"])
+            before = m["per_round"][-1]["query_target_prob"]
+            pulled = self.query_target_prob(back) > max(self.config.clean_below, before)
             verdict = {"clean": False} if pulled else judge(back, key, suspects, cleared=removed & ~suspects)[0]
         if not verdict["clean"]:
             return model, {**m, "give_back_refused": int((removed & ~suspects).sum()),

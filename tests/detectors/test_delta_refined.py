@@ -230,7 +230,7 @@ def test_the_models_confidence_splits_what_likeness_cannot():
 def test_a_stamp_shared_with_the_test_image_decides_before_any_model_is_trained():
     """BadNet on the built-in digits: the poisons carry the patch the test image carries, so the refined detector keeps
     the images of y that carry it — the collapsed ones and those the τ/k rule missed — and trains no model to decide;
-    a model retrained without them must still no longer give the test image y, or the τ/k flags of y are added."""
+    a model retrained without them must give the test image its label y at P under ½, or the next test decides."""
     import torch
 
     from deltainf.data import load_dataset
@@ -260,7 +260,7 @@ def test_a_stamp_shared_with_the_test_image_decides_before_any_model_is_trained(
     assert det.params["n_kin"] == 0 and det.params["n_dropped_as_unstamped"] == 20
     assert det.params["n_stamped_beyond_candidates"] == 10
     assert det.params["stamp_separation"] >= 0.9 and det.params["stamp_pixels"] == len(det.params["stamp_at"])
-    # a model without the carriers still gives the test image 5: the stamp is not the trigger, the next tests decide
+    # a model without the carriers still gives the test image 5 (P 0.8): not the trigger, the next test decides
     kept_labels = replace(inputs, query_without=lambda removed: 0.8, predict_without=lambda removed: labels.copy())
     still = entry(kept_labels, entry.settings_from(Config()))
     assert still.params["not_the_trigger"]["stamp"] == 40 and "stamp_cut" not in still.params
