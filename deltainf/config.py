@@ -98,8 +98,8 @@ class RecipeOptions:
 class QueryOptions:
     test_index: int | None = option(None, "which triggered test image is the query (default: a seeded pick)", low=0)
     test_points: int = option(1, "known poisoned test points; detectors intersect their flags", low=1)
-    counterfactual: bool = option(False, "also retrain without the detected poisons and, apart, without the missed "
-                                         "ones (paper Table 3)")
+    counterfactual: bool = option(False, "also retrain without the detected poisons, without the missed ones (paper "
+                                         "Table 3) and without every poison (what the trigger does alone)")
 
 
 @dataclass(frozen=True)

@@ -60,7 +60,8 @@ def run_report(exp) -> dict:
     if c.counterfactual and exp.implanted:
         det_name = unlearn_detector(c)
         flagged = exp.detect(det_name).flagged
-        for name, removed in (("without_detected", flagged & exp.is_poison), ("without_missed", ~flagged & exp.is_poison)):
+        for name, removed in (("without_detected", flagged & exp.is_poison), ("without_missed", ~flagged & exp.is_poison),
+                              ("without_all", exp.is_poison)):
             _, metrics = inv.unlearning.unlearn("eu", removed)
             counterfactual[name] = {"detector": det_name, "n_removed": metrics["n_removed"],
                                     "clean_acc": metrics["clean_acc"], "poison_success": metrics["poison_success"]}
@@ -108,8 +109,9 @@ def summary_lines(report: dict) -> list[str]:
         extra = f"   τ = {r['tau']:.4g}, k = {r['k']}{' (suggested)' if r.get('suggested') else ''}" if "tau" in r else ""
         lines.append(f"{name:<18}{_fmt(r['tpr'], '.2f'):>6}{_fmt(r['precision'], '.2f'):>11}{r['n_flagged']:>9}{extra}")
     for name, r in report.get("counterfactual", {}).items():
+        alone = " (the trigger alone: no unlearning gets below it)" if name == "without_all" else ""
         lines.append(f"retrain {name.replace('_', ' ')} poisons ({r['n_removed']} removed): poison success "
-                     f"{_fmt(r['poison_success'])}, clean accuracy {_fmt(r['clean_acc'])}")
+                     f"{_fmt(r['poison_success'])}{alone}, clean accuracy {_fmt(r['clean_acc'])}")
     for method, r in report["unlearn"].items():
         removed = r.get("total_removed", r["n_removed"])
         lines.append(f"unlearn {method} ({r['detector']} flags, {removed} removed{loop_verdict(r)}): clean accuracy "
