@@ -36,6 +36,10 @@ def test_json_and_flagged_csv(demo, cache_dir, tmp_path, capsys):
     assert all(int(row["drop_count"]) >= 50 - d["k"] and float(row["mean_delta"]) < 0 for row in rows)
     assert {row["flagged_by"] for row in rows} == {f"delta_influence (τ = {d['tau']:.4g}, k = {d['k']})"}
     assert sum(int(row["known_poison"]) for row in rows) == round(d["tpr"] * r["data"]["n_poison"])
+    # The same run again: its unlearnt model comes from the cache, and the line says so rather than "0.0 s".
+    code, stdout, _ = _run(capsys, "run", "--cache-dir", str(cache_dir), "--unlearn", "eu", "--quiet")
+    assert code == 0 and "poison success" in stdout
+    assert [ln for ln in stdout.splitlines() if ln.startswith("unlearn eu")][0].endswith("[from the cache]")
     # --explain: Δ refined step by step, once it is among the detectors (the verdict ran it already: cached).
     code, stdout, err = _run(capsys, "run", "--cache-dir", str(cache_dir), "--explain", "--quiet")
     assert code == 0 and "step by step" not in stdout and "add delta_refined to --detectors" in err

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..influence.delta import score_scale
 from ..suspicion.suspects import SuspectSet, described
 from ..unlearning import from_scratch
-from .report import _clean, loop_verdict, unlearn_detector, verdict_lines
+from .report import _clean, loop_verdict, took, unlearn_detector, verdict_lines
 
 
 def suspect_set(case) -> SuspectSet | None:
@@ -72,7 +72,7 @@ def _after(case, module, m: dict, method: str) -> dict:
     out = {"query_predicted": int(p.argmax()), "query_predicted_name": case.data.classes[int(p.argmax())],
            "query_probability": float(p.max()), "query_label_probability": float(p[case.query.label]),
            "removed": m.get("total_removed", m["n_removed"]), "rounds": m.get("rounds", 1),
-           "seconds": m["seconds"]}
+           "seconds": m["seconds"], "cached": bool(m.get("cached"))}
     for key in ("clean_acc", "clean", "per_round", "kin_added", "escalated_from", "chose"):
         if key in m:
             out[key] = m[key]
@@ -122,7 +122,7 @@ def summary_lines(report: dict) -> list[str]:
     for method, r in report["unlearn"].items():
         acc = f", clean accuracy {r['clean_acc']:.3f}" if r.get("clean_acc") is not None else ""
         lines.append(f"unlearn {method} ({r['detector']} flags, {r['removed']} removed{loop_verdict(r)}): test image predicted "
-                     f"{r['query_predicted_name']} (p = {r['query_probability']:.2f}){acc}   [{r['seconds']:.1f} s]"
+                     f"{r['query_predicted_name']} (p = {r['query_probability']:.2f}){acc}   [{took(r)}]"
                      + ("   from scratch, the engine's recipe" if from_scratch(method) else ""))
     return lines
 

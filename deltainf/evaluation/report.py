@@ -83,6 +83,11 @@ def run_report(exp) -> dict:
     })
 
 
+def took(r: dict) -> str:
+    """An unlearning's time, or that its model came from the cache."""
+    return "from the cache" if r.get("cached") else f"{r['seconds']:.1f} s"
+
+
 def _fmt(x, spec=".3f"):
     return "n/a" if x is None else format(x, spec)
 
@@ -115,7 +120,7 @@ def summary_lines(report: dict) -> list[str]:
     for method, r in report["unlearn"].items():
         removed = r.get("total_removed", r["n_removed"])
         lines.append(f"unlearn {method} ({r['detector']} flags, {removed} removed{loop_verdict(r)}): clean accuracy "
-                     f"{_fmt(r['clean_acc'])}, poison success {_fmt(r['poison_success'])}   [{r['seconds']:.1f} s]")
+                     f"{_fmt(r['clean_acc'])}, poison success {_fmt(r['poison_success'])}   [{took(r)}]")
     return lines
 
 
