@@ -36,6 +36,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent / "tests"), str(HERE.parent / "tests"
 
 from deltainf.config import CaseConfig, Config  # noqa: E402
 from deltainf.experiment import Experiment  # noqa: E402
+from deltainf.evaluation.metrics import poison_success  # noqa: E402
 from deltainf.models.training import predict_logits  # noqa: E402
 
 
@@ -50,8 +51,10 @@ def honest_errors(model, x, y, device, seed: int, avoid: int | None = None) -> l
     return [("confident error", conf)] + ([("random error", rand)] if rand != conf else [])
 
 
-def row(name: str, poisoned: bool, inv, start: float, truth: np.ndarray | None = None) -> dict:
-    """One query's verdict; with the poisons' mask ``truth``, the refined rule's and Δ-Influence's TPR / precision."""
+def row(name: str, poisoned: bool, inv, start: float, truth: np.ndarray | None = None, trigger=None) -> dict:
+    """One query's verdict; with the poisons' mask ``truth``, the refined rule's and Δ-Influence's TPR / precision;
+    with ``trigger`` = (triggered victim images, target) for a folder the benchmark planted, poison success after EU
+    and without every poison (the trigger alone)."""
     v = inv.verdict()
     p = v.parts
     found, caused = "", poisoned
@@ -71,6 +74,11 @@ def row(name: str, poisoned: bool, inv, start: float, truth: np.ndarray | None =
             found += (f"  EU: accuracy {before:.3f} → {after.get('clean_acc', float('nan')):.3f}, test image "
                       f"{'keeps' if after['query_pred'] == inv.query.label else 'leaves'} its label"
                       + (f", poison success {after['poison_success']:.2f}" if "poison_success" in after else ""))
+            if trigger is not None:
+                x, target = torch.from_numpy(trigger[0]), trigger[1]
+                found += "".join(f"{what} {poison_success(module, x, target, inv.unlearning.device):.2f}" for what, module in (
+                    (", poison success ", inv.model.module), (" → ", inv.unlearning.unlearn("eu", accused)[0]),
+                    (" (without every poison: ", inv.unlearning.retrained_without(truth)))) + ")"
     print(f"{name:<34} {'poisoned' if poisoned else 'honest':>8} {'POISONED' if v.poisoned else 'no evidence':>11} "
           f"{v.score:>6.2f} {p.get('n_suspects', 0):>5} {p.get('flip', 0):>6.1f} {p.get('relabelling', 0):>6.2f} "
           f"{p.get('transfer', 0):>6.2f} {p.get('trace') or '-':>9} {time.perf_counter() - start:>6.0f}{found}",
@@ -167,7 +175,8 @@ def cifar_rows(seeds, cache: str, work: Path, kinds=("clean", "blended")) -> lis
                                        seed=seed))
                 paths = case.investigation.data.train_paths
                 truth = np.isin(paths, info["poisons"]) if poisoned and paths is not None else None
-                out.append(row(f"cifar {kind} s{seed} {name}", poisoned, case.investigation, start, truth))
+                out.append(row(f"cifar {kind} s{seed} {name}", poisoned, case.investigation, start, truth,
+                               (info["triggered"], target) if poisoned else None))
                 start = time.perf_counter()
     return out
 

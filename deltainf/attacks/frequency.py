@@ -19,8 +19,9 @@ bookkeeping as BadNet. A purely random smooth pattern (``trigger_opt_steps = 0``
 built-in digits even at 48/255 (poison success ≤ 0.32); the learned one at 32/255 reaches
 0.86–0.92. Being a universal perturbation, it also fools a model that never saw a poison (3–37 % of
 triggered victim images on the digits, up to 76 % on a weak CIFAR-10 model): the floor under poison
-success after any unlearning, which ``--counterfactual`` measures. The surrogate (the experiment's small-CNN recipe, another seed) and the pattern are cached
-in the experiment's cache folder, so runs see a bit-identical trigger.
+success after any unlearning, which ``--counterfactual`` measures. The surrogate (the experiment's
+small-CNN recipe, another seed) and the pattern are cached in the experiment's cache folder, so runs
+see a bit-identical trigger.
 
 :class:`~deltainf.attacks.Poisoned` fields: ``trigger_mask`` is all True (the trigger touches every
 pixel) and ``trigger_pattern`` holds the additive pattern *offset-encoded*: ``pattern.int() - 128``

@@ -60,8 +60,9 @@ def run_report(exp) -> dict:
     if c.counterfactual and exp.implanted:
         det_name = unlearn_detector(c)
         flagged = exp.detect(det_name).flagged
-        for name, removed in (("without_detected", flagged & exp.is_poison), ("without_missed", ~flagged & exp.is_poison),
-                              ("without_all", exp.is_poison)):
+        poisons = exp.is_poison
+        for name, removed in (("without_detected", flagged & poisons), ("without_missed", ~flagged & poisons),
+                              ("without_all", poisons)):
             _, metrics = inv.unlearning.unlearn("eu", removed)
             counterfactual[name] = {"detector": det_name, "n_removed": metrics["n_removed"],
                                     "clean_acc": metrics["clean_acc"], "poison_success": metrics["poison_success"]}
