@@ -75,8 +75,8 @@ def row(name: str, poisoned: bool, inv, start: float, truth: np.ndarray | None =
                       f"{'keeps' if after['query_pred'] == inv.query.label else 'leaves'} its label"
                       + (f", poison success {after['poison_success']:.2f}" if "poison_success" in after else ""))
             if trigger is not None:
-                x, target = torch.from_numpy(trigger[0]), trigger[1]
-                found += "".join(f"{what} {poison_success(module, x, target, inv.unlearning.device):.2f}" for what, module in (
+                x, target, device = torch.from_numpy(trigger[0]), trigger[1], inv.unlearning.device
+                found += "".join(f"{what}{poison_success(module, x, target, device):.2f}" for what, module in (
                     (", poison success ", inv.model.module), (" → ", inv.unlearning.unlearn("eu", accused)[0]),
                     (" (without every poison: ", inv.unlearning.retrained_without(truth)))) + ")"
     print(f"{name:<34} {'poisoned' if poisoned else 'honest':>8} {'POISONED' if v.poisoned else 'no evidence':>11} "
