@@ -30,6 +30,7 @@ def test_json_and_flagged_csv(demo, cache_dir, tmp_path, capsys):
     assert set(r["unlearn"]["eu"]) >= {"detector", "clean_acc", "poison_success", "seconds"}
     assert set(r["timings"]) == {"train_s", "factors_s", "scores_s", "detect_s", "unlearn_s", "verdict_s"}
     assert r["verdict"]["poisoned"] and set(r["verdict"]) == {"poisoned", "score", "threshold", "reason", "parts"}
+    assert "behind_the_image" not in r  # only when the verdict finds no evidence
     assert d == demo.detection_report("delta_influence")
     rows = list(csv.DictReader(out_csv.open()))
     assert len(rows) == d["n_flagged"]

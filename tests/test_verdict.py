@@ -223,3 +223,18 @@ def test_the_verdict_picture_shows_each_part_it_was_given():
     domains = [three.layout[f"xaxis{s}"].domain for s in ("", "2", "3")]
     assert all(a[1] < b[0] for a, b in zip(domains, domains[1:]))  # panels side by side, apart
     assert "Poisoned: evidence 4.7" in three.layout.title.text
+
+
+@pytest.mark.slow
+def test_run_says_when_the_trigger_alone_holds_the_test_image(cache_dir, tmp_path, capsys):
+    """Frequency seed 31 on the digits: the verdict finds no evidence behind the triggered image, and a model retrained
+    without every poison still misreads it (its learnt pattern fools a clean model): the run says which it was."""
+    out = tmp_path / "r.json"
+    assert main(["run", "--attack", "frequency", "--seed", "31", "--cache-dir", str(cache_dir), "--json", str(out),
+                 "--quiet"]) == 0
+    r = json.loads(out.read_text())
+    assert r["model"]["poison_success"] > 0.8 and not r["verdict"]["poisoned"]
+    behind = r["behind_the_image"]
+    assert behind["p_without_poisons"] >= 0.5 and behind["poisons_behind"] is False
+    assert "known here: a model retrained without every poison still gives the test image its label" in \
+        capsys.readouterr().out
