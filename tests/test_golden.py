@@ -6,7 +6,8 @@ took the kin first and gave clean points back; when the refined detector learnt 
 took the dataset's own ε; when the likeness split replaced that abstention; when the split took the model's
 confidence; and on 2026-12-07 with the verdict, the stamp's texture, the first relabelling round and the named
 random streams, on this machine (``python tests/test_golden.py --record``); again with the verdict's transfer (its
-reason and parts only: every figure and flagged set held).
+reason and parts only: every figure and flagged set held); again when the factor fit's CPU batch went from 256 to
+64 (the order of summation: the suggested τ moved, BadNet's flags held).
 
 Bit-exact figures hold only for the same numerics (torch version, the CPU's vector instructions, the thread
 count, and a probe: a few training steps of the built-in CNN, hashed). Elsewhere the same runs are compared within

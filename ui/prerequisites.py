@@ -32,7 +32,28 @@ def train_job(instance: Instance, src, key=None) -> Job:
     """Train (or load) the model of a source (the session's, unless ``key`` names another's job)."""
     rt = runtime()
     label = "Train" if src.kind == "experiment" else "Load your model and data"  # words only: nothing is planted yet
-    return rt.start(key or train_key(src.config), label, src, lambda e: _load_model_level(e, rt))
+
+    def run(e):
+        result = _load_model_level(e, rt)
+        if e.kind == "experiment" and _quick_factors(e):  # only a few seconds' wait for a page that needs the engine
+            _factors_ahead(e, rt)
+        return result
+
+    return rt.start(key or train_key(src.config), label, src, run)
+
+
+#: training points × model parameters up to which the factors are fitted as soon as the model is trained (the
+#: built-in digits: 1.2e8, about 3 s on two cores); larger ones wait for a page that needs them
+QUICK_FACTORS = 5e8
+
+
+def _quick_factors(exp) -> bool:
+    return len(exp.train_set.y_train) * sum(p.numel() for p in exp.model.parameters()) <= QUICK_FACTORS
+
+
+def _factors_ahead(exp, rt: Runtime) -> None:
+    rt.start(FactorsJob(exp.investigation.influence.factors_key), "EK-FAC factors (ahead of Influence)", exp,
+             lambda e: e.investigation.influence.factors())
 
 
 def check_weights(upload: Upload) -> Job:
@@ -55,9 +76,7 @@ def _prepare(level: str):
         if level == "queries":
             exp.investigation.queries()
             rt.mark(exp, "queries")
-            # EK-FAC factors depend on the model only: fit them now, ahead of the Influence page.
-            rt.start(FactorsJob(exp.investigation.influence.factors_key), "EK-FAC factors (ahead of Influence)", exp,
-                     lambda e: e.investigation.influence.factors())
+            _factors_ahead(exp, rt)
         return result
 
     return run

@@ -25,7 +25,7 @@ def finished(instance: Instance):
     return job.result if job is not None and job.ok else None
 
 
-def headline(instance: Instance, src, wait: float = 0.3, start: bool = True) -> None:
+def headline(instance: Instance, src, start: bool = True) -> None:
     """The verdict in one line at the top of the page (the live area stays in view at 1280×720); what it rests on,
     with its picture, on demand; its progress while it runs. ``start=False``: only a verdict already asked for
     (a page one clicks through, where each test image would queue its own)."""
@@ -35,7 +35,7 @@ def headline(instance: Instance, src, wait: float = 0.3, start: bool = True) -> 
             st.caption("The verdict — is there evidence of poisoning behind this image? — comes with its influence "
                        "scores, on the **Influence** page.")
             return
-        if not job.finished.wait(wait):
+        if not job.finished.is_set():  # even from the cache it takes a second: never hold the page for it
             pre.progress_panel(job, "The verdict: is there evidence of poisoning? Finding the suspects (refined "
                                     "Δ-Influence), retraining without them and without as many other images of "
                                     "its label…")

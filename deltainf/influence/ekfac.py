@@ -6,11 +6,13 @@ computed under a temporary name, and only renamed into place once complete.
 """
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
 import os
 import shutil
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -77,6 +79,29 @@ def _analyzer(model: nn.Module, root: Path, device: torch.device):
     if device.type == "cuda":  # pinned host batches, collated by workers while the GPU works
         analyzer.set_dataloader_kwargs(DataLoaderKwargs(num_workers=4, pin_memory=True, persistent_workers=False))
     return analyzer
+
+
+_frozen = {"depth": 0, "lock": threading.Lock()}
+
+
+@contextmanager
+def frozen_heap():
+    """Python's heap as it stands is moved out of the garbage collector's sight while kronfluence runs.
+
+    kronfluence calls ``gc.collect()`` between stages (ten times a run); each full collection walks every object
+    torch, the app and their imports made — 0.2 s apiece on the CPU, a fifth of a small model's factor fit —
+    though none of them is garbage. Objects made inside are collected as before."""
+    with _frozen["lock"]:
+        if _frozen["depth"] == 0:
+            gc.freeze()
+        _frozen["depth"] += 1
+    try:
+        yield
+    finally:
+        with _frozen["lock"]:
+            _frozen["depth"] -= 1
+            if _frozen["depth"] == 0:
+                gc.unfreeze()
 
 
 PRECISIONS = ("fp32", "bf16")
@@ -218,7 +243,8 @@ def fit_factors(model: nn.Module, x_train: torch.Tensor, y_train: torch.Tensor, 
                 analyzer.fit_lambda_matrices(staging, Subset(dataset, sample.tolist()), per_device_batch_size=bs,
                                              factor_args=args, overwrite_output_dir=True)
 
-        with_batch_backoff(fit, batch_size, "EK-FAC factors")
+        with frozen_heap():
+            with_batch_backoff(fit, batch_size, "EK-FAC factors")
         tmp = factors_dir(root, staging)
         if distributed.is_main():
             (tmp / MANIFEST).write_text(json.dumps(_manifest(tmp)))
@@ -248,11 +274,12 @@ def pairwise_scores(model: nn.Module, x_query: torch.Tensor, y_query: torch.Tens
     analyzer = _analyzer(model, root, device)
     name = distributed.run_name("run")
     try:
-        with_batch_backoff(lambda bs: analyzer.compute_pairwise_scores(
-            scores_name=name, factors_name=factors_key, query_dataset=_dataset(x_query, y_query),
-            train_dataset=_dataset(x_train, y_train), per_device_query_batch_size=len(y_query),
-            per_device_train_batch_size=bs, score_args=score_arguments(damping, precision),
-            overwrite_output_dir=True), train_batch_size, "influence scores")
+        with frozen_heap():
+            with_batch_backoff(lambda bs: analyzer.compute_pairwise_scores(
+                scores_name=name, factors_name=factors_key, query_dataset=_dataset(x_query, y_query),
+                train_dataset=_dataset(x_train, y_train), per_device_query_batch_size=len(y_query),
+                per_device_train_batch_size=bs, score_args=score_arguments(damping, precision),
+                overwrite_output_dir=True), train_batch_size, "influence scores")
         if not distributed.is_main():
             return None
         return analyzer.load_pairwise_scores(name)["all_modules"].float().cpu().numpy()

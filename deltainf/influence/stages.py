@@ -37,9 +37,10 @@ def query_set(store: Store, image: torch.Tensor, label: int, num_classes: int, T
 
 def batch_size(device: torch.device) -> int:
     """Training points per kronfluence batch when fitting factors (scoring uses twice as many): sized to a
-    GPU's memory (halved automatically on an out-of-memory error), 256 on the CPU."""
+    GPU's memory (halved automatically on an out-of-memory error), 64 on the CPU (smaller per-sample gradient
+    blocks stay in the CPU's cache: the built-in digits' factors and scores take 0.8× and 0.6× the time at 256)."""
     if device.type != "cuda":
-        return 256
+        return 64
     gib = torch.cuda.get_device_properties(device).total_memory / 2**30
     return 1024 if gib >= 40 else 512 if gib >= 16 else 256
 
@@ -127,6 +128,8 @@ class Influence:
         subset = [] if keep is None else [array_fingerprint(torch.as_tensor(keep, dtype=torch.long))]
         precision = self.model.recipe.precision
         numerics = [] if precision == "fp32" else [precision, "tf32-lambda"]  # see ekfac.tensor_cores
+        if self.device.type == "cpu":  # the batch sets the CPU's order of summation (a GPU's follows its memory)
+            numerics.append(f"cpu-batch-{batch_size(self.device)}")
         n = self.config.lambda_examples
         return content_key("factors", model_key, *subset, *numerics, *([] if n is None else [f"lambda-{n}"]))
 

@@ -240,9 +240,13 @@ def test_test_image_page_pick_and_uploads(pipe):
     index = int(other.key.split("_")[1])
     assert at.session_state["config"].test_index == index
     assert int(index) in pipe.poisoned_test_candidates
+    # the new test image loads in a job, maybe behind factors fitted ahead for an earlier test's model
+    settle(at, lambda a: any(w.key == "index_input" for w in a.number_input))
+    assert f"triggered test image #{index}" in captions(at)
     check(at.number_input(key="index_input").set_value(0).run())
     check(at.button(key="use_index").click().run())
     assert at.session_state["config"].test_index == 0
+    settle(at, lambda a: "triggered test image #0" in captions(a))
 
     check(at.file_uploader(key="query_upload").set_value(("notes.png", b"plain text, not an image", "image/png")).run())
     assert "notes.png is not a readable image" in texts(at.error)
