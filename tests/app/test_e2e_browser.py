@@ -611,10 +611,22 @@ def download_rows(pg, path: Path, button: str = ".st-key-flagged_csv button", ex
     """The rows of a CSV the page hands out (``expander``: the title of the expander to open first)."""
     if expander:
         pg.locator("[data-testid='stExpander'] summary", has_text=expander).first.click()
-    with pg.expect_download(timeout=SLOW) as download:
-        pg.click(button)
-    download.value.save_as(path)
-    return list(csv.DictReader(path.open()))
+    return list(csv.DictReader(download(pg, button, path).open()))
+
+
+def download(pg, button: str, path: Path, tries: int = 3) -> Path:
+    """The file ``button`` hands out, saved at ``path``. Clicked once the app is idle, again if the click landed in a
+    rerun (a background job finishing reruns the page) and was lost."""
+    for attempt in range(tries):
+        pg.wait_for_selector("[data-testid='stStatusWidget']", state="detached", timeout=SLOW)
+        try:
+            with pg.expect_download(timeout=30_000) as file:
+                pg.click(button)
+            file.value.save_as(path)
+            return path
+        except sync_api.TimeoutError:
+            if attempt == tries - 1:
+                raise
 
 
 def investigate(pg, user_case, tmp_path):
@@ -696,10 +708,7 @@ def investigate(pg, user_case, tmp_path):
     assert "Removed" in result and str(n - 2) in result
     unlearned = download_rows(pg, tmp_path / "unlearn.csv", button=".st-key-download_flagged button")
     assert {r["path"] for r in unlearned} == {r["path"] for r in flagged_csv if r["review"] == "confirmed"}
-    with pg.expect_download(timeout=SLOW) as download:
-        pg.click(".st-key-download_report button")
-    report = tmp_path / "report.html"
-    download.value.save_as(report)
+    report = download(pg, ".st-key-download_report button", tmp_path / "report.html")
     page = report.read_text()
     kept = page.split("Dismissed by the analyst")[1]
     assert f"{n - 2} confirmed, 2 dismissed" in page and all(f in kept for f in dismissed)

@@ -140,8 +140,12 @@ def test_lambda_from_a_seeded_sample(demo):
     assert inv.influence.factors_key != full.influence.factors_key
     s, s_full = inv.scores(), full.scores()
     assert not np.allclose(s, s_full) and np.corrcoef(s[0], s_full[0])[0, 1] > 0.95
-    flagged, with_all = (delta_flags(i.delta(), *i.tau_k()[:2]) for i in (inv, full))
-    # As many poisons as λ fitted on every point finds, within a tenth (measured at one and two threads: 43 vs 46,
-    # 46 vs 42), and few clean points beside them.
-    assert (flagged & demo.is_poison).sum() >= 0.9 * (with_all & demo.is_poison).sum()
-    assert (flagged & ~demo.is_poison).sum() <= 0.25 * flagged.sum()
+    # The poisons collapse as they do with λ fitted on every point: among as many points as there are poisons, those
+    # with most drops at the full fit's suggested τ hold as many poisons within a tenth (measured: 44 vs 48; the
+    # suggested k itself moves with λ's sample, 0 or 2, so the flagged sets are not compared), and the sampled fit's
+    # own flags hold few clean points.
+    n, tau = int(demo.is_poison.sum()), full.tau_k()[0]
+    found = [demo.is_poison[np.argsort(-(i.delta() < tau).sum(0), kind="stable")[:n]].sum() for i in (inv, full)]
+    assert found[0] >= 0.9 * found[1]
+    flagged = delta_flags(inv.delta(), *inv.tau_k()[:2])
+    assert (flagged & demo.is_poison).sum() > 0 and (flagged & ~demo.is_poison).sum() <= 0.25 * flagged.sum()
