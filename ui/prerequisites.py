@@ -131,7 +131,7 @@ def require_scores(instance: Instance, exp) -> Job:
     return job
 
 
-@st.fragment(run_every=0.5)
+@st.fragment(run_every=1.0)  # each poll costs the browser a re-render: at 2 Hz it took a third of a core from training
 def _poll(key) -> None:
     job = runtime().jobs.get(key)
     if job is None or job.finished.is_set():
@@ -140,7 +140,7 @@ def _poll(key) -> None:
 
 
 def progress_panel(job: Job, what: str | None = None, cancel: bool = False) -> None:
-    """A running job's stage, count and elapsed time, polled twice a second (with a Cancel button when
+    """A running job's stage, count and elapsed time, polled once a second (with a Cancel button when
     ``cancel``). Written into the status box without entering it: leaving it would mark it done."""
     box = st.status(what or f"{job.label}: running in the background…", state="running", expanded=True)
     box.caption("You can switch pages meanwhile: the work goes on and the result is kept.")
