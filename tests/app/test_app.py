@@ -226,6 +226,18 @@ def _torch_bytes(state) -> bytes:
     return buf.getvalue()
 
 
+def test_factors_fitted_ahead_once_trained(pipe):
+    """The built-in experiment's EK-FAC factors take seconds: the Train job fits them right after the model, so the
+    Influence page finds them fitted (a class's first look at influence collapse)."""
+    from ui.jobs import FactorsJob
+    from ui.state import runtime
+
+    trained(open_app())
+    job = runtime().jobs.get(FactorsJob(pipe.investigation.influence.factors_key))
+    assert job is not None and job.label == "EK-FAC factors (ahead of Influence)"
+    assert job.finished.wait(SLOW) and job.ok
+
+
 def test_test_image_page_pick_and_uploads(pipe):
     from PIL import Image
 
