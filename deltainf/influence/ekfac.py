@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import shutil
-import threading
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -81,27 +80,19 @@ def _analyzer(model: nn.Module, root: Path, device: torch.device):
     return analyzer
 
 
-_frozen = {"depth": 0, "lock": threading.Lock()}
-
-
 @contextmanager
 def frozen_heap():
     """Python's heap as it stands is moved out of the garbage collector's sight while kronfluence runs.
 
     kronfluence calls ``gc.collect()`` between stages (ten times a run); each full collection walks every object
     torch, the app and their imports made — 0.2 s apiece on the CPU, a fifth of a small model's factor fit —
-    though none of them is garbage. Objects made inside are collected as before."""
-    with _frozen["lock"]:
-        if _frozen["depth"] == 0:
-            gc.freeze()
-        _frozen["depth"] += 1
+    though none of them is garbage. Objects made inside are collected as before. (Engine work runs one job at a
+    time, in the app too, so two of these never overlap.)"""
+    gc.freeze()
     try:
         yield
     finally:
-        with _frozen["lock"]:
-            _frozen["depth"] -= 1
-            if _frozen["depth"] == 0:
-                gc.unfreeze()
+        gc.unfreeze()
 
 
 PRECISIONS = ("fp32", "bf16")
