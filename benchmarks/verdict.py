@@ -10,6 +10,7 @@ error) and one with a blended trigger planted by this script (150 dirty-label po
     python benchmarks/verdict.py [--seeds 0 1 2] [--attacks badnet,frequency,witches_brew,blended] [--cifar]
     python benchmarks/verdict.py --seeds 1 --attacks "" --cifar     # the CIFAR-10 folders only (--cifar blended: one)
     python benchmarks/verdict.py --seeds 17 --attacks "" --cifar-subset badnet,frequency
+    python benchmarks/verdict.py --seeds 56 --attacks "" --cifar-subset blended --set poison_count=200
 
 With ``--cifar-subset``, the same experiments on a CIFAR-10 subset read through imagefolder (200 images a class, the
 built-in recipe; an attack that does not implant still gives its two honest mistakes).
@@ -38,6 +39,7 @@ from deltainf.config import CaseConfig, Config  # noqa: E402
 from deltainf.experiment import Experiment  # noqa: E402
 from deltainf.evaluation.metrics import poison_success  # noqa: E402
 from deltainf.models.training import predict_logits  # noqa: E402
+from deltainf.options import value_type  # noqa: E402
 
 
 def honest_errors(model, x, y, device, seed: int, avoid: int | None = None) -> list[tuple[str, int]]:
@@ -87,14 +89,14 @@ def row(name: str, poisoned: bool, inv, start: float, truth: np.ndarray | None =
 
 
 def experiment_rows(seeds, attacks, cache: str, data: dict | None = None, name: str = "digits",
-                    with_honest: bool = True) -> list[dict]:
+                    with_honest: bool = True, settings: dict | None = None) -> list[dict]:
     """Each attack's triggered test image and (``with_honest``) two honest mistakes of its model, on the built-in
-    digits or on the data source ``data`` (Config fields)."""
+    digits or on the data source ``data`` (Config fields), with the Config fields ``settings`` (``--set``)."""
     out = []
     for attack in attacks:
         for seed in seeds:
             start = time.perf_counter()
-            cfg = Config(attack=attack, seed=seed, cache_dir=cache, **(data or {}))
+            cfg = Config(attack=attack, seed=seed, cache_dir=cache, **(data or {}), **(settings or {}))
             exp = Experiment(cfg)
             if not exp.implanted:
                 print(f"{name} {attack} seed {seed}: did not implant ({exp.implant_problem})")
@@ -192,16 +194,18 @@ def main() -> None:
     ap.add_argument("--triggered-only", action="store_true",
                     help="only the experiments' triggered test images (no honest mistakes; the refined rule's figures)")
     ap.add_argument("--cache-dir", default=None)
+    ap.add_argument("--set", nargs="+", default=[], help="OPTION=VALUE experiment settings (e.g. poison_count=200)")
     a = ap.parse_args()
+    settings = {k: value_type(Config, k)[0](v) for k, v in (kv.split("=", 1) for kv in a.set)}
     work = Path(tempfile.mkdtemp(prefix="deltainf-verdict-"))
     cache = a.cache_dir or str(work / "cache")
     print(f"{'query':<34} {'truth':>8} {'verdict':>11} {'score':>6} {'susp':>5} {'flip':>6} {'relab':>6} "
           f"{'transf':>6} {'trace':>9} {'secs':>6}  TPR/precision")
     attacks = [x for x in a.attacks.split(",") if x]
-    rows = experiment_rows(a.seeds, attacks, cache, with_honest=not a.triggered_only)
+    rows = experiment_rows(a.seeds, attacks, cache, with_honest=not a.triggered_only, settings=settings)
     if a.cifar_subset and (subset := cifar_subset(work)):
         rows += experiment_rows(a.seeds, [x for x in a.cifar_subset.split(",") if x], cache, subset, "cifar subset",
-                                not a.triggered_only)
+                                not a.triggered_only, settings)
     if a.cifar:
         rows += cifar_rows(a.seeds, cache, work, a.cifar.split(","))
     honest = [r for r in rows if not r["poisoned"]]

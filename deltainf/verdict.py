@@ -22,8 +22,9 @@ model relabels unseen images of y at random); the verdict is *poisoned* when the
 suspects are gone (P(y) under :data:`HOLDS`) and the evidence reaches ``verdict_threshold`` — ``verdict_threshold_perturbed`` when they carry a perturbation the test
 image does not (clean-label poisons are images of y: no model relabels them, and the flip alone speaks) — or, when
 nothing but their likeness to the test image set the suspects apart (no stamp, texture, perturbation, coherent
-relabelling or transfer a trigger leaves: a split always finds two groups, and behind an honest mistake a cluster of
-look-alikes holds the test image up as well), ``verdict_threshold_untraced``. No ground truth is read.
+relabelling, transfer or fine-texture level shared with the test image that a trigger leaves: a split always finds
+two groups, and behind an honest mistake a cluster of look-alikes holds the test image up as well),
+``verdict_threshold_untraced``. No ground truth is read.
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ from .models.training import predict_logits
 from .options import option
 from .seeds import seeded
 from .suspicion.likeness import kin
+from .suspicion.stamp import shared_energy
 from .suspicion.transfer import sent_to
 
 #: Logits of margin (the flip) and a share of images (the relabelling) worth one unit of evidence each.
@@ -59,6 +61,9 @@ TRANSFER_UNIT, TRANSFERS = 0.2, 0.4
 #: A model holds the test image up when it gives it its label y at least this probability (a margin of y ≥ 0); a weak
 #: model can keep y on top below it, the rest spread over the other classes.
 HOLDS = 0.5
+#: A fine-texture level the suspects share with the test image is a trigger's trace from this many robust standard
+#: deviations of their label's images (:func:`~deltainf.suspicion.stamp.shared_energy`).
+LEVEL = 1.5
 
 
 @dataclass(frozen=True)
@@ -74,8 +79,8 @@ class VerdictOptions:
                                       kind="positive")
     verdict_threshold_untraced: float = option(5.0, "the evidence of poisoning at which the verdict says poisoned when "
                                                     "nothing but their likeness to the test image set the suspects "
-                                                    "apart (no stamp, texture, perturbation, relabelling or transfer "
-                                                    "a trigger leaves)",
+                                                    "apart (no stamp, texture, perturbation, relabelling, transfer "
+                                                    "or fine-texture level a trigger leaves)",
                                                kind="positive")
     verdict_threshold_perturbed: float = option(0.5, "the evidence of poisoning at which the verdict says poisoned "
                                                      "when the suspects carry a perturbation the test image does not "
@@ -204,31 +209,33 @@ def verdict_of(inv) -> Verdict:
         refined = inv.detect("delta_refined")
         suspected = at_most_share(refined.flagged, delta_matrix(inv.scores("full")), labels, y)
         module = inv.model.module
+        level = shared_energy(inv.data.x_train, inv.query.image, suspected, labels, y)
         sends = sent_to(inv.data.x_train, labels, y,
                         lambda x: predict_logits(module, x, inv.device).argmax(1).numpy(), c.seed)
         verdict = judge(suspected, labels, y, c.seed, query_margin(inv, module),
                         _without(inv.unlearning, np.zeros_like(suspected)),
-                        lambda transfer: threshold_for(trace_of(refined.params, transfer), c), sends=sends)
+                        lambda transfer: threshold_for(trace_of(refined.params, transfer, level), c), sends=sends)
     t.seconds["unlearn_s"] = unlearning  # the models it retrained are the verdict's time, not unlearning's
-    trace = trace_of(refined.params, verdict.parts.get("transfer", 0.0))
-    verdict.parts.update(suspects_by=refined.params.get("by", ""), trace=trace or "")
+    trace = trace_of(refined.params, verdict.parts.get("transfer", 0.0), level)
+    verdict.parts.update(suspects_by=refined.params.get("by", ""), trace=trace or "", texture_level=round(level, 2))
     return verdict
 
 
-def trace_of(params: dict, transfer: float = 0.0) -> str | None:
+def trace_of(params: dict, transfer: float = 0.0, level: float = 0.0) -> str | None:
     """The trace of a trigger the refined rule's group carries (its ``params``): stamp, texture, perturbed or
     relabelled — the last only when the relabelling is coherent (:data:`COHERENT`); else "transfer" when the group's
-    shared signal sends images of other labels to y (``transfer`` beyond the control's, :data:`TRANSFERS`); None for
-    none."""
+    shared signal sends images of other labels to y (``transfer`` beyond the control's, :data:`TRANSFERS`); else
+    "texture level" when it shares an unusual fine-texture level with the test image (``level``, robust standard
+    deviations: :data:`LEVEL`); None for none."""
     trace = params.get("trace") or None
     if trace == "relabelled" and params.get("agreement", 1.0) < COHERENT:
         trace = None
-    return trace or ("transfer" if transfer >= TRANSFERS else None)
+    return trace or ("transfer" if transfer >= TRANSFERS else None) or ("texture level" if abs(level) >= LEVEL else None)
 
 
 def threshold_for(trace: str | None, config) -> float:
     """The evidence the verdict asks of suspects set apart by ``trace`` (:func:`trace_of`: stamp, texture, perturbed,
-    relabelled, transfer; none for the likeness split alone)."""
+    relabelled, transfer, texture level; none for the likeness split alone)."""
     if trace == "perturbed":
         return config.verdict_threshold_perturbed
     return config.verdict_threshold if trace else config.verdict_threshold_untraced

@@ -88,6 +88,11 @@ def test_the_bar_follows_the_trace_the_suspects_carry():
     assert trace_of({"trace": "relabelled", "agreement": 0.82}, transfer=0.6) == "transfer"
     assert trace_of({"by": "likeness split"}, transfer=0.2) is None
     assert trace_of({"trace": "perturbed"}, transfer=0.6) == "perturbed"
+    # So does a group that shares an unusual fine-texture level with the test image (a warp), either way.
+    assert trace_of({"by": "likeness split"}, level=1.9) == trace_of({"by": "likeness split"}, level=-1.6) == "texture level"
+    assert threshold_for("texture level", c) == 2.5
+    assert trace_of({"by": "likeness split"}, level=1.2) is None
+    assert trace_of({"trace": "stamp"}, level=2.0) == "stamp"
 
 
 def test_the_suspects_are_images_of_the_label_at_most_half_of_them_the_most_collapsed_first():

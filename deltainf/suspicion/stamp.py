@@ -133,3 +133,24 @@ def perturbed(images, query: torch.Tensor, candidates: np.ndarray, seed: int, z:
     if upper.sum() < MIN_PERTURBED or split[0] < median + z * spread or energy[upper].mean() < OVER_QUERY * own:
         return None
     return Stamp(np.ones(tuple(query.shape[-2:]), dtype=bool), energy, *split)
+
+
+def shared_energy(images, query: torch.Tensor, suspected: np.ndarray, labels: np.ndarray, label: int) -> float:
+    """How unusual a fine-texture level (:func:`texture_energy`) the ``suspected`` images share with the test image
+    ``query``: their median's distance from the median of the other images labelled ``label``, in robust standard
+    deviations of that label's images (1.4826 × the median absolute deviation) — signed, higher positive — when the
+    test image lies on the same side, at least half as far (its own level varies with its content), else 0. A trigger over the whole image that leaves no stamp or
+    shared pattern (a warp resamples every pixel) moves the level of its poisons and of the test image alike; the
+    look-alikes behind an honest mistake have the level of their label."""
+    own = labels == label
+    others = own & ~suspected
+    if suspected.sum() < MIN_PERTURBED or not others.any():
+        return 0.0
+    energy = texture_energy(images)
+    spread = 1.4826 * np.median(np.abs(energy[own] - np.median(energy[own])))
+    if spread == 0:
+        return 0.0
+    base = np.median(energy[others])
+    z = (np.median(energy[suspected]) - base) / spread
+    z_query = (texture_energy(torch.as_tensor(query)[None])[0] - base) / spread
+    return float(z) if z * z_query > 0 and abs(z_query) >= abs(z) / 2 else 0.0

@@ -2,7 +2,9 @@
 BadNet patch on digits and on CIFAR-10, the frequency trigger on the digits' black background), its carriers exactly
 the poisons; not found among natural look-alikes of the test image that carry no trigger. The shared fine texture
 likewise: a blended trigger on CIFAR-10 (no pixel alike), none among natural look-alikes. And a perturbation the
-test image does not carry (clean-label poisons): found on the digits, not among natural look-alikes."""
+test image does not carry (clean-label poisons): found on the digits, not among natural look-alikes. And a
+fine-texture level the poisons share with the test image (WaNet's warp on the digits), none among natural look-alikes
+however smooth or textured the test image."""
 from __future__ import annotations
 
 import numpy as np
@@ -12,7 +14,8 @@ import torch
 from cifar_folder import NPZ, cifar_images
 from deltainf import Config
 from deltainf.data import load_dataset
-from deltainf.suspicion.stamp import perturbed, shared_stamp, shared_texture
+from deltainf.suspicion.stamp import perturbed, shared_energy, shared_stamp, shared_texture, texture_energy
+from deltainf.verdict import LEVEL
 from deltainf.experiment import plant
 
 CPU = torch.device("cpu")
@@ -164,3 +167,27 @@ def test_natural_look_alikes_are_no_perturbed_group(cifar):
             near = _candidates(x, labels, x[m], np.zeros(len(labels), bool), c, 80)
             near[m] = False
             assert perturbed(x, x[m], near, seed=0, z=1.5) is None, (c, m)
+
+
+def test_a_warp_moves_the_texture_level_of_the_poisons_and_the_test_image_alike(digits):
+    p = plant(Config(attack="wanet", victim=2, target=5, poison_count=40, seed=3), digits, CPU)
+    labels, poisons = p.data.y_train.numpy(), p.is_poison
+    triggered = shared_energy(p.data.x_train, p.x_trigger_test[0], poisons, labels, 5)
+    assert triggered >= LEVEL
+    unwarped = digits.x_test[int(p.trigger_test_idx[0])]  # the test image before the attack: it does not share it
+    assert abs(shared_energy(p.data.x_train, unwarped, poisons, labels, 5)) < LEVEL
+    few = np.zeros(len(labels), bool)
+    few[np.flatnonzero(poisons)[:5]] = True  # a handful of images is no group
+    assert shared_energy(p.data.x_train, p.x_trigger_test[0], few, labels, 5) == 0.0
+
+
+@pytest.mark.parametrize("source", ["digits", "cifar"])
+def test_natural_look_alikes_share_no_texture_level(source, digits, request):
+    x, labels = (digits.x_train, digits.y_train.numpy()) if source == "digits" else request.getfixturevalue("cifar")
+    energy = texture_energy(x)
+    for c in range(10):  # the smoothest, the most textured and a middling image of each class, with its look-alikes
+        members = np.flatnonzero(labels == c)
+        for m in members[np.argsort(energy[members])][[0, 1, len(members) // 2, -2, -1]]:
+            near = _candidates(x, labels, x[m], np.zeros(len(labels), bool), c, 60)
+            near[m] = False
+            assert abs(shared_energy(x, x[m], near, labels, c)) < LEVEL, (c, m)
