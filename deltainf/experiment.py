@@ -31,6 +31,11 @@ from .store import Store, array_fingerprint, content_key
 from .store.checkpoints import cached_model, load_weights_into, state_of
 
 
+#: The share of the training set the backdoor benchmarks poison (BackdoorBench's default), suggested when an attack
+#: does not implant with fewer.
+PAPERS_SHARE = 0.1
+
+
 def attack_context(config, device: torch.device, store: Store | None) -> AttackContext:
     """What the configured attack may use: the seed, the classes and count asked for, and surrogate models
     trained with the experiment's recipe (cached in ``store``)."""
@@ -153,9 +158,17 @@ class Experiment:
 
     @property
     def implant_problem(self) -> str | None:
-        """Why the attack did not take hold, or None (see :func:`~deltainf.evaluation.metrics.implant_problem`)."""
+        """Why the attack did not take hold, or None (see :func:`~deltainf.evaluation.metrics.implant_problem`);
+        with fewer poisons than the backdoor benchmarks' 10 % of the training set, how many that would be."""
         m = self.model_metrics
-        return implant_problem(m["clean_acc"], m["poison_success"], self.data.num_classes)
+        problem = implant_problem(m["clean_acc"], m["poison_success"], self.data.num_classes)
+        idx = self.poisoned.poison_idx
+        if problem and "poison success" in problem and len(idx) and len(idx) < PAPERS_SHARE * len(self.data.y_train):
+            of_class = int((self.data.y_train == self.data.y_train[idx[0]]).sum())  # the class the poisons come from
+            more = min(round(PAPERS_SHARE * len(self.data.y_train)), of_class)
+            if more > len(idx):
+                problem += f"; {len(idx)} poisons, where the backdoor benchmarks plant 10 %: --poison-count {more}"
+        return problem
 
     @property
     def implanted(self) -> bool:
