@@ -61,6 +61,16 @@ TRANSFER_UNIT, TRANSFERS = 0.2, 0.4
 #: A model holds the test image up when it gives it its label y at least this probability (a margin of y ≥ 0); a weak
 #: model can keep y on top below it, the rest spread over the other classes.
 HOLDS = 0.5
+#: What each trace (:func:`trace_of`) says of the suspects, in the analyst's words; and what none says.
+TRACES = {
+    "stamp": "they carry pixels they share with the test image and almost no other image has (a stamp)",
+    "texture": "they share a fine texture with the test image (a pattern blended in)",
+    "perturbed": "they carry a perturbation the test image does not (clean-label poisons)",
+    "relabelled": "a model without them sends them to one other class (dirty-label poisons)",
+    "transfer": "what they share sends images of other labels to its label (a trigger acts on any image)",
+    "texture level": "they share an unusual fine-texture level with the test image (a warp resamples every pixel)",
+}
+UNTRACED = "only their likeness to the test image sets them apart, so the bar is higher"
 #: A fine-texture level the suspects share with the test image is a trigger's trace from this many robust standard
 #: deviations of their label's images (:func:`~deltainf.suspicion.stamp.shared_energy`).
 LEVEL = 1.5
@@ -218,6 +228,8 @@ def verdict_of(inv) -> Verdict:
     t.seconds["unlearn_s"] = unlearning  # the models it retrained are the verdict's time, not unlearning's
     trace = trace_of(refined.params, verdict.parts.get("transfer", 0.0), level)
     verdict.parts.update(suspects_by=refined.params.get("by", ""), trace=trace or "", texture_level=round(level, 2))
+    if verdict.parts.get("n_suspects"):
+        verdict.reason += f"; {TRACES.get(trace, UNTRACED)}"
     return verdict
 
 

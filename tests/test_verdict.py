@@ -117,6 +117,7 @@ def test_a_triggered_image_is_called_poisoned_first(demo, tmp_path, capsys):
     p = v["parts"]
     assert p["margin_without_suspects"] < 0 < p["margin_without_control"] and p["relabelling"] > 0.5
     assert p["trace"] in ("stamp", "relabelled") and v["threshold"] == 2.5  # the suspects carry a trace of it
+    assert v["reason"].endswith("(a stamp)" if p["trace"] == "stamp" else "(dirty-label poisons)")  # and it says so
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +157,7 @@ def test_an_honest_mistake_finds_no_evidence_and_accuses_no_one(honest_case, cap
     r = json.loads((base / "r.json").read_text())
     assert not r["verdict"]["poisoned"], r["verdict"]
     assert r["verdict"]["parts"]["trace"] == "" and r["verdict"]["threshold"] == 5.0  # a likeness split found them
+    assert r["verdict"]["reason"].endswith("so the bar is higher")
     assert captured.out.splitlines()[3].startswith("verdict no evidence of poisoning")
     assert "exploration" in captured.out and "lists no file" in captured.err
     assert r["detectors"]["delta_refined"]["n_flagged"] > 0  # the τ/k rule still finds "suspects" to explore
