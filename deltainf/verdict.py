@@ -242,7 +242,9 @@ def trace_of(params: dict, transfer: float = 0.0, level: float = 0.0) -> str | N
     trace = params.get("trace") or None
     if trace == "relabelled" and params.get("agreement", 1.0) < COHERENT:
         trace = None
-    return trace or ("transfer" if transfer >= TRANSFERS else None) or ("texture level" if abs(level) >= LEVEL else None)
+    if trace is None and transfer >= TRANSFERS:
+        trace = "transfer"
+    return trace or ("texture level" if abs(level) >= LEVEL else None)
 
 
 def threshold_for(trace: str | None, config) -> float:

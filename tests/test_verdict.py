@@ -89,7 +89,8 @@ def test_the_bar_follows_the_trace_the_suspects_carry():
     assert trace_of({"by": "likeness split"}, transfer=0.2) is None
     assert trace_of({"trace": "perturbed"}, transfer=0.6) == "perturbed"
     # So does a group that shares an unusual fine-texture level with the test image (a warp), either way.
-    assert trace_of({"by": "likeness split"}, level=1.9) == trace_of({"by": "likeness split"}, level=-1.6) == "texture level"
+    assert trace_of({"by": "likeness split"}, level=1.9) == "texture level"
+    assert trace_of({"by": "likeness split"}, level=-1.6) == "texture level"
     assert threshold_for("texture level", c) == 2.5
     assert trace_of({"by": "likeness split"}, level=1.2) is None
     assert trace_of({"trace": "stamp"}, level=2.0) == "stamp"

@@ -139,9 +139,10 @@ def shared_energy(images, query: torch.Tensor, suspected: np.ndarray, labels: np
     """How unusual a fine-texture level (:func:`texture_energy`) the ``suspected`` images share with the test image
     ``query``: their median's distance from the median of the other images labelled ``label``, in robust standard
     deviations of that label's images (1.4826 × the median absolute deviation) — signed, higher positive — when the
-    test image lies on the same side, at least half as far (its own level varies with its content), else 0. A trigger over the whole image that leaves no stamp or
-    shared pattern (a warp resamples every pixel) moves the level of its poisons and of the test image alike; the
-    look-alikes behind an honest mistake have the level of their label."""
+    test image lies on the same side, at least half as far (its own level varies with its content), else 0. A
+    trigger over the whole image that leaves no stamp or shared pattern (a warp resamples every pixel) moves the level
+    of its poisons and of the test image alike; the look-alikes behind an honest mistake have the level of their
+    label."""
     own = labels == label
     others = own & ~suspected
     if suspected.sum() < MIN_PERTURBED or not others.any():
