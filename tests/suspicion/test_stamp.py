@@ -187,7 +187,7 @@ def test_natural_look_alikes_share_no_texture_level(source, digits, request):
     energy = texture_energy(x)
     for c in range(10):  # the smoothest, the most textured and a middling image of each class, with its look-alikes
         members = np.flatnonzero(labels == c)
-        for m in members[np.argsort(energy[members])][[0, 1, len(members) // 2, -2, -1]]:
+        for m in members[np.argsort(energy[members])][[0, len(members) // 2, -1]]:
             near = _candidates(x, labels, x[m], np.zeros(len(labels), bool), c, 60)
             near[m] = False
             assert abs(shared_energy(x, x[m], near, labels, c)) < LEVEL, (c, m)
