@@ -21,7 +21,7 @@ from .data import ImageData, load_dataset
 from .detectors import Detection, explained, intersect, needs
 from .device import resolve_device
 from .errors import ConfigError
-from .evaluation.metrics import detection_metrics, implant_problem, poison_success
+from .evaluation.metrics import IMPLANT_THRESHOLD, detection_metrics, implant_problem, poison_success
 from .investigation import Investigation, Query, TrainedModel
 from .models import ARCHITECTURES, channel_stats
 from .models.training import Recipe, accuracy, predict_logits
@@ -163,7 +163,8 @@ class Experiment:
         m = self.model_metrics
         problem = implant_problem(m["clean_acc"], m["poison_success"], self.data.num_classes)
         idx = self.poisoned.poison_idx
-        if problem and "poison success" in problem and len(idx) and len(idx) < PAPERS_SHARE * len(self.data.y_train):
+        too_few = not m["poison_success"] >= IMPLANT_THRESHOLD and 0 < len(idx) < PAPERS_SHARE * len(self.data.y_train)
+        if problem and too_few:
             of_class = int((self.data.y_train == self.data.y_train[idx[0]]).sum())  # the class the poisons come from
             more = min(round(PAPERS_SHARE * len(self.data.y_train)), of_class)
             if more > len(idx):
