@@ -7,7 +7,8 @@ took the dataset's own ε; when the likeness split replaced that abstention; whe
 confidence; and on 2026-12-07 with the verdict, the stamp's texture, the first relabelling round and the named
 random streams, on this machine (``python tests/test_golden.py --record``); again with the verdict's transfer (its
 reason and parts only: every figure and flagged set held); again when the factor fit's CPU batch went from 256 to
-64 (the order of summation: the suggested τ moved, BadNet's flags held).
+64 (the order of summation: the suggested τ moved, BadNet's flags held); again when the verdict's reason named its
+trace (reason and parts only).
 
 Bit-exact figures hold only for the same numerics (torch version, the CPU's vector instructions, the thread
 count, and a probe: a few training steps of the built-in CNN, hashed). Elsewhere the same runs are compared within
