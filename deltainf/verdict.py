@@ -19,11 +19,12 @@ evidence:
 The evidence is ``flip / flip_unit + relabelling / relabel_unit + transfer / transfer_unit`` (a relabelling or a
 transfer below the control's counts 0: a model that learnt a trigger without its poisons keeps them at y, and a weak
 model relabels unseen images of y at random); the verdict is *poisoned* when the test image leaves y once the
-suspects are gone (P(y) under :data:`HOLDS`) and the evidence reaches ``verdict_threshold`` — ``verdict_threshold_perturbed`` when they carry a perturbation the test
-image does not (clean-label poisons are images of y: no model relabels them, and the flip alone speaks) — or, when
-nothing but their likeness to the test image set the suspects apart (no stamp, texture, perturbation, coherent
-relabelling, transfer or fine-texture level shared with the test image that a trigger leaves: a split always finds
-two groups, and behind an honest mistake a cluster of look-alikes holds the test image up as well),
+suspects are gone (P(y) under :data:`HOLDS`) and the evidence reaches ``verdict_threshold`` —
+``verdict_threshold_perturbed`` when they carry a perturbation the test image does not (clean-label poisons are
+images of y: no model relabels them, and the flip alone speaks) — or, when nothing but their likeness to the test
+image set the suspects apart (no stamp, texture, perturbation, coherent relabelling, transfer or fine-texture level
+shared with the test image that a trigger leaves: a split always finds two groups, and behind an honest mistake a
+cluster of look-alikes holds the test image up as well),
 ``verdict_threshold_untraced``. No ground truth is read.
 """
 from __future__ import annotations
@@ -54,6 +55,10 @@ MAX_SHARE = 1 / 2
 #: class (dirty-label poisons of one victim class go back together); ambiguous images of y drawn to one look-alike
 #: class go there less coherently, and an honest mistake can have a group of them.
 COHERENT = 0.9
+#: ...and when the verdict's own model (retrained without the refined rule's suspects) labels at least this share of
+#: them otherwise too: a dirty-label poison goes back whole, where a cluster of look-alikes of another class (no
+#: trigger) goes back only in part (docs/decisions/0001-verdict.md).
+REPRODUCED = 0.9
 #: A share of the images of other labels sent to y (beyond the control's signal) worth one unit of evidence; and the
 #: transfer that is a trigger's trace (an honest mistake's suspects send at most about 0.3 more than the control:
 #: docs/decisions/0001-verdict.md).
@@ -149,17 +154,17 @@ def control(suspected: np.ndarray, labels: np.ndarray, y: int, seed: int,
 
 
 def judge(suspected: np.ndarray, labels: np.ndarray, y: int, seed: int, margin_before: float,
-          without: Callable[[np.ndarray], tuple[float, np.ndarray]], threshold: float | Callable[[float], float],
+          without: Callable[[np.ndarray], tuple[float, np.ndarray]], threshold: float | Callable[[dict], float],
           among: np.ndarray | None = None, sends: Callable[[np.ndarray], float] | None = None) -> Verdict:
     """The verdict on the ``suspected`` images of y. ``without(removed) -> (the test image's margin of y, the labels
     of the ``removed`` images)`` under a model retrained without ``removed``; ``margin_before``: the test image's
     margin of y under the model investigated (logit of y minus the log-sum-exp of the others); ``among``: the
     images the control may be drawn from (default: every image of y); ``sends(group) -> share``: the share of images
     of other labels sent to y with the group's shared signal added (:func:`~deltainf.suspicion.transfer.sent_to`;
-    None: no transfer part); ``threshold``: the bar, or a function of the transfer giving it."""
+    None: no transfer part); ``threshold``: the bar, or a function of the parts giving it."""
     n, n_y = int(suspected.sum()), int((labels == y).sum())
     if n == 0:
-        return Verdict(False, 0.0, threshold(0.0) if callable(threshold) else threshold,
+        return Verdict(False, 0.0, threshold({}) if callable(threshold) else threshold,
                        "no training image of its label collapses: nothing holds it up",
                        {"n_suspects": 0, "n_label": n_y})
     ctrl = control(suspected, labels, y, seed, among)
@@ -184,7 +189,7 @@ def judge(suspected: np.ndarray, labels: np.ndarray, y: int, seed: int, margin_b
         parts.update(sent_by_suspects=round(sent_s, 3), sent_by_control=round(sent_c, 3), transfer=round(transfer, 3))
         said += (f"; their shared signal added to images of other labels sends {sent_s:.0%} of them to it "
                  f"({sent_c:.0%} with the random ones')")
-    threshold = threshold(transfer) if callable(threshold) else threshold
+    threshold = threshold(parts) if callable(threshold) else threshold
     poisoned = bool(score >= threshold and leaves)
     if poisoned:
         return Verdict(True, round(score, 3), threshold, f"a group of its label's images holds it up: {said}", parts)
@@ -224,23 +229,30 @@ def verdict_of(inv) -> Verdict:
                         lambda x: predict_logits(module, x, inv.device).argmax(1).numpy(), c.seed)
         verdict = judge(suspected, labels, y, c.seed, query_margin(inv, module),
                         _without(inv.unlearning, np.zeros_like(suspected)),
-                        lambda transfer: threshold_for(trace_of(refined.params, transfer, level), c), sends=sends)
+                        lambda parts: threshold_for(trace_of(refined.params, level=level, **reproduced(parts)), c),
+                        sends=sends)
     t.seconds["unlearn_s"] = unlearning  # the models it retrained are the verdict's time, not unlearning's
-    trace = trace_of(refined.params, verdict.parts.get("transfer", 0.0), level)
+    trace = trace_of(refined.params, level=level, **reproduced(verdict.parts))
     verdict.parts.update(suspects_by=refined.params.get("by", ""), trace=trace or "", texture_level=round(level, 2))
     if verdict.parts.get("n_suspects"):
         verdict.reason += f"; {TRACES.get(trace, UNTRACED)}"
     return verdict
 
 
-def trace_of(params: dict, transfer: float = 0.0, level: float = 0.0) -> str | None:
+def reproduced(parts: dict) -> dict:
+    """The verdict's parts :func:`trace_of` reads: the transfer and the share of the suspects its model relabels."""
+    return {"transfer": parts.get("transfer", 0.0), "relabelled": parts.get("relabelled_suspects", 1.0)}
+
+
+def trace_of(params: dict, transfer: float = 0.0, level: float = 0.0, relabelled: float = 1.0) -> str | None:
     """The trace of a trigger the refined rule's group carries (its ``params``): stamp, texture, perturbed or
-    relabelled — the last only when the relabelling is coherent (:data:`COHERENT`); else "transfer" when the group's
-    shared signal sends images of other labels to y (``transfer`` beyond the control's, :data:`TRANSFERS`); else
-    "texture level" when it shares an unusual fine-texture level with the test image (``level``, robust standard
-    deviations: :data:`LEVEL`); None for none."""
+    relabelled — the last only when the relabelling is coherent (:data:`COHERENT`) and the verdict's own model
+    relabels the group too (``relabelled``, the share of it that model labels otherwise: :data:`REPRODUCED`); else
+    "transfer" when the group's shared signal sends images of other labels to y (``transfer`` beyond the control's,
+    :data:`TRANSFERS`); else "texture level" when it shares an unusual fine-texture level with the test image
+    (``level``, robust standard deviations: :data:`LEVEL`); None for none."""
     trace = params.get("trace") or None
-    if trace == "relabelled" and params.get("agreement", 1.0) < COHERENT:
+    if trace == "relabelled" and (params.get("agreement", 1.0) < COHERENT or relabelled < REPRODUCED):
         trace = None
     if trace is None and transfer >= TRANSFERS:
         trace = "transfer"

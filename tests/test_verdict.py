@@ -60,7 +60,8 @@ def test_a_signal_the_suspects_share_that_sends_other_images_to_the_label_is_evi
         seen.append(group.copy())
         return 0.9 if group[20:26].all() else 0.1
 
-    v = judge(suspected, labels, 1, 0, 4.0, without, lambda transfer: 2.5 if transfer >= 0.4 else 4.0, sends=sends)
+    v = judge(suspected, labels, 1, 0, 4.0, without, lambda parts: 2.5 if parts["transfer"] >= 0.4 else 4.0,
+              sends=sends)
     assert v.poisoned and v.threshold == 2.5
     assert v.score == pytest.approx(2 / 8 + 0.8 / 0.2)
     assert v.parts["sent_by_suspects"] == 0.9 and v.parts["sent_by_control"] == 0.1 and v.parts["transfer"] == 0.8
@@ -92,6 +93,11 @@ def test_the_bar_follows_the_trace_the_suspects_carry():
     assert trace_of({"by": "likeness split"}, level=1.9) == "texture level"
     assert trace_of({"by": "likeness split"}, level=-1.6) == "texture level"
     assert threshold_for("texture level", c) == 2.5
+    # A coherent relabelling counts only when the verdict's own model relabels (nearly) all of them too: a cluster of
+    # look-alikes of another class goes back only in part.
+    assert trace_of({"trace": "relabelled", "agreement": 0.97}, relabelled=0.98) == "relabelled"
+    assert trace_of({"trace": "relabelled", "agreement": 0.97}, relabelled=0.77) is None
+    assert trace_of({"trace": "relabelled", "agreement": 0.97}, relabelled=0.77, level=1.8) == "texture level"
     assert trace_of({"by": "likeness split"}, level=1.2) is None
     assert trace_of({"trace": "stamp"}, level=2.0) == "stamp"
 
@@ -246,3 +252,36 @@ def test_run_says_when_the_trigger_alone_holds_the_test_image(cache_dir, tmp_pat
     assert behind["p_without_poisons"] >= 0.5 and behind["poisons_behind"] is False
     assert "known here: a model retrained without every poison still gives the test image its label" in \
         capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_look_alike_cluster_relabelled_together_is_no_trace_unless_the_verdicts_model_relabels_it_whole(cache_dir):
+    """Blended seed 44 on the digits (one CPU thread, as measured): behind an honest mistake of its model (no poison
+    behind it) the refined rule keeps 22 look-alikes its model sends to one class together — a coherent relabelling,
+    as dirty-label poisons show — but the verdict's own model relabels only part of them, so the relabelling is no
+    trace and the bar is the untraced one. Adaptive-Blend seed 43's poisons, so relabelled, go back whole: the image
+    is called poisoned on the traced bar."""
+    from deltainf.config import Config
+    from deltainf.experiment import Experiment
+    from deltainf.models.training import predict_logits
+    from deltainf.verdict import COHERENT, REPRODUCED
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the thread count is part of every cache key: this case's own model
+    try:
+        exp = Experiment(Config(attack="blended", seed=44, cache_dir=str(cache_dir)))
+        d = exp.poisoned.data
+        preds = predict_logits(exp.model, d.x_test, exp.device).argmax(1).numpy()
+        wrong = np.flatnonzero((preds != d.y_test.numpy()) & (preds != exp.poisoned.target))
+        honest = Experiment(exp.config, store=exp.store,
+                            query_image=d.x_test[int(np.random.default_rng([44, 99]).choice(wrong))]).investigation
+        refined, v = honest.detect("delta_refined").params, honest.verdict()
+        poisoned = Experiment(Config(attack="adaptive_blend", seed=43, cache_dir=str(cache_dir))).investigation.verdict()
+    finally:
+        torch.set_num_threads(threads)
+    if not (refined.get("trace") == "relabelled" and refined["agreement"] >= COHERENT):
+        pytest.skip("this machine's numerics train another model: its mistake has no coherent look-alike cluster")
+    assert v.parts["relabelled_suspects"] < REPRODUCED and v.parts["relabelled_control"] < 0.1
+    assert not v.poisoned and v.parts["trace"] == "" and v.threshold == 5.0, v
+    assert poisoned.poisoned and poisoned.parts["relabelled_suspects"] >= REPRODUCED
+    assert poisoned.parts["trace"] in ("relabelled", "texture level") and poisoned.threshold == 2.5
