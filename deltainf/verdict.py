@@ -51,13 +51,10 @@ FLIP_UNIT, RELABEL_UNIT = 8.0, 0.25
 #: The most of a label's images the suspects may hold: removing more removes the label itself, and the test image
 #: then leaves it whatever held it up; and the control is drawn from the rest.
 MAX_SHARE = 1 / 2
-#: A relabelling is a trigger's trace when the model without the suspects sends at least this share of them to one
-#: class (dirty-label poisons of one victim class go back together); ambiguous images of y drawn to one look-alike
-#: class go there less coherently, and an honest mistake can have a group of them.
-COHERENT = 0.9
-#: ...and when the verdict's own model (retrained without the refined rule's suspects) labels at least this share of
-#: them otherwise too: a dirty-label poison goes back whole, where a cluster of look-alikes of another class (no
-#: trigger) goes back only in part (docs/decisions/0001-verdict.md).
+#: A relabelling (the refined rule's group, kept because its model sends them to one class) is a trigger's trace when
+#: the verdict's own model, retrained without them, labels at least this share more of them otherwise than of its
+#: random control: dirty-label poisons go back whole, where a cluster of look-alikes of another class (no trigger)
+#: goes back only in part, and a weak model relabels unseen images of y at random (docs/decisions/0001-verdict.md).
 REPRODUCED = 0.9
 #: A share of the images of other labels sent to y (beyond the control's signal) worth one unit of evidence; and the
 #: transfer that is a trigger's trace (an honest mistake's suspects send at most about 0.3 more than the control:
@@ -240,19 +237,19 @@ def verdict_of(inv) -> Verdict:
 
 
 def reproduced(parts: dict) -> dict:
-    """The verdict's parts :func:`trace_of` reads: the transfer and the share of the suspects its model relabels."""
-    return {"transfer": parts.get("transfer", 0.0), "relabelled": parts.get("relabelled_suspects", 1.0)}
+    """The verdict's parts :func:`trace_of` reads: the transfer and the relabelling (both beyond the control's)."""
+    return {"transfer": parts.get("transfer", 0.0), "relabelling": parts.get("relabelling", 1.0)}
 
 
-def trace_of(params: dict, transfer: float = 0.0, level: float = 0.0, relabelled: float = 1.0) -> str | None:
+def trace_of(params: dict, transfer: float = 0.0, level: float = 0.0, relabelling: float = 1.0) -> str | None:
     """The trace of a trigger the refined rule's group carries (its ``params``): stamp, texture, perturbed or
-    relabelled — the last only when the relabelling is coherent (:data:`COHERENT`) and the verdict's own model
-    relabels the group too (``relabelled``, the share of it that model labels otherwise: :data:`REPRODUCED`); else
+    relabelled — the last only when the verdict's own model relabels the group too (``relabelling``, the share of it
+    that model labels otherwise beyond the share of the control: :data:`REPRODUCED`); else
     "transfer" when the group's shared signal sends images of other labels to y (``transfer`` beyond the control's,
     :data:`TRANSFERS`); else "texture level" when it shares an unusual fine-texture level with the test image
     (``level``, robust standard deviations: :data:`LEVEL`); None for none."""
     trace = params.get("trace") or None
-    if trace == "relabelled" and (params.get("agreement", 1.0) < COHERENT or relabelled < REPRODUCED):
+    if trace == "relabelled" and relabelling < REPRODUCED:
         trace = None
     if trace is None and transfer >= TRANSFERS:
         trace = "transfer"

@@ -72,32 +72,30 @@ def test_a_signal_the_suspects_share_that_sends_other_images_to_the_label_is_evi
 
 
 def test_the_bar_follows_the_trace_the_suspects_carry():
-    """A stamp, a texture or a coherent relabelling: the traced bar; a perturbation the test image lacks (clean-label
-    poisons keep their labels): the flip alone; a relabelling that scatters (ambiguous images of y drawn to a
-    look-alike class) or a likeness split: the untraced bar."""
+    """A stamp, a texture or a relabelling the verdict's own model reproduces: the traced bar; a perturbation the test
+    image lacks (clean-label poisons keep their labels): the flip alone; a relabelling it does not reproduce (a cluster
+    of look-alikes of another class goes back in part) or a likeness split: the untraced bar."""
     from deltainf.config import Config
 
     c = Config()
     bars = {name: threshold_for(trace_of(params), c) for name, params in {
         "stamp": {"trace": "stamp"}, "texture": {"trace": "texture"}, "perturbed": {"trace": "perturbed"},
-        "coherent": {"trace": "relabelled", "agreement": 0.97}, "scattered": {"trace": "relabelled", "agreement": 0.82},
-        "likeness split": {"by": "likeness split"}}.items()}
-    assert bars == {"stamp": 2.5, "texture": 2.5, "perturbed": 0.5, "coherent": 2.5, "scattered": 5.0,
-                    "likeness split": 5.0}
+        "relabelled": {"trace": "relabelled", "agreement": 0.97}, "likeness split": {"by": "likeness split"}}.items()}
+    assert bars == {"stamp": 2.5, "texture": 2.5, "perturbed": 0.5, "relabelled": 2.5, "likeness split": 5.0}
     # A group whose shared signal sends images of other labels to y carries a trigger whatever split found it.
     assert trace_of({"by": "likeness split"}, transfer=0.6) == "transfer"
-    assert trace_of({"trace": "relabelled", "agreement": 0.82}, transfer=0.6) == "transfer"
+    assert trace_of({"trace": "relabelled", "agreement": 0.82}, transfer=0.6, relabelling=0.5) == "transfer"
     assert trace_of({"by": "likeness split"}, transfer=0.2) is None
     assert trace_of({"trace": "perturbed"}, transfer=0.6) == "perturbed"
     # So does a group that shares an unusual fine-texture level with the test image (a warp), either way.
     assert trace_of({"by": "likeness split"}, level=1.9) == "texture level"
     assert trace_of({"by": "likeness split"}, level=-1.6) == "texture level"
     assert threshold_for("texture level", c) == 2.5
-    # A coherent relabelling counts only when the verdict's own model relabels (nearly) all of them too: a cluster of
-    # look-alikes of another class goes back only in part.
-    assert trace_of({"trace": "relabelled", "agreement": 0.97}, relabelled=0.98) == "relabelled"
-    assert trace_of({"trace": "relabelled", "agreement": 0.97}, relabelled=0.77) is None
-    assert trace_of({"trace": "relabelled", "agreement": 0.97}, relabelled=0.77, level=1.8) == "texture level"
+    # A relabelling counts only when the verdict's own model relabels (nearly) all of them too, beyond its control: a
+    # cluster of look-alikes of another class goes back only in part.
+    assert trace_of({"trace": "relabelled", "agreement": 0.97}, relabelling=0.98) == "relabelled"
+    assert trace_of({"trace": "relabelled", "agreement": 0.97}, relabelling=0.77) is None
+    assert trace_of({"trace": "relabelled", "agreement": 0.97}, relabelling=0.77, level=1.8) == "texture level"
     assert trace_of({"by": "likeness split"}, level=1.2) is None
     assert trace_of({"trace": "stamp"}, level=2.0) == "stamp"
 
@@ -264,7 +262,7 @@ def test_a_look_alike_cluster_relabelled_together_is_no_trace_unless_the_verdict
     from deltainf.config import Config
     from deltainf.experiment import Experiment
     from deltainf.models.training import predict_logits
-    from deltainf.verdict import COHERENT, REPRODUCED
+    from deltainf.verdict import REPRODUCED
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the thread count is part of every cache key: this case's own model
@@ -279,9 +277,9 @@ def test_a_look_alike_cluster_relabelled_together_is_no_trace_unless_the_verdict
         poisoned = Experiment(Config(attack="adaptive_blend", seed=43, cache_dir=str(cache_dir))).investigation.verdict()
     finally:
         torch.set_num_threads(threads)
-    if not (refined.get("trace") == "relabelled" and refined["agreement"] >= COHERENT):
+    if not (refined.get("trace") == "relabelled" and refined["agreement"] >= 0.9):
         pytest.skip("this machine's numerics train another model: its mistake has no coherent look-alike cluster")
-    assert v.parts["relabelled_suspects"] < REPRODUCED and v.parts["relabelled_control"] < 0.1
+    assert v.parts["relabelling"] < REPRODUCED
     assert not v.poisoned and v.parts["trace"] == "" and v.threshold == 5.0, v
-    assert poisoned.poisoned and poisoned.parts["relabelled_suspects"] >= REPRODUCED
+    assert poisoned.poisoned and poisoned.parts["relabelling"] >= REPRODUCED
     assert poisoned.parts["trace"] in ("relabelled", "texture level") and poisoned.threshold == 2.5
