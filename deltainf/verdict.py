@@ -226,28 +226,28 @@ def verdict_of(inv) -> Verdict:
                         lambda x: predict_logits(module, x, inv.device).argmax(1).numpy(), c.seed)
         verdict = judge(suspected, labels, y, c.seed, query_margin(inv, module),
                         _without(inv.unlearning, np.zeros_like(suspected)),
-                        lambda parts: threshold_for(trace_of(refined.params, level=level, **reproduced(parts)), c),
+                        lambda parts: threshold_for(trace_of(refined.params, level=level, **trace_parts(parts)), c),
                         sends=sends)
     t.seconds["unlearn_s"] = unlearning  # the models it retrained are the verdict's time, not unlearning's
-    trace = trace_of(refined.params, level=level, **reproduced(verdict.parts))
+    trace = trace_of(refined.params, level=level, **trace_parts(verdict.parts))
     verdict.parts.update(suspects_by=refined.params.get("by", ""), trace=trace or "", texture_level=round(level, 2))
     if verdict.parts.get("n_suspects"):
         verdict.reason += f"; {TRACES.get(trace, UNTRACED)}"
     return verdict
 
 
-def reproduced(parts: dict) -> dict:
+def trace_parts(parts: dict) -> dict:
     """The verdict's parts :func:`trace_of` reads: the transfer and the relabelling (both beyond the control's)."""
-    return {"transfer": parts.get("transfer", 0.0), "relabelling": parts.get("relabelling", 1.0)}
+    return {"transfer": parts.get("transfer", 0.0), "relabelling": parts.get("relabelling", 0.0)}
 
 
-def trace_of(params: dict, transfer: float = 0.0, level: float = 0.0, relabelling: float = 1.0) -> str | None:
+def trace_of(params: dict, transfer: float = 0.0, level: float = 0.0, relabelling: float = 0.0) -> str | None:
     """The trace of a trigger the refined rule's group carries (its ``params``): stamp, texture, perturbed or
     relabelled — the last only when the verdict's own model relabels the group too (``relabelling``, the share of it
-    that model labels otherwise beyond the share of the control: :data:`REPRODUCED`); else
-    "transfer" when the group's shared signal sends images of other labels to y (``transfer`` beyond the control's,
-    :data:`TRANSFERS`); else "texture level" when it shares an unusual fine-texture level with the test image
-    (``level``, robust standard deviations: :data:`LEVEL`); None for none."""
+    that model labels otherwise beyond the share of the control: :data:`REPRODUCED`); else "transfer" when the
+    group's shared signal sends images of other labels to y (``transfer`` beyond the control's, :data:`TRANSFERS`);
+    else "texture level" when it shares an unusual fine-texture level with the test image (``level``, robust
+    standard deviations: :data:`LEVEL`); None for none."""
     trace = params.get("trace") or None
     if trace == "relabelled" and relabelling < REPRODUCED:
         trace = None

@@ -80,8 +80,8 @@ def test_the_bar_follows_the_trace_the_suspects_carry():
     c = Config()
     bars = {name: threshold_for(trace_of(params), c) for name, params in {
         "stamp": {"trace": "stamp"}, "texture": {"trace": "texture"}, "perturbed": {"trace": "perturbed"},
-        "relabelled": {"trace": "relabelled", "agreement": 0.97}, "likeness split": {"by": "likeness split"}}.items()}
-    assert bars == {"stamp": 2.5, "texture": 2.5, "perturbed": 0.5, "relabelled": 2.5, "likeness split": 5.0}
+        "likeness split": {"by": "likeness split"}}.items()}
+    assert bars == {"stamp": 2.5, "texture": 2.5, "perturbed": 0.5, "likeness split": 5.0}
     # A group whose shared signal sends images of other labels to y carries a trigger whatever split found it.
     assert trace_of({"by": "likeness split"}, transfer=0.6) == "transfer"
     assert trace_of({"trace": "relabelled", "agreement": 0.82}, transfer=0.6, relabelling=0.5) == "transfer"
@@ -94,6 +94,7 @@ def test_the_bar_follows_the_trace_the_suspects_carry():
     # A relabelling counts only when the verdict's own model relabels (nearly) all of them too, beyond its control: a
     # cluster of look-alikes of another class goes back only in part.
     assert trace_of({"trace": "relabelled", "agreement": 0.97}, relabelling=0.98) == "relabelled"
+    assert threshold_for("relabelled", c) == 2.5
     assert trace_of({"trace": "relabelled", "agreement": 0.97}, relabelling=0.77) is None
     assert trace_of({"trace": "relabelled", "agreement": 0.97}, relabelling=0.77, level=1.8) == "texture level"
     assert trace_of({"by": "likeness split"}, level=1.2) is None
@@ -274,7 +275,8 @@ def test_a_look_alike_cluster_relabelled_together_is_no_trace_unless_the_verdict
         honest = Experiment(exp.config, store=exp.store,
                             query_image=d.x_test[int(np.random.default_rng([44, 99]).choice(wrong))]).investigation
         refined, v = honest.detect("delta_refined").params, honest.verdict()
-        poisoned = Experiment(Config(attack="adaptive_blend", seed=43, cache_dir=str(cache_dir))).investigation.verdict()
+        poisoned = Experiment(Config(attack="adaptive_blend", seed=43, cache_dir=str(cache_dir))).investigation
+        poisoned = poisoned.verdict()
     finally:
         torch.set_num_threads(threads)
     if not (refined.get("trace") == "relabelled" and refined["agreement"] >= 0.9):
