@@ -22,7 +22,7 @@ model relabels unseen images of y at random); the verdict is *poisoned* when the
 suspects are gone (P(y) under :data:`HOLDS`) and the evidence reaches ``verdict_threshold`` —
 ``verdict_threshold_perturbed`` when they carry a perturbation the test image does not (clean-label poisons are
 images of y: no model relabels them, and the flip alone speaks) — or, when nothing but their likeness to the test
-image set the suspects apart (no stamp, texture, perturbation, coherent relabelling, transfer or fine-texture level
+image set the suspects apart (no stamp, texture, perturbation, reproduced relabelling, transfer or fine-texture level
 shared with the test image that a trigger leaves: a split always finds two groups, and behind an honest mistake a
 cluster of look-alikes holds the test image up as well),
 ``verdict_threshold_untraced``. No ground truth is read.

@@ -279,7 +279,7 @@ def test_a_look_alike_cluster_relabelled_together_is_no_trace_unless_the_verdict
         poisoned = poisoned.verdict()
     finally:
         torch.set_num_threads(threads)
-    if not (refined.get("trace") == "relabelled" and refined["agreement"] >= 0.9):
+    if not (refined.get("trace") == "relabelled" and refined["agreement"] >= 0.9):  # the bar of the rule before
         pytest.skip("this machine's numerics train another model: its mistake has no coherent look-alike cluster")
     assert v.parts["relabelling"] < REPRODUCED
     assert not v.poisoned and v.parts["trace"] == "" and v.threshold == 5.0, v
